@@ -1,0 +1,35 @@
+# Two-command quick start: `make train` and `make test` (each sets up .venv on first use).
+PY ?= python3
+VENV ?= .venv
+SPEC ?= specs/ppo_cartpole.yaml
+BIN := $(VENV)/bin
+
+.PHONY: setup train dev test lint bench clean
+
+$(BIN)/jaxlab: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(BIN)/jaxlab
+
+setup: $(BIN)/jaxlab
+
+train: setup
+	$(BIN)/python -m jaxlab train $(SPEC)
+
+dev: setup
+	$(BIN)/python -m jaxlab dev $(SPEC)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check jaxlab tests benchmarks scripts
+	$(BIN)/ruff format --check jaxlab tests benchmarks scripts
+
+bench: setup
+	$(BIN)/pip install -q -e ".[dev,bench]"
+	$(BIN)/python benchmarks/ppo_throughput.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,5 @@
+import sys
+
+from jaxlab.cli import main
+
+sys.exit(main())

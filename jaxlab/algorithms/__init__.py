@@ -1,0 +1,21 @@
+"""Algorithm registry. Importing this package registers every shipped algorithm."""
+
+from jaxlab.algorithms import ppo
+from jaxlab.algorithms.base import (
+    EPISODE_METRICS,
+    Agent,
+    AlgorithmEntry,
+    get_algorithm,
+    register,
+    registered,
+)
+
+__all__ = [
+    "EPISODE_METRICS",
+    "Agent",
+    "AlgorithmEntry",
+    "get_algorithm",
+    "ppo",
+    "register",
+    "registered",
+]

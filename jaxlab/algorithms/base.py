@@ -1,0 +1,109 @@
+"""The algorithm protocol, the registry, and pieces every algorithm shares.
+
+An algorithm is registered under its spec name with two things:
+
+* ``config_cls``: a frozen dataclass parsed from ``agent.algorithm``; it knows how many
+  frames one update consumes, validates cross-section rules and shrinks itself for
+  smoke tests;
+* ``make(spec)``: returns an :class:`Agent` whose ``init(key) -> state`` and
+  ``update(state) -> (state, metrics)`` are pure and unbatched (one session). The
+  Session scans ``update``; the Trial vmaps it over seeds. ``state.params`` holds the
+  trainable parameters and ``state.key`` the session's PRNG key.
+
+Every ``metrics`` dict carries ``ep_return_sum``, ``ep_length_sum`` and ``ep_count`` (sums
+over the episodes that ended during the update) next to the algorithm's own scalars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxlab.spec.parse import SpecError, did_you_mean
+
+if TYPE_CHECKING:
+    from jaxlab.spec.schema import NetSpec, Spec
+
+EPISODE_METRICS = ("ep_return_sum", "ep_length_sum", "ep_count")
+
+
+class Agent(Protocol):
+    def init(self, key: jax.Array) -> Any: ...
+
+    def update(self, state: Any) -> tuple[Any, dict[str, jax.Array]]: ...
+
+
+@dataclass(frozen=True)
+class AlgorithmEntry:
+    name: str
+    config_cls: type
+    make: Callable[[Spec], Agent]
+
+
+_REGISTRY: dict[str, AlgorithmEntry] = {}
+
+
+def register(name: str, config_cls: type, make: Callable[[Spec], Agent]) -> None:
+    """Register an algorithm under its spec name (``agent.algorithm.name``)."""
+    if name in _REGISTRY:
+        raise ValueError(f"algorithm {name!r} is already registered")
+    _REGISTRY[name] = AlgorithmEntry(name, config_cls, make)
+
+
+def get_algorithm(name: Any, path: str = "agent.algorithm.name") -> AlgorithmEntry:
+    if not isinstance(name, str) or name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        hint = did_you_mean(str(name), _REGISTRY) or f" (known: {known})"
+        raise SpecError(path, f"unknown algorithm {name!r}{hint}")
+    return _REGISTRY[name]
+
+
+def registered() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+# ---------------------------------------------------------------- shared optimisation
+
+
+def make_optimizer(net: NetSpec) -> optax.GradientTransformation:
+    """The spec's optimizer with ``learning_rate`` injected as a state leaf (set per update)."""
+    factories = {
+        "adam": lambda learning_rate: optax.adam(learning_rate, eps=net.optim.eps),
+        "adamw": lambda learning_rate: optax.adamw(learning_rate, eps=net.optim.eps),
+        "rmsprop": lambda learning_rate: optax.rmsprop(learning_rate, eps=net.optim.eps),
+        "sgd": lambda learning_rate: optax.sgd(learning_rate),
+    }
+    return optax.inject_hyperparams(factories[net.optim.name])(learning_rate=net.optim.lr)
+
+
+def learning_rate(
+    schedule: str, lr: jax.Array, lr_end: jax.Array, step: jax.Array, num_updates: int
+) -> jax.Array:
+    """lr at update ``step``: constant, or linear from ``lr`` to ``lr_end`` over the run."""
+    if schedule == "linear_decay":
+        return optax.linear_schedule(lr, lr_end, num_updates)(step)
+    return lr
+
+
+def clip_by_global_norm(grads: Any, max_norm: jax.Array) -> tuple[Any, jax.Array]:
+    """Scale ``grads`` so their global norm is at most ``max_norm`` (an array leaf; inf = off).
+
+    Returns the clipped grads and the pre-clipping norm.
+    """
+    norm = optax.global_norm(grads)
+    scale = jnp.minimum(1.0, max_norm / (norm + 1e-6))
+    return jax.tree.map(lambda g: g * scale, grads), norm
+
+
+def apply_gradients(
+    tx: optax.GradientTransformation, params: Any, opt_state: Any, grads: Any, lr: jax.Array
+) -> tuple[Any, Any]:
+    """One optimizer step at learning rate ``lr`` (written into the injected hyperparams)."""
+    opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state

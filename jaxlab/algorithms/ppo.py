@@ -1,0 +1,287 @@
+"""Proximal Policy Optimisation (clipped surrogate), one session, pure and jittable.
+
+One update = a rollout of ``time_horizon`` steps in ``num_envs`` envs, GAE on ``[T, N]``,
+then ``training_epoch`` passes over the shuffled batch in ``minibatch_count`` minibatches:
+
+    ratio   = exp(log pi(a|s) - log pi_old(a|s))
+    L_pi    = -mean(min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A))
+    L_v     = 0.5 * mean(max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2))
+    L       = L_pi + val_loss_coef * L_v - entropy_coef * H[pi]
+
+with advantages normalised per minibatch. Every number that does not fix a shape
+(lr, gamma, lam, clip_eps, coefficients, grad clip) lives in ``state.hyper`` as an
+array leaf, so a Trial can vmap it and changing it never recompiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxlab.algorithms.base import (
+    apply_gradients,
+    clip_by_global_norm,
+    learning_rate,
+    make_optimizer,
+    register,
+)
+from jaxlab.envs import VecEnv, VecEnvState
+from jaxlab.networks import ActorCritic
+from jaxlab.rl import RunningStats, gae
+from jaxlab.spec.parse import SpecError, require_positive, require_range
+from jaxlab.spec.schema import Spec
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """``agent.algorithm`` for PPO. Sizes are static; the rest are tunable array leaves."""
+
+    name: Literal["PPO"] = "PPO"
+    gamma: float = 0.99
+    lam: float = 0.95
+    clip_eps: float = 0.2
+    entropy_coef: float = 0.01
+    val_loss_coef: float = 0.5
+    time_horizon: int = 128
+    minibatch_count: int = 4
+    training_epoch: int = 4
+    normalize_advantages: bool = True
+    clip_value_loss: bool = True
+
+    def validate(self, path: str) -> None:
+        require_range(self, path, "gamma", 0.0, 1.0)
+        require_range(self, path, "lam", 0.0, 1.0)
+        require_positive(self, path, "clip_eps", "time_horizon", "minibatch_count")
+        require_positive(self, path, "training_epoch")
+        for name in ("entropy_coef", "val_loss_coef"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"{path}.{name}", f"must be >= 0, got {getattr(self, name)!r}")
+
+    def frames_per_update(self, spec: Spec) -> int:
+        return spec.env.num_envs * self.time_horizon
+
+    def validate_spec(self, spec: Spec) -> None:
+        batch = self.frames_per_update(spec)
+        if batch % self.minibatch_count:
+            raise SpecError(
+                "agent.algorithm.minibatch_count",
+                f"batch num_envs * time_horizon = {spec.env.num_envs} * {self.time_horizon} = "
+                f"{batch} does not divide into {self.minibatch_count} minibatches",
+            )
+        if spec.env.max_frame < batch:
+            raise SpecError(
+                "env.max_frame",
+                f"{spec.env.max_frame} is less than one update ({batch} frames = "
+                "num_envs * time_horizon)",
+            )
+
+    def shrink(self) -> PPOConfig:
+        return dataclasses.replace(
+            self,
+            time_horizon=min(self.time_horizon, 4 * self.minibatch_count),
+            training_epoch=min(self.training_epoch, 2),
+        )
+
+
+@struct.dataclass
+class PPOHyper:
+    """Tunable numbers, float32 scalars (``[S]`` once vmapped over sessions)."""
+
+    lr: jax.Array
+    lr_end: jax.Array
+    gamma: jax.Array
+    lam: jax.Array
+    clip_eps: jax.Array
+    entropy_coef: jax.Array
+    val_loss_coef: jax.Array
+    max_grad_norm: jax.Array
+
+
+@struct.dataclass
+class PPOState:
+    params: Any
+    opt_state: Any
+    env: VecEnvState
+    obs_stats: RunningStats  # used when env.normalize_obs
+    ret_stats: RunningStats  # statistics of the discounted return, for reward scaling
+    ret_acc: jax.Array  # [N] running discounted return
+    hyper: PPOHyper
+    key: jax.Array
+    update_step: jax.Array  # int32, updates done
+
+
+@struct.dataclass
+class Batch:
+    """One rollout, time-major ``[T, N, ...]`` (flattened to ``[T*N, ...]`` for learning)."""
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    advantage: jax.Array
+    target: jax.Array
+
+
+class PPO:
+    """PPO for one session on a :class:`VecEnv`; see the module docstring for the losses."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.cfg: PPOConfig = spec.agent.algorithm
+        self.env = VecEnv(spec.env.name, spec.env.num_envs, spec.env.params)
+        net = spec.agent.net
+        self.net = ActorCritic(
+            action_dim=self.env.action_dim,
+            discrete=self.env.discrete,
+            hid_layers=tuple(net.hid_layers),
+            activation=net.activation,
+            shared=net.shared,
+        )
+        self.tx = make_optimizer(net)
+        self.num_updates = spec.derived.num_updates
+
+    def hyper(self) -> PPOHyper:
+        c, net = self.cfg, self.spec.agent.net
+        lr_end = net.lr_schedule.end_val if net.lr_schedule.name == "linear_decay" else net.optim.lr
+        clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
+        f = jnp.float32
+        return PPOHyper(
+            f(net.optim.lr), f(lr_end), f(c.gamma), f(c.lam), f(c.clip_eps),
+            f(c.entropy_coef), f(c.val_loss_coef), f(clip),
+        )  # fmt: skip
+
+    def init(self, key: jax.Array) -> PPOState:
+        k_net, k_env, k_state = jax.random.split(key, 3)
+        params = self.net.init(k_net, jnp.zeros((1, self.env.obs_dim), jnp.float32))
+        n = self.env.num_envs
+        return PPOState(
+            params=params,
+            opt_state=self.tx.init(params),
+            env=self.env.reset(k_env),
+            obs_stats=RunningStats.create((self.env.obs_dim,)),
+            ret_stats=RunningStats.create(()),
+            ret_acc=jnp.zeros((n,), jnp.float32),
+            hyper=self.hyper(),
+            key=k_state,
+            update_step=jnp.int32(0),
+        )
+
+    # ------------------------------------------------------------------ rollout
+
+    def _rollout(self, state: PPOState, key: jax.Array) -> tuple[PPOState, Batch, dict]:
+        spec, hp = self.spec.env, state.hyper
+
+        def step(carry: tuple, k: jax.Array) -> tuple:
+            env_state, obs_stats, ret_stats, ret_acc = carry
+            k_act, k_env = jax.random.split(k)
+            obs = env_state.obs
+            if spec.normalize_obs:
+                obs_stats = obs_stats.update(obs)
+                obs = obs_stats.normalize(obs, spec.clip_obs)
+            pi, value = self.net.apply(state.params, obs)
+            action = pi.sample(k_act)
+            log_prob = pi.log_prob(action)
+            env_state, out = self.env.step(k_env, env_state, action)
+            final_obs = out.final_obs
+            if spec.normalize_obs:
+                final_obs = obs_stats.normalize(final_obs, spec.clip_obs)
+            reward = out.reward
+            done = out.terminated | out.truncated
+            if spec.normalize_reward:
+                ret_acc = ret_acc * hp.gamma + reward
+                ret_stats = ret_stats.update(ret_acc)
+                reward = ret_stats.scale(reward, spec.clip_reward)
+                ret_acc = jnp.where(done, 0.0, ret_acc)
+            row = (obs, action, log_prob, value, reward, out.terminated, done, final_obs,
+                   out.done_return, out.done_length)  # fmt: skip
+            return (env_state, obs_stats, ret_stats, ret_acc), row
+
+        keys = jax.random.split(key, self.cfg.time_horizon)
+        carry = (state.env, state.obs_stats, state.ret_stats, state.ret_acc)
+        carry, rows = jax.lax.scan(step, carry, keys)
+        obs, action, log_prob, value, reward, term, done, final_obs, d_ret, d_len = rows
+        # V(s'_t) for every step in one batched pass: the pre-reset next observation is the
+        # true successor, so truncated steps bootstrap from it (see jaxlab.rl.gae).
+        _, next_value = self.net.apply(state.params, final_obs)
+        adv, target = gae(reward, value, next_value, term, done, hp.gamma, hp.lam)
+        batch = Batch(obs, action, log_prob, value, adv, target)
+        state = state.replace(
+            env=carry[0], obs_stats=carry[1], ret_stats=carry[2], ret_acc=carry[3]
+        )
+        episodes = {
+            "ep_return_sum": d_ret.sum(),
+            "ep_length_sum": d_len.sum().astype(jnp.float32),
+            "ep_count": done.sum().astype(jnp.float32),
+        }
+        return state, batch, episodes
+
+    # ------------------------------------------------------------------ learning
+
+    def loss(self, params: Any, hp: PPOHyper, mb: Batch) -> tuple[jax.Array, dict]:
+        pi, value = self.net.apply(params, mb.obs)
+        log_ratio = pi.log_prob(mb.action) - mb.log_prob
+        ratio = jnp.exp(log_ratio)
+        adv = mb.advantage
+        if self.cfg.normalize_advantages:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        clipped = jnp.clip(ratio, 1.0 - hp.clip_eps, 1.0 + hp.clip_eps)
+        policy_loss = -jnp.minimum(ratio * adv, clipped * adv).mean()
+        v_err = (value - mb.target) ** 2
+        if self.cfg.clip_value_loss:
+            v_clip = mb.value + jnp.clip(value - mb.value, -hp.clip_eps, hp.clip_eps)
+            v_err = jnp.maximum(v_err, (v_clip - mb.target) ** 2)
+        value_loss = 0.5 * v_err.mean()
+        entropy = pi.entropy().mean()
+        total = policy_loss + hp.val_loss_coef * value_loss - hp.entropy_coef * entropy
+        aux = {
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            "approx_kl": ((ratio - 1.0) - log_ratio).mean(),
+            "clip_frac": (jnp.abs(ratio - 1.0) > hp.clip_eps).mean(),
+        }
+        return total, aux
+
+    def _learn(self, state: PPOState, batch: Batch, key: jax.Array, lr: jax.Array) -> tuple:
+        c = self.cfg
+        size = c.time_horizon * self.env.num_envs
+        flat = jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:]), batch)
+        grad_fn = jax.grad(self.loss, has_aux=True)
+
+        def minibatch(carry: tuple, mb: Batch) -> tuple:
+            params, opt_state = carry
+            grads, aux = grad_fn(params, state.hyper, mb)
+            grads, aux["grad_norm"] = clip_by_global_norm(grads, state.hyper.max_grad_norm)
+            params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
+            return (params, opt_state), aux
+
+        def epoch(carry: tuple, k: jax.Array) -> tuple:
+            perm = jax.random.permutation(k, size)
+            mbs = jax.tree.map(
+                lambda x: x[perm].reshape((c.minibatch_count, -1) + x.shape[1:]), flat
+            )
+            return jax.lax.scan(minibatch, carry, mbs)
+
+        keys = jax.random.split(key, c.training_epoch)
+        (params, opt_state), aux = jax.lax.scan(epoch, (state.params, state.opt_state), keys)
+        return state.replace(params=params, opt_state=opt_state), jax.tree.map(jnp.mean, aux)
+
+    def update(self, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
+        key, k_roll, k_learn = jax.random.split(state.key, 3)
+        hp = state.hyper
+        schedule = self.spec.agent.net.lr_schedule.name
+        lr = learning_rate(schedule, hp.lr, hp.lr_end, state.update_step, self.num_updates)
+        state, batch, episodes = self._rollout(state, k_roll)
+        state, metrics = self._learn(state, batch, k_learn, lr)
+        state = state.replace(key=key, update_step=state.update_step + 1)
+        return state, {**metrics, "lr": lr, **episodes}
+
+
+register("PPO", PPOConfig, PPO)
+
+__all__ = ["PPO", "PPOConfig", "PPOHyper", "PPOState"]

@@ -1,0 +1,70 @@
+"""MLP actor-critic with orthogonal initialisation.
+
+Hidden layers use ``orthogonal(sqrt(2))``, the policy head ``orthogonal(0.01)`` and the
+value head ``orthogonal(1.0)``, all with zero biases. With ``shared=True`` one torso feeds
+both heads; otherwise actor and critic have separate torsos of the same widths. For
+continuous actions the policy outputs a mean and a state-independent ``log_std``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxlab.rl.distributions import Categorical, DiagGaussian
+
+ACTIVATIONS = {
+    "tanh": jnp.tanh,
+    "relu": nn.relu,
+    "elu": nn.elu,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+}
+
+
+def dense(features: int, scale: float) -> nn.Dense:
+    return nn.Dense(
+        features, kernel_init=nn.initializers.orthogonal(scale), bias_init=nn.initializers.zeros
+    )
+
+
+class MLP(nn.Module):
+    """Torso: ``x [..., D] -> [..., hid_layers[-1]]`` (identity when ``hid_layers`` is empty)."""
+
+    hid_layers: Sequence[int]
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        for width in self.hid_layers:
+            x = act(dense(width, math.sqrt(2))(x))
+        return x
+
+
+class ActorCritic(nn.Module):
+    """``obs [..., D] -> (distribution over actions, value [...])``."""
+
+    action_dim: int
+    discrete: bool
+    hid_layers: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    shared: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[Categorical | DiagGaussian, jax.Array]:
+        actor_h = MLP(self.hid_layers, self.activation, name="actor_torso")(obs)
+        if self.shared:
+            critic_h = actor_h
+        else:
+            critic_h = MLP(self.hid_layers, self.activation, name="critic_torso")(obs)
+        value = dense(1, 1.0)(critic_h)[..., 0]
+        out = dense(self.action_dim, 0.01)(actor_h)
+        if self.discrete:
+            return Categorical(out), value
+        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        return DiagGaussian(out, log_std), value

@@ -1,0 +1,138 @@
+"""Load a spec from YAML: ``-s`` overrides, ``${var}`` placeholders, then validation.
+
+Resolution order:
+
+1. the YAML file is read (``name`` defaults to the file stem);
+2. ``-s a.b.c=VALUE`` overrides set key paths (VALUE is parsed as YAML: ``3``, ``1e-3``,
+   ``[64, 64]``, ``true``); ``-s name=...``/``-s search=...`` set top-level keys;
+3. ``${var}`` placeholders are filled from ``-s var=VALUE`` (no dot), then from the spec's
+   optional top-level ``vars:`` mapping. A placeholder that is the whole value takes the
+   variable's type; one inside a longer string is substituted as text;
+4. the result is validated into a frozen :class:`~jaxlab.spec.schema.Spec`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jaxlab.spec.parse import SpecError
+from jaxlab.spec.schema import SECTIONS, Spec, parse_spec
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file, turning I/O and syntax problems into one-line SpecErrors."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SpecError("", f"cannot read spec file {str(path)!r}: {err.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SpecError("", f"{path}: invalid YAML{where}: {problem}") from None
+
+
+def parse_overrides(overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``KEY=VALUE`` strings into (key-path overrides, variables)."""
+    paths: dict[str, Any] = {}
+    variables: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SpecError(f"-s {item}", "must look like key.path=value")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        if "." in key or key in SECTIONS:
+            paths[key] = value
+        else:
+            variables[key] = value
+    return paths, variables
+
+
+def apply_overrides(raw: dict[str, Any], paths: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each dotted key path set to its value."""
+    raw = copy.deepcopy(raw)
+    for keypath, value in paths.items():
+        node = raw
+        parts = keypath.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise SpecError(f"-s {keypath}", f"'{where}' is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def resolve_vars(node: Any, variables: dict[str, Any], used: set[str], path: str = "") -> Any:
+    """Replace ``${var}`` placeholders in every string of ``node``."""
+    if isinstance(node, dict):
+        return {
+            k: resolve_vars(v, variables, used, f"{path}.{k}" if path else str(k))
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [resolve_vars(v, variables, used, f"{path}[{i}]") for i, v in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+
+    def lookup(name: str) -> Any:
+        if name not in variables:
+            raise SpecError(path, f"undefined variable ${{{name}}}: set it with -s {name}=VALUE")
+        used.add(name)
+        return variables[name]
+
+    whole = _VAR.fullmatch(node)
+    if whole:
+        return lookup(whole.group(1))
+    return _VAR.sub(lambda m: str(lookup(m.group(1))), node)
+
+
+def resolve_raw(raw: Any, overrides: list[str] | None = None, name: str | None = None) -> Any:
+    """Apply overrides and variables to a raw spec mapping (no validation of sections)."""
+    if not isinstance(raw, dict):
+        raise SpecError("", f"a spec must be a mapping of sections, got {type(raw).__name__}")
+    paths, cli_vars = parse_overrides(overrides or [])
+    raw = dict(raw)
+    spec_vars = raw.pop("vars", None) or {}
+    if not isinstance(spec_vars, dict):
+        raise SpecError("vars", f"must be a mapping, got {spec_vars!r}")
+    if name is not None:
+        raw.setdefault("name", name)
+    raw = apply_overrides(raw, paths)
+    variables = {**spec_vars, **cli_vars}
+    used: set[str] = set()
+    raw = resolve_vars(raw, variables, used)
+    for var in cli_vars:
+        if var not in used:
+            raise SpecError(
+                f"-s {var}", f"no ${{{var}}} placeholder in the spec and not a key path"
+            )
+    return raw
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
+    """Read, resolve and validate the spec at ``path``; raises SpecError on any problem."""
+    raw = read_yaml(path)
+    return parse_spec(resolve_raw(raw, overrides, name=Path(path).stem))
+
+
+def spec_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) -> Spec:
+    """Validate a spec given as a mapping (tests, search trials)."""
+    return parse_spec(resolve_raw(raw, overrides))

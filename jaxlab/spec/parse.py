@@ -1,0 +1,163 @@
+"""Typed parsing of plain mappings into frozen dataclasses.
+
+Every spec section is a frozen dataclass. :func:`build` walks a mapping against the
+dataclass's type hints and rejects unknown keys (with a did-you-mean), wrong types and
+missing required keys, always naming the full key path (``agent.net.optim.lr``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+T = TypeVar("T")
+
+
+class SpecError(ValueError):
+    """A spec problem, reported as one line naming the key path."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+def join(path: str, key: str) -> str:
+    """Join key paths: ``join("agent", "net") == "agent.net"``."""
+    return f"{path}.{key}" if path else key
+
+
+def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    """A ' (did you mean X?)' suffix, or '' when nothing is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _type_name(tp: Any) -> str:
+    if tp is float:
+        return "a number"
+    if tp is int:
+        return "an integer"
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a string"
+    origin = get_origin(tp)
+    if origin is tuple:
+        return f"a list of {_type_name(get_args(tp)[0]).removeprefix('a ').removeprefix('an ')}s"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return str(tp)
+
+
+def convert(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against type ``tp`` and convert it (lists -> tuples, int -> float)."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return convert(value, arg, path)
+            except SpecError as err:
+                errors.append(err)
+        raise errors[0]
+    if origin is Literal:
+        if value not in get_args(tp):
+            hint = did_you_mean(str(value), [str(a) for a in get_args(tp)])
+            raise SpecError(path, f"must be {_type_name(tp)}, got {value!r}{hint}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise SpecError(path, f"must be {_type_name(tp)}, got {value!r}")
+        (item_tp, *_rest) = get_args(tp)
+        return tuple(convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise SpecError(path, f"must be a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, path)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SpecError(path, f"must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            # Accept 5.0e5-style integers written as floats, but nothing fractional.
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise SpecError(path, f"must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpecError(path, f"must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise SpecError(path, f"must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported spec type {tp!r} at {path}")  # programming error
+
+
+def build(cls: type[T], data: Any, path: str = "") -> T:
+    """Build dataclass ``cls`` from mapping ``data``; unknown keys are errors."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise SpecError(path, f"must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in fields:
+            raise SpecError(join(path, str(key)), "unknown key" + did_you_mean(str(key), fields))
+    kwargs = {}
+    for name, field in fields.items():
+        sub = join(path, name)
+        if name in data:
+            kwargs[name] = convert(data[name], hints[name], sub)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise SpecError(sub, "is required")
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        check(path)
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclasses -> plain dicts/lists (YAML-ready), recursively."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def require_positive(obj: Any, path: str, *names: str) -> None:
+    """Raise SpecError unless each named numeric field of ``obj`` is > 0."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and value <= 0:
+            raise SpecError(join(path, name), f"must be positive, got {value!r}")
+
+
+def require_range(obj: Any, path: str, name: str, lo: float, hi: float) -> None:
+    """Raise SpecError unless ``lo <= obj.name <= hi``."""
+    value = getattr(obj, name)
+    if not lo <= value <= hi:
+        raise SpecError(join(path, name), f"must lie in [{lo}, {hi}], got {value!r}")

@@ -1,0 +1,274 @@
+"""The spec: frozen, typed sections, validated once, and the quantities derived from them.
+
+A spec has ``agent`` (``algorithm``, ``net``, ``memory``), ``env``, ``meta`` and an
+optional ``search`` block. The ``agent.algorithm`` section is parsed by the registered
+algorithm's own config class (see :mod:`jaxlab.algorithms`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from jaxlab.spec.parse import SpecError, build, did_you_mean, join, require_positive, to_dict
+
+ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu")
+SEARCH_METHODS = (
+    "choice",
+    "grid_search",
+    "uniform",
+    "quniform",
+    "loguniform",
+    "qloguniform",
+    "randint",
+    "qrandint",
+    "randn",
+)
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    """Optimizer: ``name`` in {adam, adamw, rmsprop, sgd}, learning rate and epsilon."""
+
+    name: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    lr: float = 2.5e-4
+    eps: float = 1.0e-5
+
+    def validate(self, path: str) -> None:
+        require_positive(self, path, "lr", "eps")
+
+
+@dataclass(frozen=True)
+class LrScheduleSpec:
+    """Learning-rate schedule over updates: constant or linear to ``end_val``."""
+
+    name: Literal["no_decay", "linear_decay"] = "no_decay"
+    end_val: float = 0.0
+
+    def validate(self, path: str) -> None:
+        if self.end_val < 0:
+            raise SpecError(join(path, "end_val"), f"must be >= 0, got {self.end_val!r}")
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """Network: MLP torso widths, activation, actor/critic sharing, grad clipping, optimizer."""
+
+    type: Literal["MLP"] = "MLP"
+    hid_layers: tuple[int, ...] = (64, 64)
+    activation: Literal["tanh", "relu", "elu", "gelu", "silu"] = "tanh"
+    shared: bool = False
+    clip_grad_val: float | None = 0.5
+    optim: OptimSpec = field(default_factory=OptimSpec)
+    lr_schedule: LrScheduleSpec = field(default_factory=LrScheduleSpec)
+
+    def validate(self, path: str) -> None:
+        for i, width in enumerate(self.hid_layers):
+            if width <= 0:
+                raise SpecError(
+                    f"{join(path, 'hid_layers')}[{i}]", f"must be positive, got {width}"
+                )
+        require_positive(self, path, "clip_grad_val")
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """Experience storage. On-policy algorithms use ``OnPolicyBatch``."""
+
+    name: Literal["OnPolicyBatch"] = "OnPolicyBatch"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Environment: a gymnax id, parallel envs per session, frame budget per session.
+
+    ``normalize_obs``/``normalize_reward`` keep running statistics in the training state;
+    ``params`` overrides fields of the gymnax ``EnvParams`` (e.g. ``max_steps_in_episode``).
+    """
+
+    name: str
+    num_envs: int = 4
+    max_frame: int = 500_000
+    normalize_obs: bool = False
+    normalize_reward: bool = False
+    clip_obs: float = 10.0
+    clip_reward: float = 10.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, path: str) -> None:
+        require_positive(self, path, "num_envs", "max_frame", "clip_obs", "clip_reward")
+        from jaxlab.envs import check_env
+
+        check_env(self.name, self.params, join(path, "name"), join(path, "params"))
+
+
+@dataclass(frozen=True)
+class MetaSpec:
+    """Run settings: sessions (seeds) per trial, seeds, log/eval/checkpoint cadence in frames.
+
+    ``eval_frequency`` is accepted for forward compatibility; periodic evaluation is not
+    implemented yet and the value is currently unused.
+    """
+
+    max_session: int = 4
+    max_trial: int = 1
+    random_seed: int = 42
+    log_frequency: int = 10_000
+    eval_frequency: int = 50_000
+    checkpoint_keep: int = 3
+
+    def validate(self, path: str) -> None:
+        require_positive(self, path, "max_session", "max_trial", "log_frequency", "eval_frequency")
+        require_positive(self, path, "checkpoint_keep")
+        if self.random_seed < 0:
+            raise SpecError(join(path, "random_seed"), "must be >= 0")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    algorithm: Any  # an algorithm config dataclass from the registry
+    net: NetSpec = field(default_factory=NetSpec)
+    memory: MemorySpec = field(default_factory=MemorySpec)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Loop sizes computed once from a spec (all per session).
+
+    frames_per_update = algorithm's frames per update (PPO: num_envs * time_horizon)
+    num_updates       = max_frame // frames_per_update
+    updates_per_chunk = max(1, round(log_frequency / frames_per_update))
+    num_chunks        = ceil(num_updates / updates_per_chunk); the last chunk masks the
+                        updates past num_updates, so every chunk has one compiled shape.
+    """
+
+    frames_per_update: int
+    num_updates: int
+    updates_per_chunk: int
+    num_chunks: int
+
+    @property
+    def total_frames(self) -> int:
+        return self.num_updates * self.frames_per_update
+
+    @property
+    def frames_per_chunk(self) -> int:
+        return self.updates_per_chunk * self.frames_per_update
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    agent: AgentSpec
+    env: EnvSpec
+    meta: MetaSpec = field(default_factory=MetaSpec)
+    search: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def derived(self) -> Derived:
+        fpu = self.agent.algorithm.frames_per_update(self)
+        num_updates = self.env.max_frame // fpu
+        upc = min(max(1, round(self.meta.log_frequency / fpu)), num_updates)
+        return Derived(fpu, num_updates, upc, math.ceil(num_updates / upc))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain YAML-ready data (round-trips through :func:`parse_spec`)."""
+        return to_dict(self)
+
+    def replace(self, **changes: Any) -> Spec:
+        return dataclasses.replace(self, **changes)
+
+
+SECTIONS = ("name", "agent", "env", "meta", "search")
+
+
+def _check_search(search: dict[str, Any], raw: dict[str, Any]) -> None:
+    for key, value in search.items():
+        path = join("search", key)
+        keypath, sep, method = key.rpartition("__")
+        if not sep:
+            raise SpecError(
+                path, "must look like 'a.b.param__method', e.g. 'agent.net.optim.lr__loguniform'"
+            )
+        if method not in SEARCH_METHODS:
+            raise SpecError(
+                path, f"unknown search method '{method}'" + did_you_mean(method, SEARCH_METHODS)
+            )
+        node: Any = raw
+        for part in keypath.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise SpecError(path, f"'{keypath}' is not a key of the spec")
+            node = node[part]
+        if not isinstance(value, list) or not value:
+            raise SpecError(path, f"must be a non-empty list, got {value!r}")
+
+
+def parse_spec(raw: Any) -> Spec:
+    """Validate a raw (already variable-resolved) mapping into a :class:`Spec`."""
+    from jaxlab.algorithms import get_algorithm
+
+    if not isinstance(raw, dict):
+        raise SpecError("", f"a spec must be a mapping of sections, got {type(raw).__name__}")
+    for key in raw:
+        if key not in SECTIONS:
+            raise SpecError(str(key), "unknown section" + did_you_mean(str(key), SECTIONS))
+    for key in ("name", "agent", "env"):
+        if key not in raw:
+            raise SpecError(key, "is required")
+    if not isinstance(raw["name"], str) or not raw["name"]:
+        raise SpecError("name", f"must be a non-empty string, got {raw['name']!r}")
+    agent = raw["agent"]
+    if not isinstance(agent, dict):
+        raise SpecError("agent", f"must be a mapping, got {agent!r}")
+    algo_raw = agent.get("algorithm")
+    if not isinstance(algo_raw, dict) or "name" not in algo_raw:
+        raise SpecError("agent.algorithm.name", "is required")
+    algo = get_algorithm(algo_raw["name"], "agent.algorithm.name")
+    algo_cfg = build(algo.config_cls, {k: v for k, v in algo_raw.items()}, "agent.algorithm")
+    rest = {k: v for k, v in agent.items() if k != "algorithm"}
+    agent_spec = build(AgentSpec, {"algorithm": {}, **rest}, "agent")
+    agent_spec = dataclasses.replace(agent_spec, algorithm=algo_cfg)
+    search = raw.get("search") or {}
+    spec = Spec(
+        name=raw["name"],
+        agent=agent_spec,
+        env=build(EnvSpec, raw["env"], "env"),
+        meta=build(MetaSpec, raw.get("meta"), "meta"),
+        search=build_search(search, raw),
+    )
+    algo_cfg.validate_spec(spec)
+    return spec
+
+
+def build_search(search: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(search, dict):
+        raise SpecError("search", f"must be a mapping, got {search!r}")
+    _check_search(search, raw)
+    return dict(search)
+
+
+def shrink(spec: Spec, sessions: int = 2, updates: int = 3) -> Spec:
+    """A tiny-scale copy of ``spec`` for smoke tests and ``dev`` mode.
+
+    The algorithm shrinks its own loop sizes (keeping every divisibility rule), the trial
+    keeps at most ``sessions`` seeds and runs ``updates`` updates, one per log point.
+    Network widths and all tunable numbers are kept, so the same code paths run.
+    """
+    small = spec.replace(
+        agent=dataclasses.replace(spec.agent, algorithm=spec.agent.algorithm.shrink()),
+        env=dataclasses.replace(spec.env, num_envs=min(spec.env.num_envs, 4)),
+    )
+    fpu = small.agent.algorithm.frames_per_update(small)
+    small = small.replace(
+        env=dataclasses.replace(small.env, max_frame=updates * fpu),
+        meta=dataclasses.replace(
+            small.meta,
+            max_session=min(spec.meta.max_session, sessions),
+            log_frequency=fpu,
+            eval_frequency=fpu,
+        ),
+    )
+    small.agent.algorithm.validate_spec(small)
+    return small
