@@ -69,6 +69,20 @@ def write_provenance(spec: Spec, run_dir: Path, trial: Trial) -> dict[str, Any]:
     return prov
 
 
+def write_rows(
+    writers: list[SessionWriter], metrics: dict[str, np.ndarray], **common: float
+) -> np.ndarray:
+    """Write one log row per session; returns the chunk's mean episode return ``[S]``."""
+    ret, length = episode_means(metrics)
+    for k, writer in enumerate(writers):
+        row = {key: float(v[k]) for key, v in metrics.items()}
+        row.update(common)
+        row.update({"return": ret[k], "episode_length": length[k]})
+        row["episodes"] = int(metrics["ep_count"][k])
+        writer.write(row)
+    return ret
+
+
 def _dev_checks(metrics: dict[str, np.ndarray], before: Any, after: Any, chunk: int) -> None:
     for key, value in metrics.items():
         if not np.all(np.isfinite(value)):
@@ -111,7 +125,8 @@ def train(
         dynamic_ncols=True,
     )
     start = last = time.perf_counter()
-    frames_done = 0
+    frames_done = last_ckpt = 0
+    ckpt_every = spec.meta.checkpoint_frequency
     try:
         for i in range(d.num_chunks):
             before = jax.device_get(state.params) if dev else None
@@ -120,22 +135,12 @@ def train(
             frame = trial.frames_after(i)
             fps = (frame - frames_done) / max(now - last, 1e-9)
             frames_done, last = frame, now
-            ret, length = episode_means(metrics)
+            ret = write_rows(writers, metrics, frame=frame, wall_time=now - start, fps=fps)
             final_returns = np.where(np.isfinite(ret), ret, final_returns)
-            for k, writer in enumerate(writers):
-                row = {key: float(v[k]) for key, v in metrics.items()}
-                row.update(
-                    frame=frame,
-                    wall_time=now - start,
-                    fps=fps,
-                    episodes=int(metrics["ep_count"][k]),
-                )
-                row["return"] = float(ret[k])
-                row["episode_length"] = float(length[k])
-                writer.write(row)
-            ckpt.save(
-                frame, state, {"spec": spec.to_dict(), "git_sha": prov["git_sha"], "chunk": i}
-            )
+            if frame // ckpt_every > last_ckpt // ckpt_every or i == d.num_chunks - 1:
+                meta = {"spec": spec.to_dict(), "git_sha": prov["git_sha"], "chunk": i}
+                ckpt.save(frame, state, meta)
+                last_ckpt = frame
             if dev:
                 _dev_checks(metrics, before, jax.device_get(state.params), i)
             bar.update(frame - bar.n)

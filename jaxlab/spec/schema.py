@@ -108,6 +108,10 @@ class EnvSpec:
 class MetaSpec:
     """Run settings: sessions (seeds) per trial, seeds, log/eval/checkpoint cadence in frames.
 
+    Checkpoints are written at the first log point at or past each multiple of
+    ``checkpoint_frequency`` frames and always at the end; the last ``checkpoint_keep``
+    are kept.
+
     ``eval_frequency`` is accepted for forward compatibility; periodic evaluation is not
     implemented yet and the value is currently unused.
     """
@@ -117,11 +121,12 @@ class MetaSpec:
     random_seed: int = 42
     log_frequency: int = 10_000
     eval_frequency: int = 50_000
+    checkpoint_frequency: int = 100_000
     checkpoint_keep: int = 3
 
     def validate(self, path: str) -> None:
         require_positive(self, path, "max_session", "max_trial", "log_frequency", "eval_frequency")
-        require_positive(self, path, "checkpoint_keep")
+        require_positive(self, path, "checkpoint_frequency", "checkpoint_keep")
         if self.random_seed < 0:
             raise SpecError(join(path, "random_seed"), "must be >= 0")
 
@@ -268,6 +273,7 @@ def shrink(spec: Spec, sessions: int = 2, updates: int = 3) -> Spec:
             max_session=min(spec.meta.max_session, sessions),
             log_frequency=fpu,
             eval_frequency=fpu,
+            checkpoint_frequency=fpu,
         ),
     )
     small.agent.algorithm.validate_spec(small)
