@@ -99,8 +99,18 @@ def make_rejax_ppo(total_timesteps: int = 500_000) -> PPO:
     )
 
 
-def time_rejax_ppo(num_seeds: int, total_timesteps: int = 500_000, seed: int = 0) -> dict:
+def _no_eval(algo: Any, ts: Any, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A do-nothing evaluation (rejax's default runs 128 episodes inside ``train``)."""
+    return jnp.zeros((1,)), jnp.full((1,), jnp.nan)
+
+
+def time_rejax_ppo(
+    num_seeds: int, total_timesteps: int = 500_000, seed: int = 0, with_eval: bool = True
+) -> dict:
     """Compile and run ``jit(vmap(algo.train))`` over ``num_seeds`` keys; return timings.
+
+    ``with_eval=False`` swaps rejax's final evaluation for a no-op so the timing covers
+    training only (``final_return_*`` are then NaN).
 
     ``final_return_mean`` is rejax's own final evaluation: the mean undiscounted return
     of 128 episodes with the sampled (stochastic) policy, averaged over seeds.
@@ -109,6 +119,8 @@ def time_rejax_ppo(num_seeds: int, total_timesteps: int = 500_000, seed: int = 0
     iterations) and excludes the final-eval steps.
     """
     algo = make_rejax_ppo(total_timesteps)
+    if not with_eval:
+        algo = algo.replace(eval_callback=_no_eval)
     keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
     train = jax.jit(jax.vmap(algo.train))
 

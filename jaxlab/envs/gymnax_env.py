@@ -94,7 +94,9 @@ class VecEnv:
         """Learner action ``[N, action_dim]`` or ``[N]`` -> what gymnax's step expects."""
         if self.discrete:
             return action
-        action = jnp.clip(action, self.action_low.reshape(-1), self.action_high.reshape(-1))
+        low = jnp.broadcast_to(self.action_low.reshape(-1), action.shape)
+        high = jnp.broadcast_to(self.action_high.reshape(-1), action.shape)
+        action = jnp.clip(action, low, high)
         return action.reshape((action.shape[0],) + self.action_shape)
 
     def step(

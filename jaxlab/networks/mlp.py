@@ -67,4 +67,4 @@ class ActorCritic(nn.Module):
         if self.discrete:
             return Categorical(out), value
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
-        return DiagGaussian(out, log_std), value
+        return DiagGaussian(out, jnp.broadcast_to(log_std, out.shape)), value

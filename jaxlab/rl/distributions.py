@@ -35,7 +35,7 @@ class Categorical:
 @struct.dataclass
 class DiagGaussian:
     mean: jax.Array  # [..., A]
-    log_std: jax.Array  # broadcastable to mean
+    log_std: jax.Array  # same shape as mean
 
     def sample(self, key: jax.Array) -> jax.Array:
         noise = jax.random.normal(key, self.mean.shape, self.mean.dtype)

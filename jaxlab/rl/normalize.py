@@ -32,7 +32,10 @@ class RunningStats:
         return RunningStats(mean, m2 / total, total)
 
     def normalize(self, x: jax.Array, clip: float | jax.Array) -> jax.Array:
-        return jnp.clip((x - self.mean) / jnp.sqrt(self.var + 1e-8), -clip, clip)
+        """``clip((x - mean) / std, -clip, clip)`` for ``x [..., *shape]``."""
+        mean = jnp.broadcast_to(self.mean, x.shape)
+        std = jnp.broadcast_to(jnp.sqrt(self.var + 1e-8), x.shape)
+        return jnp.clip((x - mean) / std, -clip, clip)
 
     def scale(self, x: jax.Array, clip: float | jax.Array) -> jax.Array:
         """Divide by the standard deviation only (reward scaling keeps the sign and zero)."""

@@ -26,6 +26,25 @@ from jaxlab.spec.schema import SECTIONS, Spec, parse_spec
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3``/``5e5`` as numbers (YAML 1.2 floats).
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``1.0e-3``), so ``lr: 3e-4`` would
+    silently be the string "3e-4".
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml(path: str | Path) -> Any:
     """Read a YAML file, turning I/O and syntax problems into one-line SpecErrors."""
     path = Path(path)
@@ -34,7 +53,7 @@ def read_yaml(path: str | Path) -> Any:
     except OSError as err:
         raise SpecError("", f"cannot read spec file {str(path)!r}: {err.strerror}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -52,7 +71,7 @@ def parse_overrides(overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any
         if not sep or not key:
             raise SpecError(f"-s {item}", "must look like key.path=value")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = yaml_load(text) if text.strip() else ""
         except yaml.YAMLError:
             value = text
         if "." in key or key in SECTIONS:

@@ -33,7 +33,9 @@ def join(path: str, key: str) -> str:
 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     """A ' (did you mean X?)' suffix, or '' when nothing is close."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    choices = list(choices)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    close = close or sorted(c for c in choices if len(word) >= 3 and c.startswith(word))[:1]
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

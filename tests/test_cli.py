@@ -1,0 +1,102 @@
+"""End to end through the CLI: every shipped spec in shrink mode, dev mode, run outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from jaxlab.cli import main
+from jaxlab.logging import COLUMNS
+from jaxlab.run import DevCheckError, _dev_checks
+from jaxlab.spec import load_spec, parse_spec
+from tests.conftest import REPO, SPECS
+
+
+def only_run(data):
+    runs = list(data.iterdir())
+    assert len(runs) == 1
+    return runs[0]
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_every_shipped_spec_trains_in_shrink_mode(path, tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["train", str(path), "--shrink", "--data", str(data), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "final return" in out and "run saved to" in out
+    run = only_run(data)
+    assert run.name.startswith(path.stem + "_")
+    spec = parse_spec(yaml.safe_load((run / "spec.yaml").read_text()))
+    assert spec.env == load_spec(path).env.__class__(**{**spec.env.__dict__})
+    prov = json.loads((run / "provenance.json").read_text())
+    for key in ("git_sha", "git_dirty", "versions", "device", "random_seed", "session_keys"):
+        assert key in prov
+    assert {"python", "jax", "flax", "optax", "gymnax"} <= set(prov["versions"])
+    assert len(prov["session_keys"]) == spec.meta.max_session == 2
+    for k in range(2):
+        rows = list(csv.DictReader((run / f"session_{k}" / "metrics.csv").open()))
+        assert len(rows) == 3 and tuple(rows[0]) == COLUMNS
+        assert [int(r["frame"]) for r in rows] == [
+            spec.derived.frames_per_update * i for i in (1, 2, 3)
+        ]
+        assert all(float(r["fps"]) > 0 for r in rows)
+        assert list((run / f"session_{k}" / "tb").glob("events.out.tfevents.*"))
+    assert sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
+    summary = json.loads((run / "trial_summary.json").read_text())
+    assert summary["sessions"] == 2 and summary["frames_per_session"] == spec.derived.total_frames
+
+
+def test_dev_mode_runs_checks(tmp_path, capsys):
+    spec = REPO / "specs" / "ppo_cartpole.yaml"
+    assert main(["dev", str(spec), "--data", str(tmp_path), "--no-progress"]) == 0
+    run = only_run(tmp_path)
+    assert yaml.safe_load((run / "spec.yaml").read_text())["meta"]["max_session"] == 2
+
+
+def test_dev_mode_fails_on_non_finite_losses(tmp_path, capsys, tiny_raw):
+    tiny_raw["agent"]["net"]["optim"] = {"name": "sgd", "lr": 1.0e30}
+    path = tmp_path / "exploding.yaml"
+    path.write_text(yaml.safe_dump(tiny_raw))
+    code = main(["dev", str(path), "--data", str(tmp_path / "d"), "--no-progress"])
+    assert code == 1
+    assert "is not finite" in capsys.readouterr().err
+
+
+def test_dev_check_catches_parameters_that_do_not_move():
+    before = {"w": np.ones((2, 3)), "b": np.zeros((2,))}
+    both_moved = {"w": np.ones((2, 3)), "b": np.array([0.1, -0.1])}
+    one_stuck = {"w": np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 1.0]]), "b": np.zeros((2,))}
+    finite = {"loss": np.zeros(2)}
+    _dev_checks(finite, before, both_moved, 0)
+    with pytest.raises(DevCheckError, match=r"sessions \[0\] did not change"):
+        _dev_checks(finite, before, one_stuck, 0)
+    with pytest.raises(DevCheckError, match="metric 'loss' is not finite"):
+        _dev_checks({"loss": np.array([0.0, np.nan])}, before, both_moved, 3)
+
+
+def test_help_lists_modes():
+    out = subprocess.run(
+        [sys.executable, "-m", "jaxlab", "--help"], capture_output=True, text=True, cwd=REPO
+    )
+    assert out.returncode == 0
+    assert "train" in out.stdout and "dev" in out.stdout
+    sub = subprocess.run(
+        [sys.executable, "-m", "jaxlab", "train", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert "--set" in sub.stdout and "--shrink" in sub.stdout
+
+
+def test_console_script_installed():
+    exe = REPO / ".venv" / "bin" / "jaxlab"
+    path = exe if exe.exists() else "jaxlab"
+    out = subprocess.run([str(path), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "jaxlab" in out.stdout
