@@ -103,3 +103,33 @@ def test_ppo_learns_pendulum_direction(tmp_path):
     }  # fmt: skip
     result = train(spec_from_dict(raw), root=tmp_path, progress=False)
     assert result.summary["final_return_mean"] > -900, result.summary
+
+
+@pytest.mark.parametrize(
+    ("env_id", "obs_dim", "discrete"),
+    [
+        ("Breakout-MinAtar", 400, True),
+        ("Catch-bsuite", 50, True),
+        ("MountainCarContinuous-v0", 2, False),
+    ],
+)
+def test_any_gymnax_env_steps_with_flat_observations(env_id, obs_dim, discrete):
+    env = VecEnv(env_id, 2)
+    assert (env.obs_dim, env.discrete) == (obs_dim, discrete)
+    state = env.reset(jax.random.PRNGKey(0))
+    action = np.zeros((2,), np.int32) if discrete else np.zeros((2, env.action_dim), np.float32)
+    state, out = jax.jit(env.step)(jax.random.PRNGKey(1), state, action)
+    assert out.obs.shape == out.final_obs.shape == (2, obs_dim)
+    assert out.obs.dtype == np.float32
+
+
+def test_shared_torso_has_one_mlp(tiny_raw):
+    from jaxlab.algorithms.ppo import PPO
+
+    def torsos(shared: bool) -> set[str]:
+        agent = PPO(spec_from_dict(tiny_raw, [f"agent.net.shared={str(shared).lower()}"]))
+        params = agent.init(jax.random.PRNGKey(0)).params["params"]
+        return {k for k in params if "torso" in k}
+
+    assert torsos(False) == {"actor_torso", "critic_torso"}
+    assert torsos(True) == {"actor_torso"}
