@@ -207,7 +207,7 @@ class PPO:
         obs, action, log_prob, value, reward, term, done, final_obs, d_ret, d_len = rows
         # V(s'_t) for every step in one batched pass: the pre-reset next observation is the
         # true successor, so truncated steps bootstrap from it (see jaxlab.rl.gae).
-        _, next_value = self.net.apply(state.params, final_obs)
+        next_value = self.net.apply(state.params, final_obs, method=self.net.value)
         adv, target = gae(reward, value, next_value, term, done, hp.gamma, hp.lam)
         batch = Batch(obs, action, log_prob, value, adv, target)
         state = state.replace(

@@ -47,7 +47,7 @@ class MLP(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """``obs [..., D] -> (distribution over actions, value [...])``."""
+    """``obs [..., D] -> (distribution over actions, value [...])``; ``value`` alone too."""
 
     action_dim: int
     discrete: bool
@@ -55,16 +55,25 @@ class ActorCritic(nn.Module):
     activation: str = "tanh"
     shared: bool = False
 
-    @nn.compact
+    def setup(self) -> None:
+        self.actor_torso = MLP(self.hid_layers, self.activation)
+        if not self.shared:
+            self.critic_torso = MLP(self.hid_layers, self.activation)
+        self.policy_head = dense(self.action_dim, 0.01)
+        self.value_head = dense(1, 1.0)
+        if not self.discrete:
+            self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+
     def __call__(self, obs: jax.Array) -> tuple[Categorical | DiagGaussian, jax.Array]:
-        actor_h = MLP(self.hid_layers, self.activation, name="actor_torso")(obs)
-        if self.shared:
-            critic_h = actor_h
-        else:
-            critic_h = MLP(self.hid_layers, self.activation, name="critic_torso")(obs)
-        value = dense(1, 1.0)(critic_h)[..., 0]
-        out = dense(self.action_dim, 0.01)(actor_h)
+        actor_h = self.actor_torso(obs)
+        critic_h = actor_h if self.shared else self.critic_torso(obs)
+        value = self.value_head(critic_h)[..., 0]
+        out = self.policy_head(actor_h)
         if self.discrete:
             return Categorical(out), value
-        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
-        return DiagGaussian(out, jnp.broadcast_to(log_std, out.shape)), value
+        return DiagGaussian(out, jnp.broadcast_to(self.log_std, out.shape)), value
+
+    def value(self, obs: jax.Array) -> jax.Array:
+        """The critic only (no policy head work): ``obs [..., D] -> [...]``."""
+        torso = self.actor_torso if self.shared else self.critic_torso
+        return self.value_head(torso(obs))[..., 0]
