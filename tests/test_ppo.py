@@ -128,3 +128,16 @@ def test_shared_torso_has_one_mlp(tiny_raw):
 
     assert torsos(False) == {"actor_torso", "critic_torso"}
     assert torsos(True) == {"actor_torso"}
+
+
+def test_orthogonal_init_is_orthonormal_and_vmappable():
+    from jaxlab.networks.init import orthogonal
+
+    init = orthogonal(2.0)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    tall = jax.jit(jax.vmap(lambda k: init(k, (64, 8))))(keys)
+    wide = init(keys[0], (8, 64))
+    for w in tall:
+        np.testing.assert_allclose(w.T @ w, 4.0 * np.eye(8), atol=1e-4)
+    np.testing.assert_allclose(wide @ wide.T, 4.0 * np.eye(8), atol=1e-4)
+    assert not np.allclose(tall[0], tall[1])

@@ -1,6 +1,6 @@
 """MLP actor-critic with orthogonal initialisation.
 
-Hidden layers use ``orthogonal(sqrt(2))``, the policy head ``orthogonal(0.01)`` and the
+Hidden layers use ``orthogonal(sqrt(2))`` (see :mod:`jaxlab.networks.init`), the policy head ``orthogonal(0.01)`` and the
 value head ``orthogonal(1.0)``, all with zero biases. With ``shared=True`` one torso feeds
 both heads; otherwise actor and critic have separate torsos of the same widths. For
 continuous actions the policy outputs a mean and a state-independent ``log_std``.
@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxlab.networks.init import orthogonal
 from jaxlab.rl.distributions import Categorical, DiagGaussian
 
 ACTIVATIONS = {
@@ -27,9 +28,7 @@ ACTIVATIONS = {
 
 
 def dense(features: int, scale: float) -> nn.Dense:
-    return nn.Dense(
-        features, kernel_init=nn.initializers.orthogonal(scale), bias_init=nn.initializers.zeros
-    )
+    return nn.Dense(features, kernel_init=orthogonal(scale), bias_init=nn.initializers.zeros)
 
 
 class MLP(nn.Module):

@@ -1,0 +1,48 @@
+"""Orthogonal initialisation without LAPACK.
+
+flax's ``orthogonal`` calls ``jnp.linalg.qr``. On CPU, a vmapped (batched) QR runs as a
+LAPACK custom call that fans its batch out over XLA's thread pool and blocks waiting for
+it; two such calls running concurrently (actor and critic layers) can park every pool
+thread, and the Trial's ``init`` then never finishes. We saw exactly that (native stacks
+in ``lapack_sgeqrf_ffi`` -> ``ParallelBatchMap`` -> ``BlockingCounter::Wait``).
+
+Here the orthonormal factor is computed by Gram-Schmidt with re-orthogonalisation
+("CGS2") in a ``fori_loop``: plain matmuls, vmappable, and no custom call. For a
+Gaussian matrix ``G = QR`` with ``diag(R) > 0`` this gives the same Haar-distributed
+``Q`` as QR with the sign fix flax applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def orthonormal_columns(g: jax.Array) -> jax.Array:
+    """``g [n, m]`` (n >= m) -> ``q [n, m]`` with ``q.T @ q = I``, spanning g's columns in order."""
+    n, m = g.shape
+
+    def body(j: jax.Array, q: jax.Array) -> jax.Array:
+        v = jax.lax.dynamic_index_in_dim(g, j, axis=1, keepdims=False)
+        earlier = (jnp.arange(m) < j).astype(g.dtype)
+        for _ in range(2):  # classical Gram-Schmidt, twice, is stable to float precision
+            v = v - q @ ((q.T @ v) * earlier)
+        v = v / jnp.linalg.norm(v)
+        return jax.lax.dynamic_update_index_in_dim(q, v, j, axis=1)
+
+    return jax.lax.fori_loop(0, m, body, jnp.zeros((n, m), g.dtype))
+
+
+def orthogonal(scale: float = 1.0) -> Callable[..., jax.Array]:
+    """A flax kernel initializer: a (semi-)orthogonal ``[in, out]`` matrix times ``scale``."""
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: jnp.dtype = jnp.float32) -> jax.Array:
+        rows, cols = shape
+        g = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
+        q = orthonormal_columns(g)
+        q = q if rows >= cols else q.T
+        return (scale * q).astype(dtype)
+
+    return init
