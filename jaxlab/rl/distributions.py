@@ -24,8 +24,10 @@ class Categorical:
         return jnp.argmax(self.logits, axis=-1)
 
     def log_prob(self, action: jax.Array) -> jax.Array:
+        # A one-hot contraction, not a gather: its gradient is a multiply instead of a
+        # scatter-add, which is much cheaper on CPU.
         logp = jax.nn.log_softmax(self.logits)
-        return jnp.take_along_axis(logp, action[..., None].astype(jnp.int32), axis=-1)[..., 0]
+        return jnp.sum(logp * jax.nn.one_hot(action, logp.shape[-1], dtype=logp.dtype), axis=-1)
 
     def entropy(self) -> jax.Array:
         logp = jax.nn.log_softmax(self.logits)
