@@ -129,22 +129,31 @@ def train(
     start = last = time.perf_counter()
     frames_done = last_ckpt = 0
     ckpt_every = spec.meta.checkpoint_frequency
+    params_before = jax.device_get(state.params) if dev else None
+    # Pipelined: chunk i+1 is dispatched before chunk i's metrics are read and written,
+    # so host I/O overlaps device compute. A checkpoint of chunk i's state is taken
+    # before that dispatch, because the dispatch donates the state's buffers.
+    state, pending = trial.dispatch(state, 0)
     try:
         for i in range(d.num_chunks):
-            before = jax.device_get(state.params) if dev else None
-            state, metrics = trial.chunk(state, i)
-            now = time.perf_counter()
             frame = trial.frames_after(i)
-            fps = (frame - frames_done) / max(now - last, 1e-9)
-            frames_done, last = frame, now
-            ret = write_rows(writers, metrics, frame=frame, wall_time=now - start, fps=fps)
-            final_returns = np.where(np.isfinite(ret), ret, final_returns)
             if frame // ckpt_every > last_ckpt // ckpt_every or i == d.num_chunks - 1:
                 meta = {"spec": spec.to_dict(), "git_sha": prov["git_sha"], "chunk": i}
                 ckpt.save(frame, state, meta)
                 last_ckpt = frame
+            params_after = jax.device_get(state.params) if dev else None
+            device_metrics = pending
+            if i + 1 < d.num_chunks:
+                state, pending = trial.dispatch(state, i + 1)
+            metrics = jax.device_get(device_metrics)
+            now = time.perf_counter()
+            fps = (frame - frames_done) / max(now - last, 1e-9)
+            frames_done, last = frame, now
+            ret = write_rows(writers, metrics, frame=frame, wall_time=now - start, fps=fps)
+            final_returns = np.where(np.isfinite(ret), ret, final_returns)
             if dev:
-                _dev_checks(metrics, before, jax.device_get(state.params), i)
+                _dev_checks(metrics, params_before, params_after, i)
+                params_before = params_after
             bar.update(frame - bar.n)
             bar.set_postfix(
                 fps=f"{fps * trial.num_sessions:,.0f}",

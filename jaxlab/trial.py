@@ -47,11 +47,18 @@ class Trial:
         self._chunk = self._chunk_jit.lower(state, jnp.int32(0)).compile()
         self.compile_seconds = time.perf_counter() - start
 
-    def chunk(self, state: Any, chunk_index: int) -> tuple[Any, dict[str, np.ndarray]]:
-        """Run one chunk on every session; metrics come back as host arrays ``[S]``."""
+    def dispatch(self, state: Any, chunk_index: int) -> tuple[Any, dict[str, jax.Array]]:
+        """Start one chunk on every session and return at once (JAX dispatches async).
+
+        ``state`` is donated: do not use it afterwards. Metrics stay on device.
+        """
         if self._chunk is None:
             self.compile(state)
-        state, metrics = self._chunk(state, jnp.int32(chunk_index))
+        return self._chunk(state, jnp.int32(chunk_index))
+
+    def chunk(self, state: Any, chunk_index: int) -> tuple[Any, dict[str, np.ndarray]]:
+        """Run one chunk on every session; metrics come back as host arrays ``[S]``."""
+        state, metrics = self.dispatch(state, chunk_index)
         return state, jax.device_get(metrics)
 
     def frames_after(self, chunk_index: int) -> int:
