@@ -27,9 +27,8 @@ class Trial:
         self.derived = spec.derived
         self.agent = get_algorithm(spec.agent.algorithm.name).make(spec)
         if keys is None:
-            keys = jnp.stack(
-                [session_key(spec.meta.random_seed, k) for k in range(spec.meta.max_session)]
-            )
+            seeds = jnp.arange(spec.meta.max_session)
+            keys = jax.vmap(session_key, in_axes=(None, 0))(spec.meta.random_seed, seeds)
         self.keys = keys
         self.num_sessions = int(keys.shape[0])
         self._init = jax.jit(jax.vmap(self.agent.init))

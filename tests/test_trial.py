@@ -137,3 +137,9 @@ def test_mid_run_checkpoint_continues_to_the_same_final_state(tiny_raw, tmp_path
     for i in (3, 4):
         state, _ = trial.chunk(state, i)
     assert leaves_equal(jax.device_get(state), jax.device_get(result.state))
+
+
+def test_default_keys_are_the_per_session_keys(tiny_raw):
+    trial = Trial(spec_from_dict(tiny_raw, ["meta.max_session=3"]))
+    expected = np.stack([np.asarray(session_key(3, k)) for k in range(3)])
+    np.testing.assert_array_equal(np.asarray(trial.keys), expected)
