@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import jax
@@ -35,16 +34,13 @@ class Trial:
         chunk = make_chunk(self.agent, self.derived)
         self._chunk_jit = jax.jit(jax.vmap(chunk, in_axes=(0, None)), donate_argnums=0)
         self._chunk: Any = None
-        self.compile_seconds = 0.0
 
     def init(self) -> Any:
         return self._init(self.keys)
 
     def compile(self, state: Any) -> None:
-        """Compile the chunk for ``state``'s shapes (once); records ``compile_seconds``."""
-        start = time.perf_counter()
+        """Compile the chunk for ``state``'s shapes, ahead of time and once."""
         self._chunk = self._chunk_jit.lower(state, jnp.int32(0)).compile()
-        self.compile_seconds = time.perf_counter() - start
 
     def dispatch(self, state: Any, chunk_index: int) -> tuple[Any, dict[str, jax.Array]]:
         """Start one chunk on every session and return at once (JAX dispatches async).

@@ -57,7 +57,7 @@ def register(name: str, config_cls: type, make: Callable[[Spec], Agent]) -> None
 
 def get_algorithm(name: Any, path: str = "agent.algorithm.name") -> AlgorithmEntry:
     if not isinstance(name, str) or name not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY))
+        known = ", ".join(registered())
         hint = did_you_mean(str(name), _REGISTRY) or f" (known: {known})"
         raise SpecError(path, f"unknown algorithm {name!r}{hint}")
     return _REGISTRY[name]
