@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from jaxlab.spec.parse import SpecError, build, did_you_mean, join, require_positive, to_dict
 
-ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu")
 SEARCH_METHODS = (
     "choice",
     "grid_search",
@@ -158,10 +157,6 @@ class Derived:
     def total_frames(self) -> int:
         return self.num_updates * self.frames_per_update
 
-    @property
-    def frames_per_chunk(self) -> int:
-        return self.updates_per_chunk * self.frames_per_update
-
 
 @dataclass(frozen=True)
 class Spec:
@@ -189,7 +184,10 @@ class Spec:
 SECTIONS = ("name", "agent", "env", "meta", "search")
 
 
-def _check_search(search: dict[str, Any], raw: dict[str, Any]) -> None:
+def build_search(search: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    """Check each ``search`` key names a spec key path and a known method; return a copy."""
+    if not isinstance(search, dict):
+        raise SpecError("search", f"must be a mapping, got {search!r}")
     for key, value in search.items():
         path = join("search", key)
         keypath, sep, method = key.rpartition("__")
@@ -208,6 +206,7 @@ def _check_search(search: dict[str, Any], raw: dict[str, Any]) -> None:
             node = node[part]
         if not isinstance(value, list) or not value:
             raise SpecError(path, f"must be a non-empty list, got {value!r}")
+    return dict(search)
 
 
 def parse_spec(raw: Any) -> Spec:
@@ -245,13 +244,6 @@ def parse_spec(raw: Any) -> Spec:
     )
     algo_cfg.validate_spec(spec)
     return spec
-
-
-def build_search(search: Any, raw: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(search, dict):
-        raise SpecError("search", f"must be a mapping, got {search!r}")
-    _check_search(search, raw)
-    return dict(search)
 
 
 def shrink(spec: Spec, sessions: int = 2, updates: int = 3) -> Spec:
