@@ -1,57 +1,213 @@
-"""Orbax checkpoints of the full Trial state, with the spec and provenance as metadata.
+"""Orbax checkpoints of the full Trial state, verified on restore.
 
-Layout: ``<run>/checkpoints/<frame>/{state,meta}``; ``frame`` is the frames trained per
-session. ``state`` is the whole vmapped training state (params, optimizer, env states,
-normaliser statistics, RNG keys, counters); ``meta`` is JSON with the resolved spec,
-git SHA, format version, frame and chunk index.
+Layout: ``<run>/checkpoints/<frame>/{state,meta}`` (``frame`` = frames trained per
+session). ``state`` is the whole vmapped training state (params, optimizer, env states,
+normaliser statistics, RNG keys, counters); ``meta`` is JSON: the resolved spec, git SHA,
+``format_version``, frame, chunk index, host-side loop state and a ``fingerprint`` of the
+state (one uint32 per leaf, see :func:`fingerprint`).
+
+Restoring checks, in order: the format version (a mismatch is an error, never a silent
+misread); that the stored arrays load; that they hash to the saved fingerprint (a
+truncated or bit-flipped file is caught even where the storage layer would not notice).
+:meth:`Checkpointer.restore_latest` falls back to the newest good step with a warning and,
+when writable, moves the bad steps aside to ``<run>/checkpoints_corrupt/`` (kept, never
+deleted) so training can overwrite those frames.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
+import sys
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: no fingerprint, no host loop state (jaxlab before resume existed)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used: wrong format version, corrupt, none left, or misfit."""
+
+
+def _as_u32(x: jax.Array) -> jax.Array:
+    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    if x.dtype == jnp.bool_:
+        return x.astype(jnp.uint32).ravel()
+    size = x.dtype.itemsize
+    if size == 4:
+        return jax.lax.bitcast_convert_type(x, jnp.uint32).ravel()
+    if size in (1, 2):
+        unsigned = jnp.uint8 if size == 1 else jnp.uint16
+        return jax.lax.bitcast_convert_type(x, unsigned).astype(jnp.uint32).ravel()
+    return jax.lax.bitcast_convert_type(x, jnp.uint32).ravel()  # 8 bytes -> [..., 2]
+
+
+@jax.jit
+def _fingerprint(tree: Any) -> jax.Array:
+    out = []
+    for leaf in jax.tree.leaves(tree):
+        u = _as_u32(jnp.asarray(leaf))
+        idx = jnp.arange(u.size, dtype=jnp.uint32)
+        mixed = (u ^ (idx * jnp.uint32(0x9E3779B1))) * jnp.uint32(0x85EBCA77)
+        out.append(jnp.sum(mixed, dtype=jnp.uint32) ^ jnp.uint32(u.size))
+    return jnp.stack(out) if out else jnp.zeros((0,), jnp.uint32)
+
+
+def fingerprint(tree: Any) -> list[int]:
+    """One uint32 per leaf: ``sum_i (bits_i XOR i*c1) * c2 mod 2**32``, XOR the leaf size.
+
+    Position-dependent, so swapped or zeroed values change it; computed on device.
+    """
+    return [int(v) for v in np.asarray(jax.device_get(_fingerprint(tree)))]
 
 
 class Checkpointer:
-    """A thin wrapper over ``orbax.checkpoint.CheckpointManager`` (async saves)."""
+    """A wrapper over ``orbax.checkpoint.CheckpointManager`` (async saves).
 
-    def __init__(self, directory: str | Path, keep: int, metadata: dict[str, Any] | None = None):
+    ``read_only=True`` opens an existing directory without creating, cleaning or moving
+    anything (``enjoy`` uses it on a finished run).
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        keep: int = 1,
+        metadata: dict[str, Any] | None = None,
+        read_only: bool = False,
+    ) -> None:
         self.directory = Path(directory).resolve()
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-        self.manager = ocp.CheckpointManager(
-            self.directory, options=options, metadata=metadata or {}
-        )
+        self.read_only = read_only
+        if read_only:
+            if not self.directory.is_dir():
+                raise CheckpointError(f"no checkpoint directory {self.directory}")
+            # orbax logs a warning that the directory is read only: that is the point here.
+            logging.getLogger("absl").setLevel(logging.ERROR)
+            options = ocp.CheckpointManagerOptions(read_only=True, create=False)
+            self.manager = ocp.CheckpointManager(self.directory, options=options)
+        else:
+            options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+            self.manager = ocp.CheckpointManager(
+                self.directory, options=options, metadata=metadata or {}
+            )
 
     def save(self, frame: int, state: Any, meta: dict[str, Any]) -> None:
         """Save ``state`` at ``frame``; returns once device arrays are copied to the host."""
-        meta = {**meta, "format_version": FORMAT_VERSION, "frame": frame}
-        self.manager.save(
+        meta = {
+            **meta,
+            "format_version": FORMAT_VERSION,
+            "frame": frame,
+            "fingerprint": fingerprint(state),
+        }
+        saved = self.manager.save(
             frame,
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
             ),
         )
+        if not saved:  # orbax skips, silently, a step at or before one it already holds
+            raise CheckpointError(
+                f"checkpoint at frame {frame} was not written: {self.directory} already holds "
+                f"frames {self.steps()}"
+            )
 
     def steps(self) -> list[int]:
-        return list(self.manager.all_steps())
+        return sorted(self.manager.all_steps())
+
+    def read_meta(self, frame: int) -> dict[str, Any]:
+        """The JSON metadata of one step, format version checked."""
+        meta = self.manager.restore(frame, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        meta = meta["meta"]
+        version = meta.get("format_version")
+        if version != FORMAT_VERSION:
+            raise CheckpointError(
+                f"checkpoint {self.directory / str(frame)} has format version {version}; "
+                f"this jaxlab reads version {FORMAT_VERSION} (check out the jaxlab that wrote it)"
+            )
+        return meta
 
     def restore(self, template: Any, frame: int | None = None) -> tuple[Any, dict[str, Any]]:
-        """Restore (state, meta) at ``frame`` (default: latest) into ``template``'s structure."""
+        """Restore and verify (state, meta) at ``frame`` (default: latest).
+
+        ``template`` gives the structure, shapes and dtypes (arrays or
+        ``jax.ShapeDtypeStruct``). Raises :class:`CheckpointError` on a version or
+        fingerprint mismatch; storage errors propagate.
+        """
         frame = self.manager.latest_step() if frame is None else frame
         if frame is None:
-            raise FileNotFoundError(f"no checkpoint under {self.directory}")
+            raise CheckpointError(f"no checkpoint under {self.directory}")
+        meta = self.read_meta(frame)
         out = self.manager.restore(
-            frame,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()
-            ),
+            frame, args=ocp.args.Composite(state=ocp.args.StandardRestore(template))
         )
-        return out["state"], out["meta"]
+        state = out["state"]
+        if fingerprint(state) != meta.get("fingerprint"):
+            raise CheckpointError(f"frame {frame}: restored state does not match its fingerprint")
+        return state, meta
+
+    def restore_latest(
+        self,
+        template: Any,
+        check: Callable[[dict[str, Any]], None] | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Restore the newest step that loads and verifies, falling back with a warning.
+
+        ``check(meta)`` runs before the arrays are read and may raise to refuse the run
+        outright (e.g. a spec whose state shapes differ); version errors also refuse
+        outright, since every step of a run shares them. Unreadable steps are moved to
+        ``checkpoints_corrupt/`` unless read-only.
+        """
+        warn = warn or (lambda msg: print(f"jaxlab: warning: {msg}", file=sys.stderr))
+        steps = self.steps()
+        if not steps:
+            raise CheckpointError(f"no checkpoint under {self.directory}")
+        for i, frame in enumerate(reversed(steps)):
+            try:
+                meta = self.read_meta(frame)
+            except CheckpointError:
+                raise
+            except Exception as err:  # noqa: BLE001 - any storage error means a bad step
+                self._bad(frame, err, steps[: len(steps) - 1 - i], warn)
+                continue
+            if check is not None:
+                check(meta)
+            try:
+                return self.restore(template, frame)
+            except Exception as err:  # noqa: BLE001
+                self._bad(frame, err, steps[: len(steps) - 1 - i], warn)
+        raise CheckpointError(f"no readable checkpoint under {self.directory}")
+
+    def _bad(self, frame: int, err: Exception, older: list[int], warn: Callable) -> None:
+        reason = " ".join(str(err).split())[:160]
+        where = f"falling back to frame {older[-1]}" if older else "no older checkpoint left"
+        moved = ""
+        if not self.read_only:
+            dest = self.directory.parent / "checkpoints_corrupt"
+            dest.mkdir(exist_ok=True)
+            target = dest / f"{frame}_{datetime.now():%Y%m%d_%H%M%S}"
+            shutil.move(str(self.directory / str(frame)), target)
+            self.manager.reload()
+            moved = f"; moved to {target}"
+        warn(f"checkpoint at frame {frame} is unreadable ({reason}){moved}; {where}")
+
+    def prune_after(self, frame: int) -> list[int]:
+        """Delete the steps past ``frame`` (a resumed run re-creates them); returns them."""
+        gone = [s for s in self.steps() if s > frame]
+        for step in gone:
+            shutil.rmtree(self.directory / str(step))
+        if gone:
+            self.manager.reload()
+        return gone
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
+        if not self.read_only:
+            self.manager.wait_until_finished()
         self.manager.close()
