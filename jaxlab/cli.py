@@ -1,16 +1,21 @@
 """Command line: ``python -m jaxlab MODE SPEC [-s key.path=value ...]``.
 
-Modes: ``train`` (the full Trial) and ``dev`` (a tiny, extra-checked run of the same
-spec: at most two sessions, a few updates, finite losses and moving parameters
-asserted). Spec problems exit with status 2 and one line naming the key path, before
-anything is written.
+Modes: ``train`` (the full Trial; given a run directory instead of a spec, or as
+``train@data/<run>``, it resumes that run), ``dev`` (a tiny, extra-checked run of the
+same spec: at most two sessions, a few updates, finite losses and moving parameters
+asserted) and ``enjoy`` (play a trained agent from a run, read-only). Spec and
+checkpoint problems exit with status 2 and one line, before anything is written; a run
+stopped by SIGINT/SIGTERM exits with 128 + the signal number after checkpointing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from jaxlab.spec import SpecError, load_spec, shrink
 
@@ -19,6 +24,8 @@ EPILOG = """examples:
   python -m jaxlab train specs/ppo_cartpole.yaml -s meta.max_session=8 -s env.num_envs=16
   python -m jaxlab dev specs/ppo_pendulum.yaml
   python -m jaxlab train specs/ppo_cartpole.yaml --shrink   # tiny smoke run
+  python -m jaxlab train data/ppo_cartpole_2026_01_01_120000/   # resume a stopped run
+  python -m jaxlab enjoy data/ppo_cartpole_2026_01_01_120000/ --episodes 10 --render
 """
 
 
@@ -36,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for mode, text in helps.items():
         p = sub.add_parser(mode, help=text, description=text)
-        p.add_argument("spec", help="path to a YAML spec")
+        p.add_argument(
+            "spec",
+            help="a YAML spec" + (", or a run directory to resume" if mode == "train" else ""),
+        )
         p.add_argument(
             "-s",
             "--set",
@@ -50,11 +60,94 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
         if mode == "train":
             p.add_argument("--shrink", action="store_true", help="run at tiny scale (smoke test)")
+    text = "play a trained agent's deterministic policy from a run (read-only)"
+    p = sub.add_parser("enjoy", help=text, description=text)
+    p.add_argument("run", help="a run directory, data/<spec>_<timestamp>/")
+    p.add_argument("--session", type=int, default=0, help="which session (seed) (default: 0)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to play (default: 10)")
+    p.add_argument("--checkpoint", default="best", help="best (default), latest, or a frame number")
+    p.add_argument("--render", action="store_true", help="write a GIF of the first episode")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed for the env resets")
     return parser
 
 
+def _fail(kind: str, err: BaseException, code: int = 2) -> int:
+    print(f"jaxlab: {kind}: {err}", file=sys.stderr)
+    return code
+
+
+def _finish(result: object) -> int:
+    from jaxlab.run import format_summary
+
+    summary = result.summary  # type: ignore[attr-defined]
+    print(format_summary(summary))
+    print(f"run saved to {result.run_dir}")  # type: ignore[attr-defined]
+    if summary.get("status") == "interrupted":
+        name = summary["stop_signal"]
+        print(
+            f"jaxlab: stopped by {name} at frame {summary['frames_per_session']:,} of "
+            f"{summary['frames_planned']:,}; checkpoint saved. Resume with:\n"
+            f"  python -m jaxlab train {result.run_dir}/",  # type: ignore[attr-defined]
+            file=sys.stderr,
+        )
+        return 128 + int(getattr(signal.Signals, name))
+    return 0
+
+
+def _enjoy(args: argparse.Namespace) -> int:
+    from jaxlab.checkpoint import CheckpointError
+    from jaxlab.enjoy import enjoy, format_enjoy
+
+    try:
+        record = enjoy(
+            args.run,
+            session=args.session,
+            episodes=args.episodes,
+            checkpoint=args.checkpoint,
+            render=args.render,
+            seed=args.seed,
+        )
+    except (CheckpointError, SpecError, ValueError) as err:
+        return _fail("enjoy", err)
+    print(format_enjoy(record))
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from jaxlab.checkpoint import CheckpointError
+    from jaxlab.resume import resume
+
+    if args.overrides or args.shrink:
+        flag = "-s" if args.overrides else "--shrink"
+        return _fail(
+            "resume", f"{flag} cannot be used when resuming; edit {args.spec}/spec.yaml instead"
+        )
+    try:
+        return _finish(resume(args.spec, progress=not args.no_progress))
+    except SpecError as err:
+        return _fail("spec error", err)
+    except CheckpointError as err:
+        return _fail("checkpoint error", err)
+
+
+def split_at_mode(argv: list[str]) -> list[str]:
+    """``train@data/<run>`` (SLM-Lab style) -> ``train data/<run>``."""
+    if argv and argv[0].startswith("train@"):
+        return ["train", argv[0].split("@", 1)[1], *argv[1:]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = split_at_mode(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    if args.mode == "enjoy":
+        return _enjoy(args)
+    from jaxlab.resume import code_change_warning, is_run_dir, saved_run_of, warn
+
+    if args.mode == "train" and Path(args.spec).is_dir():
+        if not is_run_dir(args.spec):
+            return _fail("resume", f"{args.spec} is not a run directory (no spec.yaml/checkpoints)")
+        return _resume(args)
     try:
         spec = load_spec(args.spec, args.overrides)
         if args.mode == "dev" or getattr(args, "shrink", False):
@@ -63,16 +156,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jaxlab: spec error: {err}", file=sys.stderr)
         return 2
 
-    from jaxlab.run import DevCheckError, format_summary, train
+    run = saved_run_of(args.spec)
+    if run is not None:  # re-running a saved spec: is this the code that made it?
+        message = code_change_warning(
+            json.loads((run / "provenance.json").read_text()), run, "this rerun"
+        )
+        if message:
+            warn(message)
+    from jaxlab.run import DevCheckError, train
 
     try:
         result = train(spec, root=args.data, dev=args.mode == "dev", progress=not args.no_progress)
     except DevCheckError as err:
-        print(f"jaxlab: dev check failed: {err}", file=sys.stderr)
-        return 1
-    print(format_summary(result.summary))
-    print(f"run saved to {result.run_dir}")
-    return 0
+        return _fail("dev check failed", err, 1)
+    return _finish(result)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,12 @@
 updates. Updates past ``num_updates`` (only in the last chunk) are skipped with
 ``lax.cond`` on the unbatched chunk index, so every chunk has one compiled shape and a
 run trains exactly ``num_updates`` updates.
+
+On evaluation chunks (``Derived.is_eval_chunk``) the chunk ends with the deterministic
+evaluation of :mod:`jaxlab.evaluate`, also behind a ``lax.cond`` on the chunk index (so
+under ``vmap`` it stays a real branch, not a select); other chunks report NaN for it.
+Every chunk reports ``nonfinite`` = 1 when a loss/metric or a parameter is NaN or inf,
+which the host turns into a sticky per-session ``diverged`` flag.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab.algorithms.base import EPISODE_METRICS, Agent
+from jaxlab.evaluate import EVAL_METRICS, EVAL_SALT
 from jaxlab.spec.schema import Derived
 
 
@@ -28,14 +35,23 @@ def session_key(random_seed: int, session: int) -> jax.Array:
     return jax.random.fold_in(jax.random.PRNGKey(random_seed), session)
 
 
+def all_finite(tree: Any) -> jax.Array:
+    """True when every inexact leaf of ``tree`` is free of NaN and inf (a scalar bool)."""
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
 def make_chunk(
-    agent: Agent, derived: Derived
+    agent: Agent,
+    derived: Derived,
+    evaluate: Callable[[Any, jax.Array], dict[str, jax.Array]] | None = None,
 ) -> Callable[[Any, jax.Array], tuple[Any, dict[str, jax.Array]]]:
     """The pure chunk for one session.
 
     Returns metrics reduced over the chunk's active updates: episode sums
     (``EPISODE_METRICS``) are summed, every other scalar is averaged, and ``updates`` is
-    the number of updates actually done.
+    the number of updates actually done; plus ``nonfinite`` and, when ``evaluate`` is
+    given, its metrics (NaN on chunks that do not evaluate).
     """
     upc, total = derived.updates_per_chunk, derived.num_updates
 
@@ -58,6 +74,16 @@ def make_chunk(
             for k, v in ms.items()
         }
         out["updates"] = count
+        out["nonfinite"] = 1.0 - (all_finite(out) & all_finite(state.params)).astype(jnp.float32)
+        if evaluate is not None:
+            due = (chunk_index + 1) % derived.eval_every == 0
+            due = due | (chunk_index == derived.num_chunks - 1)
+            key = jax.random.fold_in(jax.random.fold_in(state.key, EVAL_SALT), chunk_index)
+
+            def skipped(s: Any, k: jax.Array) -> dict[str, jax.Array]:
+                return {m: jnp.float32(jnp.nan) for m in EVAL_METRICS}
+
+            out.update(jax.lax.cond(due, evaluate, skipped, state, key))
         return state, out
 
     return chunk

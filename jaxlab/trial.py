@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlab.algorithms import get_algorithm
+from jaxlab.evaluate import make_evaluate
 from jaxlab.session import make_chunk, session_key
 from jaxlab.spec.schema import Spec
 
@@ -31,12 +32,17 @@ class Trial:
         self.keys = keys
         self.num_sessions = int(keys.shape[0])
         self._init = jax.jit(jax.vmap(self.agent.init))
-        chunk = make_chunk(self.agent, self.derived)
+        evaluate = make_evaluate(self.agent, spec) if self.derived.eval_every else None
+        chunk = make_chunk(self.agent, self.derived, evaluate)
         self._chunk_jit = jax.jit(jax.vmap(chunk, in_axes=(0, None)), donate_argnums=0)
         self._chunk: Any = None
 
     def init(self) -> Any:
         return self._init(self.keys)
+
+    def abstract_state(self) -> Any:
+        """Shapes and dtypes of the Trial state (``jax.ShapeDtypeStruct`` leaves), no compute."""
+        return jax.eval_shape(self._init, self.keys)
 
     def compile(self, state: Any) -> None:
         """Compile the chunk for ``state``'s shapes, ahead of time and once."""

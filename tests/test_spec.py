@@ -71,6 +71,14 @@ def cli_error(tmp_path, capsys, raw, *extra):
         (lambda r: r["env"].update(num_envs=0), "env.num_envs: must be positive, got 0"),
         (lambda r: r["meta"].update(max_session=-2), "meta.max_session: must be positive, got -2"),
         (
+            lambda r: r["meta"].update(eval_frequency=-1),
+            "meta.eval_frequency: must be >= 0 (0 turns evaluation off)",
+        ),
+        (
+            lambda r: r["meta"].update(eval_episodes=0),
+            "meta.eval_episodes: must be positive, got 0",
+        ),
+        (
             lambda r: r["agent"]["algorithm"].update(gamma=1.5),
             "agent.algorithm.gamma: must lie in [0.0, 1.0], got 1.5",
         ),

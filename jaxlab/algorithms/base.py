@@ -8,7 +8,10 @@ An algorithm is registered under its spec name with two things:
 * ``make(spec)``: returns an :class:`Agent` whose ``init(key) -> state`` and
   ``update(state) -> (state, metrics)`` are pure and unbatched (one session). The
   Session scans ``update``; the Trial vmaps it over seeds. ``state.params`` holds the
-  trainable parameters and ``state.key`` the session's PRNG key.
+  trainable parameters and ``state.key`` the session's PRNG key. ``policy(state, obs,
+  key, deterministic)`` maps a batch of observations ``[N, obs_dim]`` to env actions
+  (greedy/mean when deterministic) for evaluation and ``enjoy``; ``env`` is the
+  agent's :class:`~jaxlab.envs.VecEnv`.
 
 Every ``metrics`` dict carries ``ep_return_sum``, ``ep_length_sum`` and ``ep_count`` (sums
 over the episodes that ended during the update) next to the algorithm's own scalars.
@@ -35,7 +38,13 @@ EPISODE_METRICS = ("ep_return_sum", "ep_length_sum", "ep_count")
 class Agent(Protocol):
     def init(self, key: jax.Array) -> Any: ...
 
+    env: Any
+
     def update(self, state: Any) -> tuple[Any, dict[str, jax.Array]]: ...
+
+    def policy(
+        self, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool = True
+    ) -> jax.Array: ...
 
 
 @dataclass(frozen=True)

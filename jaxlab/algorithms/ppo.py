@@ -171,6 +171,15 @@ class PPO:
             update_step=jnp.int32(0),
         )
 
+    def policy(
+        self, state: PPOState, obs: jax.Array, key: jax.Array, deterministic: bool = True
+    ) -> jax.Array:
+        """Actions for ``obs`` ``[N, obs_dim]``: the mode (greedy/mean) or a sample."""
+        if self.spec.env.normalize_obs:
+            obs = state.obs_stats.normalize(obs, self.spec.env.clip_obs)
+        pi, _ = self.net.apply(state.params, obs)
+        return pi.mode() if deterministic else pi.sample(key)
+
     # ------------------------------------------------------------------ rollout
 
     def _rollout(self, state: PPOState, key: jax.Array) -> tuple[PPOState, Batch, dict]:

@@ -1,4 +1,10 @@
-"""Host-side metric sinks: one CSV and one TensorBoard event stream per session."""
+"""Host-side metric sinks: one CSV and one TensorBoard event stream per session.
+
+Resuming at frame ``F`` keeps the CSV rows with ``frame <= F`` (rows written after the
+checkpoint are dropped; training re-creates them) and starts TensorBoard with
+``purge_step = F + 1``, which tells TensorBoard to discard the older stream's events past
+``F``. The history then continues with no duplicated and no missing log points.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,9 @@ COLUMNS = (
     "return",
     "episode_length",
     "episodes",
+    "eval_return_mean",
+    "eval_return_std",
+    "diverged",
     "policy_loss",
     "value_loss",
     "entropy",
@@ -30,13 +39,22 @@ COLUMNS = (
 class SessionWriter:
     """Writes one row per log point to ``metrics.csv`` and the same scalars to TensorBoard."""
 
-    def __init__(self, directory: Path, columns: tuple[str, ...] = COLUMNS) -> None:
+    def __init__(
+        self, directory: Path, columns: tuple[str, ...] = COLUMNS, resume_frame: int | None = None
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "metrics.csv"
         self.columns = columns
-        self._file = open(directory / "metrics.csv", "w", newline="")  # noqa: SIM115
-        self._csv = csv.DictWriter(self._file, fieldnames=columns, extrasaction="ignore")
-        self._csv.writeheader()
-        self._tb = SummaryWriter(str(directory / "tb"))
+        if resume_frame is None:
+            self._file = open(path, "w", newline="")  # noqa: SIM115
+            self._csv = csv.DictWriter(self._file, fieldnames=columns, extrasaction="ignore")
+            self._csv.writeheader()
+        else:
+            self.columns = truncate_csv(path, resume_frame)
+            self._file = open(path, "a", newline="")  # noqa: SIM115
+            self._csv = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore")
+        purge = None if resume_frame is None else resume_frame + 1
+        self._tb = SummaryWriter(str(directory / "tb"), purge_step=purge)
 
     def write(self, row: dict[str, Any]) -> None:
         self._csv.writerow({k: _fmt(row.get(k)) for k in self.columns})
@@ -50,6 +68,26 @@ class SessionWriter:
     def close(self) -> None:
         self._file.close()
         self._tb.close()
+
+
+def truncate_csv(path: Path, frame: int) -> tuple[str, ...]:
+    """Keep the header and the rows with ``frame <= frame`` (atomic rewrite); returns columns."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = tuple(reader.fieldnames or COLUMNS)
+        # A row cut short by a kill mid-write has missing fields (None): dropped too.
+        rows = [
+            r
+            for r in reader
+            if None not in r.values() and r["frame"] and int(float(r["frame"])) <= frame
+        ]
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return columns
 
 
 def _fmt(value: Any) -> Any:

@@ -109,10 +109,10 @@ class MetaSpec:
 
     Checkpoints are written at the first log point at or past each multiple of
     ``checkpoint_frequency`` frames and always at the end; the last ``checkpoint_keep``
-    are kept.
-
-    ``eval_frequency`` is accepted for forward compatibility; periodic evaluation is not
-    implemented yet and the value is currently unused.
+    are kept. Every ``eval_frequency`` frames (rounded to whole log points; 0 = never)
+    and at the end, each session plays ``eval_episodes`` episodes with its deterministic
+    policy in separate envs; the Trial's best mean eval return is kept as the ``best``
+    checkpoint.
     """
 
     max_session: int = 4
@@ -120,12 +120,15 @@ class MetaSpec:
     random_seed: int = 42
     log_frequency: int = 10_000
     eval_frequency: int = 50_000
+    eval_episodes: int = 10
     checkpoint_frequency: int = 100_000
     checkpoint_keep: int = 3
 
     def validate(self, path: str) -> None:
-        require_positive(self, path, "max_session", "max_trial", "log_frequency", "eval_frequency")
+        require_positive(self, path, "max_session", "max_trial", "log_frequency", "eval_episodes")
         require_positive(self, path, "checkpoint_frequency", "checkpoint_keep")
+        if self.eval_frequency < 0:
+            raise SpecError(join(path, "eval_frequency"), "must be >= 0 (0 turns evaluation off)")
         if self.random_seed < 0:
             raise SpecError(join(path, "random_seed"), "must be >= 0")
 
@@ -146,12 +149,20 @@ class Derived:
     updates_per_chunk = max(1, round(log_frequency / frames_per_update))
     num_chunks        = ceil(num_updates / updates_per_chunk); the last chunk masks the
                         updates past num_updates, so every chunk has one compiled shape.
+    eval_every        = max(1, round(eval_frequency / frames per chunk)) chunks (0 = off);
+                        the last chunk always evaluates when evaluation is on.
     """
 
     frames_per_update: int
     num_updates: int
     updates_per_chunk: int
     num_chunks: int
+    eval_every: int = 0
+
+    def is_eval_chunk(self, chunk: int) -> bool:
+        if not self.eval_every:
+            return False
+        return (chunk + 1) % self.eval_every == 0 or chunk == self.num_chunks - 1
 
     @property
     def total_frames(self) -> int:
@@ -171,7 +182,9 @@ class Spec:
         fpu = self.agent.algorithm.frames_per_update(self)
         num_updates = self.env.max_frame // fpu
         upc = min(max(1, round(self.meta.log_frequency / fpu)), num_updates)
-        return Derived(fpu, num_updates, upc, math.ceil(num_updates / upc))
+        freq = self.meta.eval_frequency
+        eval_every = max(1, round(freq / (upc * fpu))) if freq else 0
+        return Derived(fpu, num_updates, upc, math.ceil(num_updates / upc), eval_every)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain YAML-ready data (round-trips through :func:`parse_spec`)."""

@@ -1,0 +1,81 @@
+"""Evaluation episodes: the deterministic policy in separate envs, pure and jittable.
+
+``E`` fresh envs (not the training envs, whose state is untouched) each play one full
+episode with the agent's greedy/mean action. One ``lax.scan`` of ``max_steps_in_episode``
+steps covers the longest possible episode; an env's return stops accumulating at its
+first ``terminated | truncated``:
+
+    R_e = sum_{t < T_e} r_{e,t},   T_e = first step where env e's episode ends
+
+The training ``state`` is only read (params, normaliser statistics), never changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxlab.envs import VecEnv
+
+EVAL_METRICS = ("eval_return_mean", "eval_return_std")
+EVAL_SALT = 0x6576616C  # folded into the session key, so eval never draws from training's
+
+
+@struct.dataclass
+class Episodes:
+    """Per env ``[E]``: the first episode's return and length. ``trace``: env 0 per step."""
+
+    returns: jax.Array
+    lengths: jax.Array
+    trace: Any = None  # (env_state pytree [T, ...], done-before-step mask [T]) when recorded
+
+
+def max_episode_steps(env: VecEnv, default: int = 1000) -> int:
+    return int(getattr(env.params, "max_steps_in_episode", default))
+
+
+def make_episodes(
+    agent: Any, env: VecEnv, deterministic: bool = True, record: bool = False
+) -> Callable[[Any, jax.Array], Episodes]:
+    """``run(state, key) -> Episodes`` for ``env.num_envs`` episodes of ``agent``'s policy."""
+    steps = max_episode_steps(env)
+
+    def run(state: Any, key: jax.Array) -> Episodes:
+        k_reset, k_run = jax.random.split(key)
+        env_state = env.reset(k_reset)
+        n = env.num_envs
+
+        def step(carry: tuple, k: jax.Array) -> tuple:
+            es, finished, ret, length = carry
+            k_act, k_env = jax.random.split(k)
+            action = agent.policy(state, es.obs, k_act, deterministic)
+            new_es, out = env.step(k_env, es, action)
+            live = ~finished
+            ret = ret + jnp.where(live, out.reward, 0.0)
+            length = length + live.astype(jnp.int32)
+            ended = out.terminated | out.truncated
+            trace = (jax.tree.map(lambda x: x[0], es.env_state), finished[0]) if record else None
+            return (new_es, finished | ended, ret, length), trace
+
+        init = (env_state, jnp.zeros(n, bool), jnp.zeros(n, jnp.float32), jnp.zeros(n, jnp.int32))
+        (_, _, ret, length), trace = jax.lax.scan(step, init, jax.random.split(k_run, steps))
+        return Episodes(ret, length, trace)
+
+    return run
+
+
+def make_evaluate(agent: Any, spec: Any) -> Callable[[Any, jax.Array], dict[str, jax.Array]]:
+    """``evaluate(state, key) -> {eval_return_mean, eval_return_std}`` over
+    ``meta.eval_episodes`` deterministic episodes (one session, unbatched)."""
+    env = VecEnv(spec.env.name, spec.meta.eval_episodes, spec.env.params)
+    run = make_episodes(agent, env)
+
+    def evaluate(state: Any, key: jax.Array) -> dict[str, jax.Array]:
+        ret = run(state, key).returns
+        return {"eval_return_mean": ret.mean(), "eval_return_std": ret.std()}
+
+    return evaluate

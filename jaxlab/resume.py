@@ -1,0 +1,181 @@
+"""Resume a run directory exactly where its latest good checkpoint left it.
+
+``python -m jaxlab train data/<run>/`` rebuilds the Trial from ``data/<run>/spec.yaml``
+and the session keys in ``provenance.json``, restores the newest checkpoint that loads
+and verifies (falling back past corrupt ones, see :mod:`jaxlab.checkpoint`), cuts each
+session's CSV/TensorBoard history back to that frame and runs the remaining chunks. The
+whole state (parameters, optimizer, env states, normalisers, RNG keys, counters) and the
+host loop state come back, so an interrupted run ends bit-identical to an uninterrupted
+one on the same machine and code.
+
+A checkpoint is refused, with the spec keys that differ, when ``spec.yaml`` was edited
+in a way that changes the state's shapes (``env.num_envs``, network sizes, sessions...)
+or moves the log points; other edits (say ``env.max_frame``, to train longer) are
+allowed with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxlab.checkpoint import Checkpointer, CheckpointError
+from jaxlab.logging import SessionWriter
+from jaxlab.provenance import git_info
+from jaxlab.run import HostState, Loop, RunResult
+from jaxlab.spec import SpecError, load_spec, spec_from_dict
+from jaxlab.spec.schema import Spec
+from jaxlab.trial import Trial
+
+
+def warn(msg: str) -> None:
+    print(f"jaxlab: warning: {msg}", file=sys.stderr, flush=True)
+
+
+def is_run_dir(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and (path / "spec.yaml").is_file() and (path / "checkpoints").is_dir()
+
+
+def flat_diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old, new)`` for every leaf where two nested mappings differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in list(old) + [k for k in new if k not in old]:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            out += flat_diff(old.get(key), new.get(key), path)
+        return out
+    return [] if old == new else [(prefix, old, new)]
+
+
+def _shape_mismatch(a: Any, b: Any) -> str | None:
+    la, ta = jax.tree_util.tree_flatten_with_path(a)
+    lb, tb = jax.tree_util.tree_flatten_with_path(b)
+    if ta != tb:
+        return "the state's structure differs"
+    for (path, x), (_, y) in zip(la, lb, strict=True):
+        if (x.shape, x.dtype) != (y.shape, y.dtype):
+            name = jax.tree_util.keystr(path)
+            return f"state{name} is {list(x.shape)} {x.dtype} vs {list(y.shape)} {y.dtype}"
+    return None
+
+
+def check_fits(spec: Spec, keys: Any, template: Any, meta: dict[str, Any], where: Path) -> None:
+    """Refuse a checkpoint whose spec gives other state shapes; warn on other differences."""
+    diffs = flat_diff(meta.get("spec", {}), spec.to_dict())
+    if not diffs:
+        return
+    text = "; ".join(f"{k} is {a!r} in the checkpoint, {b!r} in {where}" for k, a, b in diffs)
+    try:
+        old = spec_from_dict(meta["spec"])
+    except SpecError as err:
+        raise CheckpointError(f"the checkpoint's spec no longer parses ({err})") from None
+    old_keys = keys if keys is not None and len(keys) == old.meta.max_session else None
+    mismatch = _shape_mismatch(Trial(old, old_keys).abstract_state(), template)
+    if mismatch:
+        raise CheckpointError(
+            f"checkpoint at frame {meta['frame']} does not fit {where}: {text} ({mismatch})"
+        )
+    warn(f"{where} differs from the checkpoint's spec: {text}; continuing with {where}")
+
+
+def code_change_warning(prov: dict[str, Any], run_dir: Path, what: str) -> str | None:
+    """A warning when this checkout is not the recorded SHA, or either tree is dirty."""
+    now, sha = git_info(), prov.get("git_sha")
+    if sha is None:
+        return f"{what}: the run recorded no git SHA, so its code cannot be checked out"
+    problems = []
+    if now["sha"] != sha:
+        problems.append(f"it was made at git SHA {sha[:12]}, this checkout is {now['sha']}")
+    if now["dirty"]:
+        problems.append("this checkout has uncommitted changes")
+    if prov.get("git_dirty"):
+        problems.append("it was made from a tree with uncommitted changes (saved in git.diff)")
+    if not problems:
+        return None
+    fix = f"git checkout {sha}"
+    if prov.get("git_dirty"):
+        fix += f" && git apply {run_dir / 'git.diff'}"
+    return f"{what} may not reproduce exactly: {'; '.join(problems)}. To reproduce it: {fix}"
+
+
+def saved_run_of(spec_path: str | Path) -> Path | None:
+    """The run directory when ``spec_path`` is a run's saved ``spec.yaml``, else None."""
+    parent = Path(spec_path).resolve().parent
+    return parent if (parent / "provenance.json").is_file() else None
+
+
+def session_keys(prov: dict[str, Any], sessions: int) -> jax.Array | None:
+    keys = prov.get("session_keys")
+    if keys is None or len(keys) != sessions:
+        return None
+    return jnp.asarray(keys, jnp.uint32)
+
+
+def resume(run_dir: str | Path, *, progress: bool = True) -> RunResult:
+    """Continue ``run_dir`` from its latest good checkpoint to the end of its spec."""
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise CheckpointError(f"{run_dir} is not a jaxlab run directory (no spec.yaml/checkpoints)")
+    where = run_dir / "spec.yaml"
+    spec = load_spec(where)
+    prov_path = run_dir / "provenance.json"
+    prov = json.loads(prov_path.read_text())
+    keys = session_keys(prov, spec.meta.max_session)
+    trial = Trial(spec, keys)
+    template = trial.abstract_state()
+    ckpt = Checkpointer(run_dir / "checkpoints", keep=spec.meta.checkpoint_keep)
+    try:
+        state, meta = ckpt.restore_latest(
+            template, check=lambda m: check_fits(spec, keys, template, m, where), warn=warn
+        )
+        frame = int(meta["frame"])
+        aligned = [c for c in range(trial.derived.num_chunks) if trial.frames_after(c) == frame]
+        if not aligned:
+            raise CheckpointError(
+                f"frame {frame} is not a log point of {where} (meta.log_frequency or the batch "
+                "size changed); restore the original value to resume"
+            )
+    except BaseException:
+        ckpt.close()
+        raise
+    message = code_change_warning(prov, run_dir, "the resumed run")
+    if message:
+        warn(message)
+    host = HostState(**meta["host"])
+    start = aligned[0] + 1
+    if start >= trial.derived.num_chunks:
+        done = run_dir / "trial_summary.json"
+        if done.is_file():
+            summary = json.loads(done.read_text())
+        else:  # killed between the last checkpoint and the summary
+            summary = Loop(trial, run_dir, prov.get("git_sha"), [], ckpt, host).summary(
+                frame, 0.0, None
+            )
+            done.write_text(json.dumps(summary, indent=2))
+        ckpt.close()
+        print(f"jaxlab: {run_dir} already finished at frame {frame:,}; nothing to resume")
+        return RunResult(run_dir, summary, state)
+    print(f"jaxlab: resuming {run_dir} from frame {frame:,}", file=sys.stderr, flush=True)
+    sha = git_info()["sha"]
+    prov.setdefault("resumes", []).append(
+        {"at": datetime.now().isoformat(timespec="seconds"), "frame": frame, "git_sha": sha}
+    )
+    prov_path.write_text(json.dumps(prov, indent=2))
+    writers = [
+        SessionWriter(run_dir / f"session_{k}", resume_frame=frame)
+        for k in range(trial.num_sessions)
+    ]
+    t0 = time.perf_counter()
+    trial.compile(state)
+    loop = Loop(trial, run_dir, sha, writers, ckpt, host)
+    if loop.best is not None:  # a best saved after the checkpoint belongs to the rolled-back part
+        loop.best.prune_after(frame)
+    return loop.run(state, start, time.perf_counter() - t0, progress=progress)

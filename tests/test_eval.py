@@ -1,0 +1,101 @@
+"""Periodic evaluation, the best checkpoint, and diverging sessions."""
+
+from __future__ import annotations
+
+import csv
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlab.algorithms.ppo import PPO
+from jaxlab.checkpoint import Checkpointer
+from jaxlab.envs import VecEnv
+from jaxlab.evaluate import make_episodes
+from jaxlab.run import format_summary, train
+from jaxlab.spec import spec_from_dict
+from tests.probes import register_probes
+
+NON_EVAL = {"wall_time", "fps", "eval_return_mean", "eval_return_std"}
+
+
+def leaves_equal(a, b) -> bool:
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb, strict=True))
+
+
+def rows(run, k):
+    return list(csv.DictReader((run / f"session_{k}" / "metrics.csv").open()))
+
+
+def test_episodes_are_cut_at_their_first_end():
+    """ConstantReward: reward 1 per step, 5-step limit, so every episode returns exactly 5."""
+    register_probes()
+    raw = {
+        "name": "probe",
+        "agent": {"algorithm": {"name": "PPO", "time_horizon": 4, "minibatch_count": 1}},
+        "env": {"name": "ConstantReward-probe", "num_envs": 2, "max_frame": 8},
+    }
+    agent = PPO(spec_from_dict(raw))
+    env = VecEnv("ConstantReward-probe", 3)
+    state = agent.init(jax.random.PRNGKey(0))
+    out = jax.jit(make_episodes(agent, env, record=True))(state, jax.random.PRNGKey(1))
+    np.testing.assert_array_equal(out.returns, [5.0, 5.0, 5.0])
+    np.testing.assert_array_equal(out.lengths, [5, 5, 5])
+    _, finished = out.trace
+    np.testing.assert_array_equal(finished, [False] * 5)  # the scan covers one full episode
+
+
+def test_evaluation_is_logged_and_never_changes_training(tiny_raw, tmp_path):
+    off = train(spec_from_dict(tiny_raw, ["meta.eval_frequency=0"]), root=tmp_path, progress=False)
+    on = train(spec_from_dict(tiny_raw, ["meta.eval_frequency=128"]), root=tmp_path, progress=False)
+    assert leaves_equal(jax.device_get(off.state), jax.device_get(on.state))
+    assert not (off.run_dir / "best").exists() and off.summary["best_eval_return"] is None
+    for k in range(2):
+        a, b = rows(off.run_dir, k), rows(on.run_dir, k)
+        strip = [{c: v for c, v in r.items() if c not in NON_EVAL} for r in a]
+        assert strip == [{c: v for c, v in r.items() if c not in NON_EVAL} for r in b]
+        assert all(r["eval_return_mean"] == "" for r in a)
+        # every 2 chunks (128 frames) and at the end
+        evaluated = [int(r["frame"]) for r in b if r["eval_return_mean"] != ""]
+        assert evaluated == [128, 256, 320]
+        assert all(float(r["eval_return_mean"]) >= 8 for r in b if r["eval_return_mean"])
+    # the best checkpoint holds the eval point with the best mean over sessions
+    means = {
+        int(r0["frame"]): (float(r0["eval_return_mean"]) + float(r1["eval_return_mean"])) / 2
+        for r0, r1 in zip(rows(on.run_dir, 0), rows(on.run_dir, 1), strict=True)
+        if r0["eval_return_mean"]
+    }
+    best_frame = max(means, key=lambda f: (means[f], f))  # ties: the later one
+    best = Checkpointer(on.run_dir / "best", read_only=True)
+    assert best.steps() == [best_frame]
+    assert on.summary["best_eval_frame"] == best_frame
+    np.testing.assert_allclose(on.summary["best_eval_return"], means[best_frame], rtol=1e-5)
+    best.close()
+
+
+def test_a_diverging_session_is_flagged_and_the_others_are_unharmed(tiny_raw, tmp_path, capsys):
+    spec = spec_from_dict(tiny_raw, ["meta.max_session=4"])
+
+    def poison_session_1(state):
+        hyper = state.hyper.replace(lr=state.hyper.lr.at[1].set(jnp.nan))
+        return state.replace(hyper=hyper)
+
+    clean = train(spec, root=tmp_path, progress=False)
+    bad = train(spec, root=tmp_path, progress=False, state_fn=poison_session_1)
+    assert "session 1 diverged" in capsys.readouterr().err
+    healthy = [0, 2, 3]
+    pick = lambda tree: jax.tree.map(lambda x: np.asarray(x)[healthy], jax.device_get(tree))  # noqa: E731
+    assert leaves_equal(pick(clean.state), pick(bad.state))
+    assert not np.all(
+        np.isfinite(np.asarray(bad.state.params["params"]["actor_torso"]["Dense_0"]["kernel"][1]))
+    )
+    s = bad.summary
+    assert s["diverged_sessions"] == [1] and s["diverged_at_frame"][1] == 64
+    assert s["diverged_at_frame"][0] is None
+    finals = [clean.summary["final_return_per_session"][k] for k in healthy]
+    np.testing.assert_allclose(s["final_return_mean"], np.mean(finals), rtol=1e-6)
+    assert clean.summary["diverged_sessions"] == []
+    assert [r["diverged"] for r in rows(bad.run_dir, 1)] == ["1"] * 5
+    assert [r["diverged"] for r in rows(bad.run_dir, 0)] == ["0"] * 5
+    assert "session 1 DIVERGED" in format_summary(s)

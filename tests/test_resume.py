@@ -1,0 +1,289 @@
+"""Trustworthy runs: kill -9 / SIGINT and resume, corrupt checkpoints, misfit specs, reruns.
+
+The crash tests run ``python -m jaxlab`` in a subprocess (sharing this session's
+compilation cache), stop it mid-run and resume; the resumed run must end bit-identical
+to an uninterrupted one: final Trial state and every metric column except wall-clock.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import yaml
+
+from jaxlab.checkpoint import Checkpointer
+from jaxlab.cli import main
+from jaxlab.logging.writers import truncate_csv
+from jaxlab.run import train
+from jaxlab.spec import load_spec, spec_from_dict
+from jaxlab.trial import Trial
+from tests.conftest import REPO
+
+TIMING = {"wall_time", "fps"}
+
+
+def leaves_equal(a, b) -> bool:
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb, strict=True))
+
+
+def rows(run: Path, k: int) -> list[dict]:
+    return list(csv.DictReader((run / f"session_{k}" / "metrics.csv").open()))
+
+
+def untimed(table: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in table]
+
+
+def final_state(run: Path):
+    spec = load_spec(run / "spec.yaml")
+    state, meta = Checkpointer(run / "checkpoints", read_only=True).restore(
+        Trial(spec).abstract_state()
+    )
+    return jax.device_get(state), meta
+
+
+def the_run(data: Path) -> Path:
+    runs = [p for p in data.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def long_tiny(tiny_raw: dict, path: Path) -> Path:
+    """A tiny spec with many chunks (~seconds of training) so a signal lands mid-run."""
+    raw = tiny_raw
+    raw["env"]["max_frame"] = 32 * 1500
+    raw["meta"].update(
+        log_frequency=32 * 25, checkpoint_frequency=32 * 100, eval_frequency=32 * 300
+    )
+    raw["meta"]["checkpoint_keep"] = 2
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def start(spec: Path, data: Path) -> subprocess.Popen:
+    env = dict(os.environ)
+    env["JAX_COMPILATION_CACHE_DIR"] = jax.config.jax_compilation_cache_dir
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
+    cmd = [sys.executable, "-m", "jaxlab", "train", str(spec), "--data", str(data)]
+    return subprocess.Popen(
+        [*cmd, "--no-progress"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def wait_for_checkpoint(proc: subprocess.Popen, data: Path, timeout: float = 240) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        ckpts = list(data.glob("*/checkpoints/[0-9]*"))
+        if ckpts:
+            return ckpts[0].parent.parent
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared")
+
+
+def assert_same_run(resumed: Path, reference: Path, sessions: int) -> None:
+    a, meta_a = final_state(resumed)
+    b, meta_b = final_state(reference)
+    assert meta_a["frame"] == meta_b["frame"]
+    assert leaves_equal(a, b), "final Trial states differ"
+    best = [
+        sorted(p.name for p in (r / "best").iterdir() if p.name.isdigit())
+        for r in (resumed, reference)
+    ]
+    assert best[0] == best[1] and len(best[0]) == 1  # the same best checkpoint, re-made
+    for k in range(sessions):
+        ra, rb = rows(resumed, k), rows(reference, k)
+        assert [r["frame"] for r in ra] == [r["frame"] for r in rb]  # none missing/duplicated
+        assert untimed(ra) == untimed(rb)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tiny_raw, tmp_path):
+    spec_path = long_tiny(tiny_raw, tmp_path / "long.yaml")
+    proc = start(spec_path, tmp_path / "killed")
+    run = wait_for_checkpoint(proc, tmp_path / "killed")
+    time.sleep(0.3)  # let it get past the checkpoint, so the CSV holds rows to roll back
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    logged = int(rows(run, 0)[-1]["frame"])  # usually past the checkpoint: rolled back below
+    assert not (run / "trial_summary.json").exists(), "the run finished before the kill"
+    # a kill mid-save leaves an orbax "<frame>.orbax-checkpoint-tmp" dir: not a checkpoint
+    killed_at = max(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
+    assert killed_at <= logged < load_spec(spec_path).derived.total_frames
+    assert main(["train", str(run), "--no-progress"]) == 0  # resume
+    reference = train(load_spec(spec_path), root=tmp_path / "ref", progress=False).run_dir
+    assert_same_run(run, reference, 2)
+    prov = json.loads((run / "provenance.json").read_text())
+    assert [r["frame"] for r in prov["resumes"]] == [killed_at]
+
+
+@pytest.mark.slow
+def test_sigint_checkpoints_exits_cleanly_and_resumes(tiny_raw, tmp_path, capsys):
+    spec_path = long_tiny(tiny_raw, tmp_path / "long.yaml")
+    proc = start(spec_path, tmp_path / "data")
+    run = wait_for_checkpoint(proc, tmp_path / "data")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, err.decode()
+    err = err.decode()
+    assert "SIGINT received" in err and f"python -m jaxlab train {run}/" in err
+    summary = json.loads((run / "trial_summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["stop_signal"] == "SIGINT"
+    stopped = summary["frames_per_session"]
+    assert max(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit()) == stopped
+    assert int(rows(run, 0)[-1]["frame"]) == stopped  # the CSV ends at the checkpoint
+    assert main([f"train@{run}", "--no-progress"]) == 0  # the SLM-Lab style spelling
+    summary = json.loads((run / "trial_summary.json").read_text())
+    assert summary["status"] == "complete"
+    assert summary["frames_per_session"] == load_spec(spec_path).derived.total_frames
+    frames = [int(r["frame"]) for r in rows(run, 1)]
+    assert frames == sorted(set(frames)) and len(frames) == load_spec(spec_path).derived.num_chunks
+
+
+def tiny_run(tiny_raw: dict, root: Path, *overrides: str):
+    spec = spec_from_dict(
+        tiny_raw, ["meta.checkpoint_frequency=64", "meta.checkpoint_keep=5", *overrides]
+    )
+    return train(spec, root=root, progress=False)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tiny_raw, tmp_path, capsys):
+    ref = tiny_run(tiny_raw, tmp_path / "ref")
+    run = tiny_run(tiny_raw, tmp_path / "run").run_dir
+    files = [p for p in (run / "checkpoints" / "320" / "state").rglob("*") if p.is_file()]
+    victim = max(files, key=lambda p: p.stat().st_size)
+    with open(victim, "r+b") as f:
+        f.truncate(victim.stat().st_size // 2)
+    assert main(["train", str(run), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "checkpoint at frame 320 is unreadable" in err and "falling back to frame 256" in err
+    assert [p.name.split("_")[0] for p in (run / "checkpoints_corrupt").iterdir()] == ["320"]
+    assert_same_run(run, ref.run_dir, 2)
+
+
+def test_a_save_cut_short_by_a_kill_is_ignored_and_redone(tiny_raw, tmp_path):
+    """kill -9 during an async save leaves orbax's temporary directory, never a step."""
+    ref = tiny_run(tiny_raw, tmp_path / "ref")
+    run = tiny_run(tiny_raw, tmp_path / "run").run_dir
+    ckpts = run / "checkpoints"
+    (ckpts / "320").rename(ckpts / "320.orbax-checkpoint-tmp")
+    (run / "trial_summary.json").unlink()
+    assert main(["train", str(run), "--no-progress"]) == 0
+    assert_same_run(run, ref.run_dir, 2)
+
+
+def test_checkpoint_whose_data_no_longer_matches_its_fingerprint_is_rejected(
+    tiny_raw, tmp_path, capsys
+):
+    run = tiny_run(tiny_raw, tmp_path).run_dir
+    meta_file = run / "checkpoints" / "320" / "meta" / "metadata"
+    meta = json.loads(meta_file.read_text())
+    meta["fingerprint"][0] ^= 1
+    meta_file.write_text(json.dumps(meta))
+    assert main(["train", str(run), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "frame 320" in err and "fingerprint" in err and "falling back to frame 256" in err
+
+
+def test_checkpoint_format_version_is_checked(tiny_raw, tmp_path, capsys):
+    run = tiny_run(tiny_raw, tmp_path).run_dir
+    for step in (run / "checkpoints").glob("[0-9]*"):
+        meta_file = step / "meta" / "metadata"
+        meta = json.loads(meta_file.read_text())
+        meta_file.write_text(json.dumps({**meta, "format_version": 1}))
+    assert main(["train", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "format version 1; this jaxlab reads version 2" in err
+
+
+def test_spec_with_other_state_shapes_is_refused_naming_the_difference(tiny_raw, tmp_path, capsys):
+    run = tiny_run(tiny_raw, tmp_path).run_dir
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    raw = yaml.safe_load((run / "spec.yaml").read_text())
+    raw["env"]["num_envs"] = 8
+    (run / "spec.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["train", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "env.num_envs is 4 in the checkpoint, 8 in" in err and "does not fit" in err
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "spec.yaml"}
+    assert after == {p: b for p, b in before.items() if p.name != "spec.yaml"}  # nothing touched
+
+
+def test_resume_with_a_longer_budget_trains_on_and_continues_the_history(
+    tiny_raw, tmp_path, capsys
+):
+    run = tiny_run(tiny_raw, tmp_path).run_dir
+    raw = yaml.safe_load((run / "spec.yaml").read_text())
+    raw["env"]["max_frame"] = 448
+    (run / "spec.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["train", str(run), "--no-progress"]) == 0
+    assert "env.max_frame is 320 in the checkpoint, 448" in capsys.readouterr().err
+    assert [int(r["frame"]) for r in rows(run, 0)] == [64, 128, 192, 256, 320, 384, 448]
+
+
+def test_resume_refuses_overrides_and_non_runs(tiny_raw, tmp_path, capsys):
+    assert main(["train", str(tmp_path), "--no-progress"]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    run = tiny_run(tiny_raw, tmp_path / "a").run_dir
+    assert main(["train", str(run), "-s", "env.num_envs=8"]) == 2
+    assert "-s cannot be used when resuming" in capsys.readouterr().err
+
+
+def test_rerun_of_a_saved_spec_reproduces_the_final_return(tiny_raw, tmp_path, capsys):
+    first = tiny_run(tiny_raw, tmp_path / "a")
+    assert (
+        main(
+            [
+                "train",
+                str(first.run_dir / "spec.yaml"),
+                "--data",
+                str(tmp_path / "b"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    again = json.loads((the_run(tmp_path / "b") / "trial_summary.json").read_text())
+    assert again["final_return_per_session"] == first.summary["final_return_per_session"]
+    assert leaves_equal(final_state(the_run(tmp_path / "b"))[0], jax.device_get(first.state))
+
+
+def test_rerun_at_another_sha_warns_with_the_checkout_command(tiny_raw, tmp_path, capsys):
+    run = tiny_run(tiny_raw, tmp_path / "a").run_dir
+    prov = json.loads((run / "provenance.json").read_text())
+    prov.update(git_sha="0123456789abcdef0123456789abcdef01234567", git_dirty=False)
+    (run / "provenance.json").write_text(json.dumps(prov))
+    capsys.readouterr()
+    assert (
+        main(["train", str(run / "spec.yaml"), "--data", str(tmp_path / "b"), "--no-progress"]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "this rerun may not reproduce exactly" in err
+    assert "git checkout 0123456789abcdef0123456789abcdef01234567" in err
+
+
+def test_truncate_csv_keeps_rows_up_to_the_frame_and_drops_a_torn_last_row(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("frame,return,lr\n64,1.5,0.1\n128,2.5,0.1\n192,3.5,0.1\n256,4")
+    assert truncate_csv(path, 192) == ("frame", "return", "lr")
+    assert path.read_text().splitlines() == [
+        "frame,return,lr",
+        "64,1.5,0.1",
+        "128,2.5,0.1",
+        "192,3.5,0.1",
+    ]
+    truncate_csv(path, 100)
+    assert path.read_text().splitlines() == ["frame,return,lr", "64,1.5,0.1"]
