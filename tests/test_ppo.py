@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxlab.enjoy import enjoy
 from jaxlab.envs import VecEnv
 from jaxlab.rl import RunningStats
 from jaxlab.run import train
@@ -88,6 +89,9 @@ def test_ppo_learns_cartpole_quickly(tmp_path):
     }  # fmt: skip
     result = train(spec_from_dict(raw), root=tmp_path, progress=False)
     assert result.summary["final_return_mean"] > 150, result.summary
+    # the greedy policy of the best checkpoint, played by enjoy, is at least as good
+    played = enjoy(result.run_dir, episodes=10)
+    assert played["return_mean"] > 150, played
 
 
 @pytest.mark.slow
