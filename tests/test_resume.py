@@ -85,7 +85,8 @@ def wait_for_checkpoint(proc: subprocess.Popen, data: Path, timeout: float = 240
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, proc.communicate()
-        ckpts = list(data.glob("*/checkpoints/[0-9]*"))
+        # a finished step only: "<frame>.orbax-checkpoint-tmp" is a save still in flight
+        ckpts = [p for p in data.glob("*/checkpoints/*") if p.name.isdigit()]
         if ckpts:
             return ckpts[0].parent.parent
         time.sleep(0.05)
