@@ -177,7 +177,7 @@ class PPO:
         """Actions for ``obs`` ``[N, obs_dim]``: the mode (greedy/mean) or a sample."""
         if self.spec.env.normalize_obs:
             obs = state.obs_stats.normalize(obs, self.spec.env.clip_obs)
-        pi, _ = self.net.apply(state.params, obs)
+        pi = self.net.apply(state.params, obs, method=self.net.policy)
         return pi.mode() if deterministic else pi.sample(key)
 
     # ------------------------------------------------------------------ rollout

@@ -72,6 +72,13 @@ class ActorCritic(nn.Module):
             return Categorical(out), value
         return DiagGaussian(out, jnp.broadcast_to(self.log_std, out.shape)), value
 
+    def policy(self, obs: jax.Array) -> Categorical | DiagGaussian:
+        """The actor only (no critic work): ``obs [..., D] ->`` action distribution."""
+        out = self.policy_head(self.actor_torso(obs))
+        if self.discrete:
+            return Categorical(out)
+        return DiagGaussian(out, jnp.broadcast_to(self.log_std, out.shape))
+
     def value(self, obs: jax.Array) -> jax.Array:
         """The critic only (no policy head work): ``obs [..., D] -> [...]``."""
         torso = self.actor_torso if self.shared else self.critic_torso
