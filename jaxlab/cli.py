@@ -3,7 +3,8 @@
 Modes: ``train`` (the full Trial; given a run directory instead of a spec, or as
 ``train@data/<run>``, it resumes that run), ``dev`` (a tiny, extra-checked run of the
 same spec: at most two sessions, a few updates, finite losses and moving parameters
-asserted) and ``enjoy`` (play a trained agent from a run, read-only). Spec and
+asserted), ``enjoy`` (play a trained agent from a run, read-only), ``report`` (rebuild
+a run's metrics and graphs from its CSVs) and ``plot`` (overlay several runs). Spec and
 checkpoint problems exit with status 2 and one line, before anything is written; a run
 stopped by SIGINT/SIGTERM exits with 128 + the signal number after checkpointing.
 """
@@ -26,6 +27,8 @@ EPILOG = """examples:
   python -m jaxlab train specs/ppo_cartpole.yaml --shrink   # tiny smoke run
   python -m jaxlab train data/ppo_cartpole_2026_01_01_120000/   # resume a stopped run
   python -m jaxlab enjoy data/ppo_cartpole_2026_01_01_120000/ --episodes 10 --render
+  python -m jaxlab report data/ppo_cartpole_2026_01_01_120000/
+  python -m jaxlab plot data/ppo_cartpole_2026_01_01_120000/ data/ppo_cartpole_2026_01_02_090000/
 """
 
 
@@ -58,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--data", default="data", help="output root directory (default: data)")
         p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+        p.add_argument(
+            "--no-report", action="store_true", help="skip the end-of-run metrics and graphs"
+        )
         if mode == "train":
             p.add_argument("--shrink", action="store_true", help="run at tiny scale (smoke test)")
     text = "play a trained agent's deterministic policy from a run (read-only)"
@@ -68,7 +74,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="best", help="best (default), latest, or a frame number")
     p.add_argument("--render", action="store_true", help="write a GIF of the first episode")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed for the env resets")
+    text = "rebuild a run's (or an experiment's) metrics and graphs from its saved CSVs"
+    p = sub.add_parser("report", help=text, description=text)
+    p.add_argument("run", help="a run directory, or an experiment directory of trial runs")
+    p.add_argument("--no-plots", action="store_true", help="metrics only")
+    text = "overlay the trial curves of several runs in one graph"
+    p = sub.add_parser("plot", help=text, description=text)
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--out", help="PNG path (default: data/plots/compare_<time>.png)")
+    p.add_argument("--title", help="graph title (default: the runs' spec names)")
     return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    from jaxlab.analysis.report import format_report, is_run, write_experiment_report, write_report
+
+    path = Path(args.run)
+    try:
+        if is_run(path):
+            metrics = write_report(path, plots=not args.no_plots)
+            print(format_report(metrics))
+            where = "trial_metrics.json" + ("" if args.no_plots else " and graphs/")
+        else:
+            rows = write_experiment_report(path, plots=not args.no_plots)
+            for row in rows:
+                print(
+                    ", ".join(
+                        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in row.items()
+                    )
+                )
+            where = "experiment_table.csv, best_spec.yaml, per-trial reports"
+    except FileNotFoundError as err:
+        return _fail("report", err)
+    print(f"report written to {path}/ ({where})")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from jaxlab.analysis.plots import plot_comparison
+    from jaxlab.analysis.report import load_run
+
+    try:
+        runs = [load_run(r) for r in args.runs]
+    except FileNotFoundError as err:
+        return _fail("plot", err)
+    names = [r["spec"]["name"] for r in runs]
+    labels = [
+        n if names.count(n) == 1 else f"{n} ({r['dir'].name})"
+        for n, r in zip(names, runs, strict=True)
+    ]
+    out = Path(args.out or f"data/plots/compare_{datetime.now():%Y_%m_%d_%H%M%S}.png")
+    title = args.title or " vs ".join(dict.fromkeys(names))
+    plot_comparison(list(zip(labels, [r["sessions"] for r in runs], strict=True)), out, title=title)
+    print(f"comparison graph written to {out}")
+    return 0
 
 
 def _fail(kind: str, err: BaseException, code: int = 2) -> int:
@@ -123,7 +185,7 @@ def _resume(args: argparse.Namespace) -> int:
             "resume", f"{flag} cannot be used when resuming; edit {args.spec}/spec.yaml instead"
         )
     try:
-        return _finish(resume(args.spec, progress=not args.no_progress))
+        return _finish(resume(args.spec, progress=not args.no_progress, report=not args.no_report))
     except SpecError as err:
         return _fail("spec error", err)
     except CheckpointError as err:
@@ -142,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.mode == "enjoy":
         return _enjoy(args)
+    if args.mode == "report":
+        return _report(args)
+    if args.mode == "plot":
+        return _plot(args)
     from jaxlab.resume import code_change_warning, is_run_dir, saved_run_of, warn
 
     if args.mode == "train" and Path(args.spec).is_dir():
@@ -166,7 +232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from jaxlab.run import DevCheckError, train
 
     try:
-        result = train(spec, root=args.data, dev=args.mode == "dev", progress=not args.no_progress)
+        result = train(
+            spec,
+            root=args.data,
+            dev=args.mode == "dev",
+            progress=not args.no_progress,
+            report=not args.no_report,
+        )
     except DevCheckError as err:
         return _fail("dev check failed", err, 1)
     return _finish(result)

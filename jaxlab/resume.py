@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from jaxlab.checkpoint import Checkpointer, CheckpointError
 from jaxlab.logging import SessionWriter
 from jaxlab.provenance import git_info
-from jaxlab.run import HostState, Loop, RunResult
+from jaxlab.run import HostState, Loop, RunResult, write_report_safely
 from jaxlab.spec import SpecError, load_spec, spec_from_dict
 from jaxlab.spec.schema import Spec
 from jaxlab.trial import Trial
@@ -119,7 +119,7 @@ def session_keys(prov: dict[str, Any], sessions: int) -> jax.Array | None:
     return jnp.asarray(keys, jnp.uint32)
 
 
-def resume(run_dir: str | Path, *, progress: bool = True) -> RunResult:
+def resume(run_dir: str | Path, *, progress: bool = True, report: bool = True) -> RunResult:
     """Continue ``run_dir`` from its latest good checkpoint to the end of its spec."""
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
@@ -155,12 +155,14 @@ def resume(run_dir: str | Path, *, progress: bool = True) -> RunResult:
         done = run_dir / "trial_summary.json"
         if done.is_file():
             summary = json.loads(done.read_text())
+            ckpt.close()
         else:  # killed between the last checkpoint and the summary
-            summary = Loop(trial, run_dir, prov.get("git_sha"), [], ckpt, host).summary(
-                frame, 0.0, None
-            )
+            loop = Loop(trial, run_dir, prov.get("git_sha"), [], ckpt, host, resume_frame=frame)
+            summary = loop.summary(frame, 0.0, None)
+            loop.close()
             done.write_text(json.dumps(summary, indent=2))
-        ckpt.close()
+            if report:
+                write_report_safely(run_dir)
         print(f"jaxlab: {run_dir} already finished at frame {frame:,}; nothing to resume")
         return RunResult(run_dir, summary, state)
     print(f"jaxlab: resuming {run_dir} from frame {frame:,}", file=sys.stderr, flush=True)
@@ -175,7 +177,7 @@ def resume(run_dir: str | Path, *, progress: bool = True) -> RunResult:
     ]
     t0 = time.perf_counter()
     trial.compile(state)
-    loop = Loop(trial, run_dir, sha, writers, ckpt, host)
+    loop = Loop(trial, run_dir, sha, writers, ckpt, host, resume_frame=frame)
     if loop.best is not None:  # a best saved after the checkpoint belongs to the rolled-back part
         loop.best.prune_after(frame)
-    return loop.run(state, start, time.perf_counter() - t0, progress=progress)
+    return loop.run(state, start, time.perf_counter() - t0, progress=progress, report=report)

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from jaxlab.checkpoint import Checkpointer
 from jaxlab.evaluate import EVAL_METRICS
-from jaxlab.logging import SessionWriter
+from jaxlab.logging import SessionWriter, TrialWriter
 from jaxlab.provenance import device_info, git_info, versions
 from jaxlab.signals import StopRequest
 from jaxlab.spec.schema import Spec
@@ -149,11 +149,13 @@ def train(
     progress: bool = True,
     keys: jax.Array | None = None,
     state_fn: Any = None,
+    report: bool = True,
 ) -> RunResult:
     """Train one Trial of ``spec``; all outputs go under a new ``<root>/<name>_<time>/``.
 
     ``state_fn``, if given, maps the freshly initialised Trial state to the one trained
-    (to load pretrained parameters, or to inject a fault in tests).
+    (to load pretrained parameters, or to inject a fault in tests). ``report=False`` skips
+    the end-of-run metrics and graphs (``python -m jaxlab report`` makes them later).
     """
     trial = Trial(spec, keys)
     run_dir = make_run_dir(spec, root)
@@ -171,7 +173,7 @@ def train(
     trial.compile(state)
     compile_s = time.perf_counter() - setup_start  # init (compiled too) + the chunk
     loop = Loop(trial, run_dir, prov["git_sha"], writers, ckpt, HostState.fresh(trial.num_sessions))
-    return loop.run(state, 0, compile_s, dev=dev, progress=progress)
+    return loop.run(state, 0, compile_s, dev=dev, progress=progress, report=report)
 
 
 class Loop:
@@ -185,10 +187,12 @@ class Loop:
         writers: list[SessionWriter],
         ckpt: Checkpointer,
         host: HostState,
+        resume_frame: int | None = None,
     ) -> None:
         self.trial, self.run_dir, self.git_sha = trial, run_dir, git_sha
         self.writers, self.ckpt, self.host = writers, ckpt, host
         self.spec = trial.spec
+        self.trial_tb = TrialWriter(run_dir / "tb_trial", resume_frame)
         self.best: Checkpointer | None = None
         if trial.derived.eval_every:
             self.best = Checkpointer(run_dir / "best", keep=1)
@@ -223,6 +227,7 @@ class Loop:
         )
         for k in np.flatnonzero(np.isfinite(ret)):
             host.final_returns[k] = float(ret[k])
+        self.trial_tb.write({**metrics, "return": ret}, diverged, frame)
         if "eval_return_mean" in metrics and self.trial.derived.is_eval_chunk(i):
             ev = metrics["eval_return_mean"]
             host.last_eval = [float(v) if np.isfinite(v) else None for v in ev]
@@ -254,7 +259,14 @@ class Loop:
         return self.record(i, metrics, fps), fps
 
     def run(
-        self, state: Any, start: int, compile_s: float, *, dev: bool = False, progress: bool = True
+        self,
+        state: Any,
+        start: int,
+        compile_s: float,
+        *,
+        dev: bool = False,
+        progress: bool = True,
+        report: bool = True,
     ) -> RunResult:
         """Run chunks ``start..num_chunks-1`` from ``state``, or until a stop signal."""
         trial, d = self.trial, self.trial.derived
@@ -287,6 +299,7 @@ class Loop:
                         self.dev_params, before = (before, after), after
                     if sync:  # rows on disk before the checkpoint; state saved before donation
                         ret, fps = self.read(i, pending)
+                        self.histograms(state, frame)
                         self.maybe_save_best(i, state)
                         if save:
                             self.ckpt.save(frame, state, self.meta(i))
@@ -310,9 +323,18 @@ class Loop:
             self.close()
         summary = self.summary(self.frames_done, compile_s, stop_signal)
         (self.run_dir / "trial_summary.json").write_text(json.dumps(summary, indent=2))
+        if report:
+            write_report_safely(self.run_dir)
         return RunResult(self.run_dir, summary, state)
 
+    def histograms(self, state: Any, frame: int) -> None:
+        """Parameter histograms per session, at the log points that sync anyway."""
+        params = jax.device_get(state.params)
+        for k, writer in enumerate(self.writers):
+            writer.histograms(jax.tree.map(lambda x, k=k: x[k], params), frame)
+
     def close(self) -> None:
+        self.trial_tb.close()
         self.ckpt.close()
         if self.best is not None:
             self.best.close()
@@ -347,6 +369,19 @@ class Loop:
             "fps_per_session": frames / wall,
             "git_sha": self.git_sha,
         }
+
+
+def write_report_safely(run_dir: Path) -> None:
+    """Write the run's metrics and graphs; a failure here is reported, never fatal."""
+    from jaxlab.analysis.report import write_report
+
+    try:
+        write_report(run_dir)
+    except Exception as err:  # noqa: BLE001 - the run itself is safe on disk already
+        print(
+            f"jaxlab: warning: report failed ({err}); retry: python -m jaxlab report {run_dir}",
+            file=sys.stderr,
+        )
 
 
 def format_summary(summary: dict[str, Any]) -> str:

@@ -47,8 +47,18 @@ def test_episodes_are_cut_at_their_first_end():
 
 
 def test_evaluation_is_logged_and_never_changes_training(tiny_raw, tmp_path):
-    off = train(spec_from_dict(tiny_raw, ["meta.eval_frequency=0"]), root=tmp_path, progress=False)
-    on = train(spec_from_dict(tiny_raw, ["meta.eval_frequency=128"]), root=tmp_path, progress=False)
+    off = train(
+        spec_from_dict(tiny_raw, ["meta.eval_frequency=0"]),
+        root=tmp_path,
+        progress=False,
+        report=False,
+    )
+    on = train(
+        spec_from_dict(tiny_raw, ["meta.eval_frequency=128"]),
+        root=tmp_path,
+        progress=False,
+        report=False,
+    )
     assert leaves_equal(jax.device_get(off.state), jax.device_get(on.state))
     assert not (off.run_dir / "best").exists() and off.summary["best_eval_return"] is None
     for k in range(2):
@@ -81,8 +91,8 @@ def test_a_diverging_session_is_flagged_and_the_others_are_unharmed(tiny_raw, tm
         hyper = state.hyper.replace(lr=state.hyper.lr.at[1].set(jnp.nan))
         return state.replace(hyper=hyper)
 
-    clean = train(spec, root=tmp_path, progress=False)
-    bad = train(spec, root=tmp_path, progress=False, state_fn=poison_session_1)
+    clean = train(spec, root=tmp_path, progress=False, report=False)
+    bad = train(spec, root=tmp_path, progress=False, state_fn=poison_session_1, report=False)
     assert "session 1 diverged" in capsys.readouterr().err
     healthy = [0, 2, 3]
     pick = lambda tree: jax.tree.map(lambda x: np.asarray(x)[healthy], jax.device_get(tree))  # noqa: E731

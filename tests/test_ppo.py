@@ -65,7 +65,7 @@ def test_truncation_bootstraps_value_to_the_infinite_horizon(tmp_path):
     """Reward 1 forever, cut by a 5-step time limit: V must learn 1 / (1 - gamma) = 10."""
     register_probes()
     spec = spec_from_dict(probe_raw(0.9))
-    result = train(spec, root=tmp_path, progress=False)
+    result = train(spec, root=tmp_path, progress=False, report=False)
     agent_state = result.state
     from jaxlab.algorithms.ppo import PPO
 
@@ -87,7 +87,7 @@ def test_ppo_learns_cartpole_quickly(tmp_path):
         "env": {"name": "CartPole-v1", "num_envs": 8, "max_frame": 61440},
         "meta": {"max_session": 2, "log_frequency": 10240},
     }  # fmt: skip
-    result = train(spec_from_dict(raw), root=tmp_path, progress=False)
+    result = train(spec_from_dict(raw), root=tmp_path, progress=False, report=False)
     assert result.summary["final_return_mean"] > 150, result.summary
     # the greedy policy of the best checkpoint, played by enjoy, is at least as good
     played = enjoy(result.run_dir, episodes=10)
@@ -100,7 +100,7 @@ def test_ppo_learns_pendulum_direction(tmp_path):
     spec = load_spec(
         REPO / "specs" / "ppo_pendulum.yaml", ["env.max_frame=163840", "meta.max_session=2"]
     )
-    result = train(spec, root=tmp_path, progress=False)
+    result = train(spec, root=tmp_path, progress=False, report=False)
     assert result.summary["final_return_mean"] > -800, result.summary
 
 

@@ -77,7 +77,11 @@ def start(spec: Path, data: Path) -> subprocess.Popen:
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
     cmd = [sys.executable, "-m", "jaxlab", "train", str(spec), "--data", str(data)]
     return subprocess.Popen(
-        [*cmd, "--no-progress"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*cmd, "--no-progress", "--no-report"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -123,8 +127,10 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tiny_raw, 
     # a kill mid-save leaves an orbax "<frame>.orbax-checkpoint-tmp" dir: not a checkpoint
     killed_at = max(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
     assert killed_at <= logged < load_spec(spec_path).derived.total_frames
-    assert main(["train", str(run), "--no-progress"]) == 0  # resume
-    reference = train(load_spec(spec_path), root=tmp_path / "ref", progress=False).run_dir
+    assert main(["train", str(run), "--no-progress", "--no-report"]) == 0  # resume
+    reference = train(
+        load_spec(spec_path), root=tmp_path / "ref", progress=False, report=False
+    ).run_dir
     assert_same_run(run, reference, 2)
     prov = json.loads((run / "provenance.json").read_text())
     assert [r["frame"] for r in prov["resumes"]] == [killed_at]
@@ -145,7 +151,7 @@ def test_sigint_checkpoints_exits_cleanly_and_resumes(tiny_raw, tmp_path, capsys
     stopped = summary["frames_per_session"]
     assert max(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit()) == stopped
     assert int(rows(run, 0)[-1]["frame"]) == stopped  # the CSV ends at the checkpoint
-    assert main([f"train@{run}", "--no-progress"]) == 0  # the SLM-Lab style spelling
+    assert main([f"train@{run}", "--no-progress", "--no-report"]) == 0  # the SLM-Lab style spelling
     summary = json.loads((run / "trial_summary.json").read_text())
     assert summary["status"] == "complete"
     assert summary["frames_per_session"] == load_spec(spec_path).derived.total_frames
@@ -157,7 +163,7 @@ def tiny_run(tiny_raw: dict, root: Path, *overrides: str):
     spec = spec_from_dict(
         tiny_raw, ["meta.checkpoint_frequency=64", "meta.checkpoint_keep=5", *overrides]
     )
-    return train(spec, root=root, progress=False)
+    return train(spec, root=root, progress=False, report=False)
 
 
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tiny_raw, tmp_path, capsys):
@@ -167,7 +173,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tiny_raw, tmp_
     victim = max(files, key=lambda p: p.stat().st_size)
     with open(victim, "r+b") as f:
         f.truncate(victim.stat().st_size // 2)
-    assert main(["train", str(run), "--no-progress"]) == 0
+    assert main(["train", str(run), "--no-progress", "--no-report"]) == 0
     err = capsys.readouterr().err
     assert "checkpoint at frame 320 is unreadable" in err and "falling back to frame 256" in err
     assert [p.name.split("_")[0] for p in (run / "checkpoints_corrupt").iterdir()] == ["320"]
@@ -181,7 +187,7 @@ def test_a_save_cut_short_by_a_kill_is_ignored_and_redone(tiny_raw, tmp_path):
     ckpts = run / "checkpoints"
     (ckpts / "320").rename(ckpts / "320.orbax-checkpoint-tmp")
     (run / "trial_summary.json").unlink()
-    assert main(["train", str(run), "--no-progress"]) == 0
+    assert main(["train", str(run), "--no-progress", "--no-report"]) == 0
     assert_same_run(run, ref.run_dir, 2)
 
 
@@ -193,7 +199,7 @@ def test_checkpoint_whose_data_no_longer_matches_its_fingerprint_is_rejected(
     meta = json.loads(meta_file.read_text())
     meta["fingerprint"][0] ^= 1
     meta_file.write_text(json.dumps(meta))
-    assert main(["train", str(run), "--no-progress"]) == 0
+    assert main(["train", str(run), "--no-progress", "--no-report"]) == 0
     err = capsys.readouterr().err
     assert "frame 320" in err and "fingerprint" in err and "falling back to frame 256" in err
 
@@ -204,7 +210,7 @@ def test_checkpoint_format_version_is_checked(tiny_raw, tmp_path, capsys):
         meta_file = step / "meta" / "metadata"
         meta = json.loads(meta_file.read_text())
         meta_file.write_text(json.dumps({**meta, "format_version": 1}))
-    assert main(["train", str(run), "--no-progress"]) == 2
+    assert main(["train", str(run), "--no-progress", "--no-report"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "format version 1; this jaxlab reads version 2" in err
 
@@ -215,7 +221,7 @@ def test_spec_with_other_state_shapes_is_refused_naming_the_difference(tiny_raw,
     raw = yaml.safe_load((run / "spec.yaml").read_text())
     raw["env"]["num_envs"] = 8
     (run / "spec.yaml").write_text(yaml.safe_dump(raw))
-    assert main(["train", str(run), "--no-progress"]) == 2
+    assert main(["train", str(run), "--no-progress", "--no-report"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "env.num_envs is 4 in the checkpoint, 8 in" in err and "does not fit" in err
@@ -230,13 +236,13 @@ def test_resume_with_a_longer_budget_trains_on_and_continues_the_history(
     raw = yaml.safe_load((run / "spec.yaml").read_text())
     raw["env"]["max_frame"] = 448
     (run / "spec.yaml").write_text(yaml.safe_dump(raw))
-    assert main(["train", str(run), "--no-progress"]) == 0
+    assert main(["train", str(run), "--no-progress", "--no-report"]) == 0
     assert "env.max_frame is 320 in the checkpoint, 448" in capsys.readouterr().err
     assert [int(r["frame"]) for r in rows(run, 0)] == [64, 128, 192, 256, 320, 384, 448]
 
 
 def test_resume_refuses_overrides_and_non_runs(tiny_raw, tmp_path, capsys):
-    assert main(["train", str(tmp_path), "--no-progress"]) == 2
+    assert main(["train", str(tmp_path), "--no-progress", "--no-report"]) == 2
     assert "not a run directory" in capsys.readouterr().err
     run = tiny_run(tiny_raw, tmp_path / "a").run_dir
     assert main(["train", str(run), "-s", "env.num_envs=8"]) == 2
@@ -269,7 +275,17 @@ def test_rerun_at_another_sha_warns_with_the_checkout_command(tiny_raw, tmp_path
     (run / "provenance.json").write_text(json.dumps(prov))
     capsys.readouterr()
     assert (
-        main(["train", str(run / "spec.yaml"), "--data", str(tmp_path / "b"), "--no-progress"]) == 0
+        main(
+            [
+                "train",
+                str(run / "spec.yaml"),
+                "--data",
+                str(tmp_path / "b"),
+                "--no-progress",
+                "--no-report",
+            ]
+        )
+        == 0
     )
     err = capsys.readouterr().err
     assert "this rerun may not reproduce exactly" in err

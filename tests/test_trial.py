@@ -71,7 +71,7 @@ def test_chunk_compiles_once_per_run(tiny_raw, tmp_path, caplog):
     jax.config.update("jax_log_compiles", True)
     try:
         with caplog.at_level(logging.WARNING):
-            train(spec, root=tmp_path, progress=False)
+            train(spec, root=tmp_path, progress=False, report=False)
     finally:
         jax.config.update("jax_log_compiles", False)
     chunk_compiles = [
@@ -134,7 +134,7 @@ def test_state_structure_and_dtypes_fixed_across_chunks(tiny_raw, normalize):
 def test_mid_run_checkpoint_continues_to_the_same_final_state(tiny_raw, tmp_path):
     """Checkpoints written while later chunks run (donated buffers) hold the right state."""
     spec = spec_from_dict(tiny_raw, ["meta.checkpoint_frequency=64", "meta.checkpoint_keep=5"])
-    result = train(spec, root=tmp_path, progress=False)
+    result = train(spec, root=tmp_path, progress=False, report=False)
     trial = Trial(spec)
     ckpt = Checkpointer(result.run_dir / "checkpoints", keep=5)
     assert ckpt.steps() == [64, 128, 192, 256, 320]

@@ -65,6 +65,9 @@ class PPOConfig:
     def frames_per_update(self, spec: Spec) -> int:
         return spec.env.num_envs * self.time_horizon
 
+    def grad_steps_per_update(self) -> int:
+        return self.training_epoch * self.minibatch_count
+
     def validate_spec(self, spec: Spec) -> None:
         batch = self.frames_per_update(spec)
         if batch % self.minibatch_count:

@@ -1,5 +1,5 @@
-"""Logging: CSV/TensorBoard writers and the progress bar."""
+"""Logging: CSV/TensorBoard writers per session and the Trial's TensorBoard aggregates."""
 
-from jaxlab.logging.writers import COLUMNS, SessionWriter
+from jaxlab.logging.writers import COLUMNS, SessionWriter, TrialWriter
 
-__all__ = ["COLUMNS", "SessionWriter"]
+__all__ = ["COLUMNS", "SessionWriter", "TrialWriter"]

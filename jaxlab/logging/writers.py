@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import jax
+import numpy as np
 from tensorboardX import SummaryWriter
 
 # CSV columns, in order. "frame" is frames per session; "wall_time" seconds since start.
@@ -65,8 +67,43 @@ class SessionWriter:
             if value is not None and math.isfinite(float(value)):
                 self._tb.add_scalar(f"session/{key}", float(value), frame)
 
+    def histograms(self, params: Any, frame: int) -> None:
+        """One TensorBoard histogram per parameter array (``params/<path>``)."""
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+            name = "/".join(str(getattr(k, "key", k)) for k in path)
+            values = np.asarray(leaf, np.float64).ravel()
+            if values.size and np.all(np.isfinite(values)):
+                self._tb.add_histogram(f"params/{name}", values, frame)
+
     def close(self) -> None:
         self._file.close()
+        self._tb.close()
+
+
+class TrialWriter:
+    """Trial aggregates to ``<run>/tb_trial``: across-session mean/std of each scalar.
+
+    Diverged sessions are left out of the aggregates; ``trial/diverged_sessions`` counts them.
+    """
+
+    KEYS = ("return", "eval_return_mean", "episode_length", "entropy", "policy_loss", "value_loss")
+
+    def __init__(self, directory: Path, resume_frame: int | None = None) -> None:
+        purge = None if resume_frame is None else resume_frame + 1
+        self._tb = SummaryWriter(str(directory), purge_step=purge)
+
+    def write(self, rows: dict[str, np.ndarray], diverged: np.ndarray, frame: int) -> None:
+        self._tb.add_scalar("trial/diverged_sessions", float(diverged.sum()), frame)
+        for key in self.KEYS:
+            if key not in rows:
+                continue
+            x = np.asarray(rows[key], np.float64)[~diverged]
+            x = x[np.isfinite(x)]
+            if x.size:
+                self._tb.add_scalar(f"trial/{key}_mean", float(x.mean()), frame)
+                self._tb.add_scalar(f"trial/{key}_std", float(x.std()), frame)
+
+    def close(self) -> None:
         self._tb.close()
 
 

@@ -1,0 +1,188 @@
+"""Retro reports: every metric and plot of a run rebuilt from what it saved, no training.
+
+``python -m jaxlab report data/<run>`` reads ``spec.yaml``, ``provenance.json`` and each
+``session_<k>/metrics.csv``, and writes ``trial_metrics.json`` plus ``graphs/`` (a session
+graph per session and the trial graph). It works on finished and interrupted runs alike
+(sessions may have different lengths). An Experiment directory (a folder whose
+subfolders are runs) also gets ``experiment_table.csv`` (varied hyperparameters and trial
+metrics, best first), ``experiment_graph.png`` and ``best_spec.yaml``. ``train`` calls
+:func:`write_report` at the end of every run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from jaxlab.analysis.baselines import random_baseline
+from jaxlab.analysis.metrics import experiment_table, trial_metrics
+
+GRAPHS = "graphs"
+
+
+def is_run(path: Path) -> bool:
+    return (path / "spec.yaml").is_file() and (path / "session_0" / "metrics.csv").is_file()
+
+
+def session_dirs(run_dir: Path) -> list[Path]:
+    found = [p for p in run_dir.glob("session_*") if p.name.split("_")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("_")[-1]))
+
+
+def grad_steps_per_frame(raw_spec: dict[str, Any]) -> float | None:
+    """Gradient steps per env frame, from the spec (None if the algorithm does not say)."""
+    from jaxlab.spec import SpecError, spec_from_dict
+
+    try:
+        spec = spec_from_dict(raw_spec)
+    except SpecError:
+        return None
+    algo = spec.agent.algorithm
+    steps = getattr(algo, "grad_steps_per_update", None)
+    return None if steps is None else steps() / algo.frames_per_update(spec)
+
+
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """Spec, provenance, status and each session's curves of a run directory."""
+    from jaxlab.analysis.plots import read_session_csv
+
+    run_dir = Path(run_dir)
+    if not is_run(run_dir):
+        raise FileNotFoundError(f"{run_dir} is not a jaxlab run (no spec.yaml/session_0)")
+    raw = yaml.safe_load((run_dir / "spec.yaml").read_text())
+    prov_path = run_dir / "provenance.json"
+    prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
+    summary_path = run_dir / "trial_summary.json"
+    status = "running or killed"
+    if summary_path.is_file():
+        status = json.loads(summary_path.read_text()).get("status", "complete")
+    sessions = [read_session_csv(d / "metrics.csv") for d in session_dirs(run_dir)]
+    return {"dir": run_dir, "spec": raw, "provenance": prov, "status": status, "sessions": sessions}
+
+
+def title_of(run: dict[str, Any]) -> str:
+    sha = run["provenance"].get("git_sha") or "no-sha"
+    dirty = "+dirty" if run["provenance"].get("git_dirty") else ""
+    n = len(run["sessions"])
+    return f"{run['spec']['name']} · {n} session{'s' * (n != 1)} · {sha[:7]}{dirty}"
+
+
+def analyze(run: dict[str, Any]) -> dict[str, Any]:
+    """The trial metrics of a loaded run (see :mod:`jaxlab.analysis.metrics`)."""
+    env = run["spec"]["env"]["name"]
+    baseline = random_baseline(env)
+    curves = [(s["frame"], s["return"]) for s in run["sessions"]]
+    diverged = [
+        bool(np.nan_to_num(s.get("diverged", np.zeros(1)))[-1:].any()) for s in run["sessions"]
+    ]
+    metrics = trial_metrics(curves, baseline, grad_steps_per_frame(run["spec"]), diverged)
+    frames = [int(s["frame"][-1]) if s["frame"].size else 0 for s in run["sessions"]]
+    return {
+        "spec_name": run["spec"]["name"],
+        "env": env,
+        "random_baseline": baseline,
+        "git_sha": run["provenance"].get("git_sha"),
+        "status": run["status"],
+        "frames_per_session": frames,
+        **metrics,
+    }
+
+
+def write_report(run_dir: str | Path, plots: bool = True) -> dict[str, Any]:
+    """Rebuild ``trial_metrics.json`` and ``graphs/*.png`` of one run; returns the metrics."""
+    run = load_run(run_dir)
+    metrics = analyze(run)
+    out = run["dir"]
+    (out / "trial_metrics.json").write_text(json.dumps(metrics, indent=2))
+    if plots:
+        from jaxlab.analysis.plots import plot_session, plot_trial
+
+        title, baseline = title_of(run), metrics["random_baseline"]
+        for k, curves in enumerate(run["sessions"]):
+            plot_session(curves, out / GRAPHS / f"session_{k}.png", title=f"{title} · session {k}")
+        plot_trial(run["sessions"], out / GRAPHS / "trial.png", title=title, baseline=baseline)
+    return metrics
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: tree}
+
+
+def varied_keys(specs: list[dict[str, Any]]) -> list[str]:
+    """Dotted spec keys whose values differ between trials (``name`` ignored)."""
+    flats = [_flat({k: v for k, v in s.items() if k != "name"}) for s in specs]
+    keys = sorted(set().union(*flats))
+    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+
+
+def write_experiment_report(exp_dir: str | Path, plots: bool = True) -> list[dict[str, Any]]:
+    """Report every trial folder of an Experiment, then its table, graph and best spec."""
+    exp_dir = Path(exp_dir)
+    trial_dirs = sorted(p for p in exp_dir.iterdir() if p.is_dir() and is_run(p))
+    if not trial_dirs:
+        raise FileNotFoundError(f"{exp_dir} holds no trial runs")
+    runs = [load_run(d) for d in trial_dirs]
+    varied = varied_keys([r["spec"] for r in runs])
+    trials = []
+    for run in runs:
+        metrics = write_report(run["dir"], plots)
+        flat = _flat(run["spec"])
+        trials.append(({"trial": run["dir"].name, **{k: flat.get(k) for k in varied}}, metrics))
+    rows = experiment_table(trials)
+    with open(exp_dir / "experiment_table.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    best = exp_dir / rows[0]["trial"] / "spec.yaml"
+    (exp_dir / "best_spec.yaml").write_text(best.read_text())
+    if plots and varied:
+        from jaxlab.analysis.plots import plot_experiment
+
+        scored = [r for r in rows if r["score"] is not None]
+        title = f"{exp_dir.name} · {len(rows)} trials"
+        plot_experiment(scored, varied, exp_dir / "experiment_graph.png", title=title)
+    return rows
+
+
+def format_report(metrics: dict[str, Any]) -> str:
+    """A summary table of a trial's metrics, one row per session plus the trial row."""
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "n/a"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    cols = ("final_return", "strength", "max_strength", "final_strength", "sample_efficiency")
+    cols += ("training_efficiency", "stability")
+    header = ["session", *cols]
+    lines = [header]
+    for k, m in enumerate(metrics["sessions"]):
+        tag = f"{k}{' (diverged)' if metrics['diverged'][k] else ''}"
+        lines.append([tag, *(cell(m[c]) for c in cols)])
+    trial = {**metrics, "final_return": metrics["final_return_mean"]}
+    lines.append(["trial", *(cell(trial[c]) for c in cols)])
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    text = "\n".join(
+        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in lines
+    )
+    mean, std, iqm = (
+        metrics[k] for k in ("final_return_mean", "final_return_std", "final_return_iqm")
+    )
+    extra = (
+        f"\n{metrics['spec_name']} on {metrics['env']} ({metrics['status']}): final return "
+        f"{cell(mean)} ± {cell(std)}, IQM {cell(iqm)}, consistency {cell(metrics['consistency'])}, "
+        f"random baseline {cell(metrics['random_baseline'])}"
+    )
+    return text + extra
