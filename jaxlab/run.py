@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from jaxlab.algorithms.base import SAMPLE_METRICS
 from jaxlab.checkpoint import Checkpointer
 from jaxlab.evaluate import EVAL_METRICS
 from jaxlab.logging import SessionWriter, TrialWriter
@@ -208,6 +209,11 @@ class Loop:
     def record(self, i: int, metrics: dict[str, np.ndarray], fps: float) -> np.ndarray:
         """Update the host state from chunk ``i``'s metrics and write its rows."""
         host, frame = self.host, self.trial.frames_after(i)
+        for key in SAMPLE_METRICS:
+            if key in metrics:
+                samples = metrics.pop(key)
+                for k, writer in enumerate(self.writers):
+                    writer.histogram(key, samples[k], frame)
         for k in np.flatnonzero(metrics.pop("nonfinite") > 0):
             if host.diverged_at[k] is None:
                 host.diverged_at[k] = frame

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxlab.algorithms.base import EPISODE_METRICS, Agent
+from jaxlab.algorithms.base import EPISODE_METRICS, SAMPLE_METRICS, Agent
 from jaxlab.evaluate import EVAL_METRICS, EVAL_SALT
 from jaxlab.spec.schema import Derived
 
@@ -50,8 +50,9 @@ def make_chunk(
 
     Returns metrics reduced over the chunk's active updates: episode sums
     (``EPISODE_METRICS``) are summed, every other scalar is averaged, and ``updates`` is
-    the number of updates actually done; plus ``nonfinite`` and, when ``evaluate`` is
-    given, its metrics (NaN on chunks that do not evaluate).
+    the number of updates actually done; plus ``nonfinite``, the ``SAMPLE_METRICS`` of the
+    chunk's last update, and, when ``evaluate`` is given, its metrics (NaN on chunks that
+    do not evaluate).
     """
     upc, total = derived.updates_per_chunk, derived.num_updates
 
@@ -69,12 +70,15 @@ def make_chunk(
         state, ms = jax.lax.scan(body, state, jnp.arange(upc))
         active = ms.pop("active").astype(jnp.float32)
         count = active.sum()
+        last = jnp.maximum(count.astype(jnp.int32) - 1, 0)  # the last update actually done
+        samples = {k: ms.pop(k)[last] for k in SAMPLE_METRICS if k in ms}
         out = {
             k: v.sum() if k in EPISODE_METRICS else (v * active).sum() / jnp.maximum(count, 1.0)
             for k, v in ms.items()
         }
         out["updates"] = count
         out["nonfinite"] = 1.0 - (all_finite(out) & all_finite(state.params)).astype(jnp.float32)
+        out.update(samples)
         if evaluate is not None:
             due = (chunk_index + 1) % derived.eval_every == 0
             due = due | (chunk_index == derived.num_chunks - 1)

@@ -101,6 +101,7 @@ def test_every_run_writes_metrics_graphs_and_trial_tensorboard(finished):
     )
     events = b"".join(p.read_bytes() for p in (finished / "session_0" / "tb").glob("events*"))
     assert b"params/params/actor_torso/Dense_0/kernel" in events  # histograms
+    assert b"actions" in events
 
 
 def test_report_rebuilds_identical_metrics_from_the_csvs(finished, capsys):

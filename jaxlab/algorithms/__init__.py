@@ -3,6 +3,7 @@
 from jaxlab.algorithms import ppo
 from jaxlab.algorithms.base import (
     EPISODE_METRICS,
+    SAMPLE_METRICS,
     Agent,
     AlgorithmEntry,
     get_algorithm,
@@ -12,6 +13,7 @@ from jaxlab.algorithms.base import (
 
 __all__ = [
     "EPISODE_METRICS",
+    "SAMPLE_METRICS",
     "Agent",
     "AlgorithmEntry",
     "get_algorithm",

@@ -14,7 +14,9 @@ An algorithm is registered under its spec name with two things:
   agent's :class:`~jaxlab.envs.VecEnv`.
 
 Every ``metrics`` dict carries ``ep_return_sum``, ``ep_length_sum`` and ``ep_count`` (sums
-over the episodes that ended during the update) next to the algorithm's own scalars.
+over the episodes that ended during the update) next to the algorithm's own scalars, and
+may carry ``actions``: the actions taken in the rollout by env 0, ``[T]`` or ``[T, A]``,
+for a TensorBoard histogram.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from jaxlab.spec.schema import NetSpec, Spec
 
 EPISODE_METRICS = ("ep_return_sum", "ep_length_sum", "ep_count")
+# Non-scalar metrics: samples for TensorBoard histograms, kept from the chunk's last update.
+SAMPLE_METRICS = ("actions",)
 
 
 class Agent(Protocol):

@@ -226,6 +226,7 @@ class PPO:
             env=carry[0], obs_stats=carry[1], ret_stats=carry[2], ret_acc=carry[3]
         )
         episodes = {
+            "actions": action[:, 0].astype(jnp.float32),  # env 0's actions, for a histogram
             "ep_return_sum": d_ret.sum(),
             "ep_length_sum": d_len.sum().astype(jnp.float32),
             "ep_count": done.sum().astype(jnp.float32),

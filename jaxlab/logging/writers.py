@@ -67,13 +67,17 @@ class SessionWriter:
             if value is not None and math.isfinite(float(value)):
                 self._tb.add_scalar(f"session/{key}", float(value), frame)
 
+    def histogram(self, tag: str, values: Any, frame: int) -> None:
+        """A TensorBoard histogram of ``values`` (skipped when empty or non-finite)."""
+        values = np.asarray(values, np.float64).ravel()
+        if values.size and np.all(np.isfinite(values)):
+            self._tb.add_histogram(tag, values, frame)
+
     def histograms(self, params: Any, frame: int) -> None:
         """One TensorBoard histogram per parameter array (``params/<path>``)."""
         for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
             name = "/".join(str(getattr(k, "key", k)) for k in path)
-            values = np.asarray(leaf, np.float64).ravel()
-            if values.size and np.all(np.isfinite(values)):
-                self._tb.add_histogram(f"params/{name}", values, frame)
+            self.histogram(f"params/{name}", leaf, frame)
 
     def close(self) -> None:
         self._file.close()
