@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
+import numpy as np
+import yaml
+
+if TYPE_CHECKING:
+    from jaxlab.spec.schema import Spec
+    from jaxlab.trial import Trial
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "orbax-checkpoint", "numpy")
 REPO = Path(__file__).resolve().parent.parent
@@ -57,3 +65,34 @@ def device_info() -> dict[str, Any]:
         "count": jax.device_count(),
         "host": platform.node(),
     }
+
+
+def make_run_dir(spec: Spec, root: str | Path = "data") -> Path:
+    """``<root>/<spec name>_<timestamp>``, made unique if two runs start the same second."""
+    stamp = datetime.now().strftime("%Y_%m_%d_%H%M%S")
+    base = Path(root) / f"{spec.name}_{stamp}"
+    path, n = base, 1
+    while path.exists():
+        path, n = Path(f"{base}_{n}"), n + 1
+    path.mkdir(parents=True)
+    return path
+
+
+def write_provenance(spec: Spec, run_dir: Path, trial: Trial) -> dict[str, Any]:
+    """Save ``spec.yaml``, ``provenance.json`` and, for a dirty tree, ``git.diff``."""
+    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    git = git_info()
+    if git["dirty"]:
+        (run_dir / "git.diff").write_text(git["diff"])
+    prov = {
+        "spec_name": spec.name,
+        "git_sha": git["sha"],
+        "git_dirty": git["dirty"],
+        "versions": versions(),
+        "device": device_info(),
+        "random_seed": spec.meta.random_seed,
+        "session_keys": np.asarray(jax.random.key_data(trial.keys)).tolist(),
+        "started": datetime.now().isoformat(timespec="seconds"),
+    }
+    (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2))
+    return prov

@@ -20,20 +20,18 @@ import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from jaxlab.algorithms.base import SAMPLE_METRICS
 from jaxlab.checkpoint import Checkpointer
 from jaxlab.evaluate import EVAL_METRICS
 from jaxlab.logging import SessionWriter, TrialWriter
-from jaxlab.provenance import device_info, git_info, versions
+from jaxlab.provenance import make_run_dir, write_provenance
 from jaxlab.signals import StopRequest
 from jaxlab.spec.schema import Spec
 from jaxlab.trial import Trial, episode_means, summarize
@@ -48,37 +46,6 @@ class RunResult:
     run_dir: Path
     summary: dict[str, Any]
     state: Any
-
-
-def make_run_dir(spec: Spec, root: str | Path = "data") -> Path:
-    """``<root>/<spec name>_<timestamp>``, made unique if two runs start the same second."""
-    stamp = datetime.now().strftime("%Y_%m_%d_%H%M%S")
-    base = Path(root) / f"{spec.name}_{stamp}"
-    path, n = base, 1
-    while path.exists():
-        path, n = Path(f"{base}_{n}"), n + 1
-    path.mkdir(parents=True)
-    return path
-
-
-def write_provenance(spec: Spec, run_dir: Path, trial: Trial) -> dict[str, Any]:
-    """Save ``spec.yaml``, ``provenance.json`` and, for a dirty tree, ``git.diff``."""
-    (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
-    git = git_info()
-    if git["dirty"]:
-        (run_dir / "git.diff").write_text(git["diff"])
-    prov = {
-        "spec_name": spec.name,
-        "git_sha": git["sha"],
-        "git_dirty": git["dirty"],
-        "versions": versions(),
-        "device": device_info(),
-        "random_seed": spec.meta.random_seed,
-        "session_keys": np.asarray(jax.random.key_data(trial.keys)).tolist(),
-        "started": datetime.now().isoformat(timespec="seconds"),
-    }
-    (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2))
-    return prov
 
 
 @dataclass
