@@ -200,6 +200,14 @@ def split_at_mode(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # a second SIGINT/SIGTERM: abort without a new checkpoint
+        print("\njaxlab: aborted; checkpoints already on disk are intact", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     argv = split_at_mode(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     if args.mode == "enjoy":

@@ -25,6 +25,7 @@ from jaxlab.checkpoint import Checkpointer
 from jaxlab.cli import main
 from jaxlab.logging.writers import truncate_csv
 from jaxlab.run import train
+from jaxlab.signals import StopRequest
 from jaxlab.spec import load_spec, spec_from_dict
 from jaxlab.trial import Trial
 from tests.conftest import REPO
@@ -304,3 +305,29 @@ def test_truncate_csv_keeps_rows_up_to_the_frame_and_drops_a_torn_last_row(tmp_p
     ]
     truncate_csv(path, 100)
     assert path.read_text().splitlines() == ["frame,return,lr", "64,1.5,0.1"]
+
+
+def test_first_signal_sets_the_stop_flag_and_a_second_one_aborts():
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # the handler runs between bytecodes
+        assert stop.signum == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+def test_an_abort_exits_130_in_one_line(tiny_raw, tmp_path, capsys, monkeypatch):
+    import jaxlab.run
+
+    def abort(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jaxlab.run, "train", abort)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(tiny_raw))
+    assert main(["train", str(path), "--data", str(tmp_path)]) == 130
+    assert (
+        capsys.readouterr().err.strip() == "jaxlab: aborted; checkpoints already on disk are intact"
+    )
