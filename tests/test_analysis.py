@@ -133,7 +133,8 @@ def test_report_of_an_interrupted_run_with_uneven_sessions(finished, tmp_path, c
 def test_experiment_report_table_graph_and_best_spec(tiny_raw, tmp_path, capsys):
     exp = tmp_path / "exp"
     for lr in (1e-4, 3e-3):
-        train(spec_from_dict(tiny_raw, [f"agent.net.optim.lr={lr}"]), root=exp, progress=False)
+        spec = spec_from_dict(tiny_raw, [f"agent.net.optim.lr={lr}"])
+        train(spec, root=exp, progress=False, report=False)  # the experiment report makes them
     assert main(["report", str(exp)]) == 0
     rows = list(csv.DictReader((exp / "experiment_table.csv").open()))
     assert len(rows) == 2 and {float(r["agent.net.optim.lr"]) for r in rows} == {1e-4, 3e-3}

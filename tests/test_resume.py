@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -167,9 +168,15 @@ def tiny_run(tiny_raw: dict, root: Path, *overrides: str):
     return train(spec, root=root, progress=False, report=False)
 
 
+def copy_run(run: Path, dest: Path) -> Path:
+    """A copy of a finished run to damage; the original stays the reference."""
+    shutil.copytree(run, dest)
+    return dest
+
+
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tiny_raw, tmp_path, capsys):
     ref = tiny_run(tiny_raw, tmp_path / "ref")
-    run = tiny_run(tiny_raw, tmp_path / "run").run_dir
+    run = copy_run(ref.run_dir, tmp_path / "run")
     files = [p for p in (run / "checkpoints" / "320" / "state").rglob("*") if p.is_file()]
     victim = max(files, key=lambda p: p.stat().st_size)
     with open(victim, "r+b") as f:
@@ -184,7 +191,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tiny_raw, tmp_
 def test_a_save_cut_short_by_a_kill_is_ignored_and_redone(tiny_raw, tmp_path):
     """kill -9 during an async save leaves orbax's temporary directory, never a step."""
     ref = tiny_run(tiny_raw, tmp_path / "ref")
-    run = tiny_run(tiny_raw, tmp_path / "run").run_dir
+    run = copy_run(ref.run_dir, tmp_path / "run")
     ckpts = run / "checkpoints"
     (ckpts / "320").rename(ckpts / "320.orbax-checkpoint-tmp")
     (run / "trial_summary.json").unlink()
