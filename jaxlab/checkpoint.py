@@ -133,17 +133,20 @@ class Checkpointer:
             )
         return meta
 
-    def restore(self, template: Any, frame: int | None = None) -> tuple[Any, dict[str, Any]]:
+    def restore(
+        self, template: Any, frame: int | None = None, meta: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         """Restore and verify (state, meta) at ``frame`` (default: latest).
 
         ``template`` gives the structure, shapes and dtypes (arrays or
-        ``jax.ShapeDtypeStruct``). Raises :class:`CheckpointError` on a version or
-        fingerprint mismatch; storage errors propagate.
+        ``jax.ShapeDtypeStruct``); ``meta``, when already read, is not read again. Raises
+        :class:`CheckpointError` on a version or fingerprint mismatch; storage errors
+        propagate.
         """
         frame = self.manager.latest_step() if frame is None else frame
         if frame is None:
             raise CheckpointError(f"no checkpoint under {self.directory}")
-        meta = self.read_meta(frame)
+        meta = self.read_meta(frame) if meta is None else meta
         out = self.manager.restore(
             frame, args=ocp.args.Composite(state=ocp.args.StandardRestore(template))
         )
@@ -180,7 +183,7 @@ class Checkpointer:
             if check is not None:
                 check(meta)
             try:
-                return self.restore(template, frame)
+                return self.restore(template, frame, meta)
             except Exception as err:  # noqa: BLE001
                 self._bad(frame, err, steps[: len(steps) - 1 - i], warn)
         raise CheckpointError(f"no readable checkpoint under {self.directory}")

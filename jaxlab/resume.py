@@ -31,6 +31,7 @@ from jaxlab.logging import SessionWriter
 from jaxlab.provenance import git_info
 from jaxlab.run import HostState, Loop, RunResult, write_report_safely
 from jaxlab.spec import SpecError, load_spec, spec_from_dict
+from jaxlab.spec.parse import flatten
 from jaxlab.spec.schema import Spec
 from jaxlab.trial import Trial
 
@@ -44,15 +45,11 @@ def is_run_dir(path: str | Path) -> bool:
     return path.is_dir() and (path / "spec.yaml").is_file() and (path / "checkpoints").is_dir()
 
 
-def flat_diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+def flat_diff(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
     """``(dotted key, old, new)`` for every leaf where two nested mappings differ."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in list(old) + [k for k in new if k not in old]:
-            path = f"{prefix}.{key}" if prefix else str(key)
-            out += flat_diff(old.get(key), new.get(key), path)
-        return out
-    return [] if old == new else [(prefix, old, new)]
+    a, b = flatten(old), flatten(new)
+    keys = list(a) + [k for k in b if k not in a]
+    return [(k, a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)]
 
 
 def _shape_mismatch(a: Any, b: Any) -> str | None:

@@ -16,11 +16,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from jaxlab.analysis.baselines import random_baseline
 from jaxlab.analysis.metrics import experiment_table, trial_metrics
+from jaxlab.spec.parse import flatten
 
 GRAPHS = "graphs"
 
@@ -77,8 +77,9 @@ def analyze(run: dict[str, Any]) -> dict[str, Any]:
     env = run["spec"]["env"]["name"]
     baseline = random_baseline(env)
     curves = [(s["frame"], s["return"]) for s in run["sessions"]]
+    # the flag is sticky, so a session diverged when its last logged row says so
     diverged = [
-        bool(np.nan_to_num(s.get("diverged", np.zeros(1)))[-1:].any()) for s in run["sessions"]
+        bool(s["diverged"][-1:].sum() > 0) if "diverged" in s else False for s in run["sessions"]
     ]
     metrics = trial_metrics(curves, baseline, grad_steps_per_frame(run["spec"]), diverged)
     frames = [int(s["frame"][-1]) if s["frame"].size else 0 for s in run["sessions"]]
@@ -109,18 +110,9 @@ def write_report(run_dir: str | Path, plots: bool = True) -> dict[str, Any]:
     return metrics
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: tree}
-
-
 def varied_keys(specs: list[dict[str, Any]]) -> list[str]:
     """Dotted spec keys whose values differ between trials (``name`` ignored)."""
-    flats = [_flat({k: v for k, v in s.items() if k != "name"}) for s in specs]
+    flats = [flatten({k: v for k, v in s.items() if k != "name"}) for s in specs]
     keys = sorted(set().union(*flats))
     return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
 
@@ -136,7 +128,7 @@ def write_experiment_report(exp_dir: str | Path, plots: bool = True) -> list[dic
     trials = []
     for run in runs:
         metrics = write_report(run["dir"], plots)
-        flat = _flat(run["spec"])
+        flat = flatten(run["spec"])
         trials.append(({"trial": run["dir"].name, **{k: flat.get(k) for k in varied}}, metrics))
     rows = experiment_table(trials)
     with open(exp_dir / "experiment_table.csv", "w", newline="") as f:

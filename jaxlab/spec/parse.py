@@ -150,6 +150,16 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings -> ``{"a.b.c": leaf}`` (the dotted key paths ``-s`` overrides use)."""
+    if isinstance(tree, Mapping) and tree:
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: tree}
+
+
 def require_positive(obj: Any, path: str, *names: str) -> None:
     """Raise SpecError unless each named numeric field of ``obj`` is > 0."""
     for name in names:
