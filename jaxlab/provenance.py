@@ -16,7 +16,6 @@ import yaml
 
 if TYPE_CHECKING:
     from jaxlab.spec.schema import Spec
-    from jaxlab.trial import Trial
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "orbax-checkpoint", "numpy")
 REPO = Path(__file__).resolve().parent.parent
@@ -78,8 +77,9 @@ def make_run_dir(spec: Spec, root: str | Path = "data") -> Path:
     return path
 
 
-def write_provenance(spec: Spec, run_dir: Path, trial: Trial) -> dict[str, Any]:
-    """Save ``spec.yaml``, ``provenance.json`` and, for a dirty tree, ``git.diff``."""
+def write_provenance(spec: Spec, run_dir: Path, keys: jax.Array) -> dict[str, Any]:
+    """Save ``spec.yaml``, ``provenance.json`` (with the session ``keys`` ``[S, 2]``) and,
+    for a dirty tree, ``git.diff``."""
     (run_dir / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
     git = git_info()
     if git["dirty"]:
@@ -91,7 +91,7 @@ def write_provenance(spec: Spec, run_dir: Path, trial: Trial) -> dict[str, Any]:
         "versions": versions(),
         "device": device_info(),
         "random_seed": spec.meta.random_seed,
-        "session_keys": np.asarray(jax.random.key_data(trial.keys)).tolist(),
+        "session_keys": np.asarray(jax.random.key_data(keys)).tolist(),
         "started": datetime.now().isoformat(timespec="seconds"),
     }
     (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2))

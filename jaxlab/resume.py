@@ -28,8 +28,9 @@ import jax.numpy as jnp
 
 from jaxlab.checkpoint import Checkpointer, CheckpointError
 from jaxlab.logging import SessionWriter
+from jaxlab.outputs import HostState, TrialOutputs
 from jaxlab.provenance import git_info
-from jaxlab.run import HostState, Loop, RunResult, write_report_safely
+from jaxlab.run import Loop, RunResult, write_report_safely
 from jaxlab.spec import SpecError, load_spec, spec_from_dict
 from jaxlab.spec.parse import flatten
 from jaxlab.spec.schema import Spec
@@ -154,9 +155,9 @@ def resume(run_dir: str | Path, *, progress: bool = True, report: bool = True) -
             summary = json.loads(done.read_text())
             ckpt.close()
         else:  # killed between the last checkpoint and the summary
-            loop = Loop(trial, run_dir, prov.get("git_sha"), [], ckpt, host, resume_frame=frame)
-            summary = loop.summary(frame, 0.0, None)
-            loop.close()
+            out = TrialOutputs(spec, run_dir, prov.get("git_sha"), [], ckpt, host)
+            summary = out.summary(frame, 0.0, None)
+            out.close()
             done.write_text(json.dumps(summary, indent=2))
             if report:
                 write_report_safely(run_dir)
@@ -174,7 +175,8 @@ def resume(run_dir: str | Path, *, progress: bool = True, report: bool = True) -
     ]
     t0 = time.perf_counter()
     trial.compile(state)
-    loop = Loop(trial, run_dir, sha, writers, ckpt, host, resume_frame=frame)
-    if loop.best is not None:  # a best saved after the checkpoint belongs to the rolled-back part
-        loop.best.prune_after(frame)
-    return loop.run(state, start, time.perf_counter() - t0, progress=progress, report=report)
+    out = TrialOutputs(spec, run_dir, sha, writers, ckpt, host, resume_frame=frame)
+    if out.best is not None:  # a best saved after the checkpoint belongs to the rolled-back part
+        out.best.prune_after(frame)
+    loop = Loop(trial, [out])
+    return loop.run(state, start, time.perf_counter() - t0, progress=progress, report=report)[0]

@@ -16,25 +16,29 @@ the next dispatch donates its buffers.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from jaxlab.algorithms.base import SAMPLE_METRICS
 from jaxlab.checkpoint import Checkpointer
 from jaxlab.evaluate import EVAL_METRICS
-from jaxlab.logging import SessionWriter, TrialWriter
+from jaxlab.logging import SessionWriter
+from jaxlab.outputs import HostState, TrialOutputs, take
 from jaxlab.provenance import make_run_dir, write_provenance
 from jaxlab.signals import StopRequest
 from jaxlab.spec.schema import Spec
-from jaxlab.trial import Trial, episode_means, summarize
+from jaxlab.trial import Trial
+
+# on_chunk(chunk, frame, per-Trial returns [S]) -> True to stop early
+ChunkHook = Callable[[int, int, list[np.ndarray]], bool]
 
 
 class DevCheckError(RuntimeError):
@@ -46,56 +50,6 @@ class RunResult:
     run_dir: Path
     summary: dict[str, Any]
     state: Any
-
-
-@dataclass
-class HostState:
-    """Loop state kept on the host, saved in every checkpoint's meta (JSON).
-
-    ``wall_time``: seconds trained so far; ``final_returns``: each session's latest
-    finite training return; ``diverged_at``: the frame where a session first reported a
-    non-finite loss or parameter (None while healthy); ``best_eval``/``best_frame``: the
-    Trial's best mean eval return over healthy sessions and where it was reached.
-    """
-
-    final_returns: list[float | None]
-    diverged_at: list[int | None]
-    wall_time: float = 0.0
-    best_eval: float | None = None
-    best_frame: int | None = None
-    last_eval: list[float | None] = field(default_factory=list)
-
-    @classmethod
-    def fresh(cls, sessions: int) -> HostState:
-        return cls([None] * sessions, [None] * sessions, last_eval=[None] * sessions)
-
-    @property
-    def diverged(self) -> np.ndarray:
-        return np.array([d is not None for d in self.diverged_at])
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def write_rows(
-    writers: list[SessionWriter],
-    metrics: dict[str, np.ndarray],
-    per_session: dict[str, np.ndarray],
-    **common: float,
-) -> np.ndarray:
-    """Write one log row per session; returns the chunk's mean episode return ``[S]``."""
-    ret, length = episode_means(metrics)
-    for k, writer in enumerate(writers):
-        row: dict[str, Any] = {key: float(v[k]) for key, v in metrics.items()}
-        for key in EVAL_METRICS:  # blank, not "nan", on chunks that do not evaluate
-            if key in row and not np.isfinite(row[key]):
-                row[key] = None
-        row.update(common)
-        row.update({key: v[k] for key, v in per_session.items()})
-        row.update({"return": float(ret[k]), "episode_length": float(length[k])})
-        row["episodes"] = int(metrics["ep_count"][k])
-        writer.write(row)
-    return ret
 
 
 def _dev_checks(metrics: dict[str, np.ndarray], before: Any, after: Any, chunk: int) -> None:
@@ -118,118 +72,125 @@ def train(
     keys: jax.Array | None = None,
     state_fn: Any = None,
     report: bool = True,
+    run_dir: Path | None = None,
+    on_chunk: ChunkHook | None = None,
 ) -> RunResult:
-    """Train one Trial of ``spec``; all outputs go under a new ``<root>/<name>_<time>/``.
+    """Train one Trial of ``spec``; all outputs go under a new ``<root>/<name>_<time>/``
+    (or ``run_dir``, which must not exist yet).
 
     ``state_fn``, if given, maps the freshly initialised Trial state to the one trained
     (to load pretrained parameters, or to inject a fault in tests). ``report=False`` skips
     the end-of-run metrics and graphs (``python -m jaxlab report`` makes them later).
+    ``on_chunk`` is called after every chunk (see :meth:`Loop.run`).
     """
-    trial = Trial(spec, keys)
-    run_dir = make_run_dir(spec, root)
-    prov = write_provenance(spec, run_dir, trial)
-    writers = [SessionWriter(run_dir / f"session_{k}") for k in range(trial.num_sessions)]
-    ckpt = Checkpointer(
-        run_dir / "checkpoints",
-        keep=spec.meta.checkpoint_keep,
-        metadata={"spec": spec.to_dict(), "git_sha": prov["git_sha"]},
-    )
+    dirs = None if run_dir is None else [run_dir]
+    results = train_batch(
+        [spec], root=root, dev=dev, progress=progress, keys=keys, state_fn=state_fn,
+        report=report, run_dirs=dirs, on_chunk=on_chunk,
+    )  # fmt: skip
+    return results[0]
+
+
+def train_batch(
+    specs: list[Spec],
+    *,
+    root: str | Path = "data",
+    dev: bool = False,
+    progress: bool = True,
+    keys: jax.Array | None = None,
+    state_fn: Any = None,
+    report: bool = True,
+    run_dirs: list[Path] | None = None,
+    on_chunk: ChunkHook | None = None,
+) -> list[RunResult]:
+    """Train K Trials that differ only in tunable numbers as ONE compiled program.
+
+    The K specs must be batch-compatible (:func:`jaxlab.batching.check_batchable`): they
+    differ only in keys that live in the state's ``hyper`` leaves. The program is the
+    Trial of ``specs[0]`` vmapped over K*S rows, rows ``k*S..(k+1)*S-1`` being setting k's
+    S seeds with setting k's ``hyper`` values; each Trial gets its own run directory,
+    written exactly as ``train`` writes one. With one spec this *is* ``train``.
+    """
+    from jaxlab.batching import check_batchable, stack_hypers
+
+    check_batchable(specs)
+    base, count = specs[0], len(specs)
+    if keys is None:
+        keys = Trial(base).keys
+    sessions = int(keys.shape[0])
+    trial = Trial(base, jnp.tile(keys, (count, 1)) if count > 1 else keys)
+    outputs = []
+    for k, spec in enumerate(specs):
+        if run_dirs is None:
+            run_dir = make_run_dir(spec, root)
+        else:
+            run_dir = run_dirs[k]
+            run_dir.mkdir(parents=True, exist_ok=True)
+        prov = write_provenance(spec, run_dir, keys)
+        writers = [SessionWriter(run_dir / f"session_{j}") for j in range(sessions)]
+        ckpt = Checkpointer(
+            run_dir / "checkpoints",
+            keep=spec.meta.checkpoint_keep,
+            metadata={"spec": spec.to_dict(), "git_sha": prov["git_sha"]},
+        )
+        rows = slice(k * sessions, (k + 1) * sessions) if count > 1 else None
+        extra = {"batch": {"settings": count, "index": k}} if count > 1 else {}
+        host = HostState.fresh(sessions)
+        outputs.append(
+            TrialOutputs(
+                spec, run_dir, prov["git_sha"], writers, ckpt, host, rows=rows, extra=extra
+            )
+        )
     setup_start = time.perf_counter()
     state = trial.init()
+    if count > 1:
+        state = state.replace(hyper=stack_hypers(specs, sessions))
     if state_fn is not None:
         state = state_fn(state)
     trial.compile(state)
     compile_s = time.perf_counter() - setup_start  # init (compiled too) + the chunk
-    loop = Loop(trial, run_dir, prov["git_sha"], writers, ckpt, HostState.fresh(trial.num_sessions))
-    return loop.run(state, 0, compile_s, dev=dev, progress=progress, report=report)
+    loop = Loop(trial, outputs)
+    return loop.run(
+        state, 0, compile_s, dev=dev, progress=progress, report=report, on_chunk=on_chunk
+    )
 
 
 class Loop:
-    """The host loop over chunks ``start..num_chunks-1``, shared by new and resumed runs."""
+    """The host loop over chunks ``start..num_chunks-1``, shared by new and resumed runs.
 
-    def __init__(
-        self,
-        trial: Trial,
-        run_dir: Path,
-        git_sha: str | None,
-        writers: list[SessionWriter],
-        ckpt: Checkpointer,
-        host: HostState,
-        resume_frame: int | None = None,
-    ) -> None:
-        self.trial, self.run_dir, self.git_sha = trial, run_dir, git_sha
-        self.writers, self.ckpt, self.host = writers, ckpt, host
+    It drives one compiled Trial program and hands each chunk's metrics and, at sync
+    points, the state to every :class:`TrialOutputs` (their own rows of it).
+    """
+
+    def __init__(self, trial: Trial, outputs: list[TrialOutputs]) -> None:
+        self.trial, self.outputs = trial, outputs
         self.spec = trial.spec
-        self.trial_tb = TrialWriter(run_dir / "tb_trial", resume_frame)
-        self.best: Checkpointer | None = None
-        if trial.derived.eval_every:
-            self.best = Checkpointer(run_dir / "best", keep=1)
 
-    def meta(self, chunk: int) -> dict[str, Any]:
-        return {
-            "spec": self.spec.to_dict(),
-            "git_sha": self.git_sha,
-            "chunk": chunk,
-            "host": self.host.to_json(),
-        }
-
-    def record(self, i: int, metrics: dict[str, np.ndarray], fps: float) -> np.ndarray:
-        """Update the host state from chunk ``i``'s metrics and write its rows."""
-        host, frame = self.host, self.trial.frames_after(i)
-        for key in SAMPLE_METRICS:
-            if key in metrics:
-                samples = metrics.pop(key)
-                for k, writer in enumerate(self.writers):
-                    writer.histogram(key, samples[k], frame)
-        for k in np.flatnonzero(metrics.pop("nonfinite") > 0):
-            if host.diverged_at[k] is None:
-                host.diverged_at[k] = frame
-                print(
-                    f"jaxlab: warning: session {k} diverged (non-finite loss or parameters) "
-                    f"by frame {frame}; flagged, the other sessions carry on",
-                    file=sys.stderr,
-                )
-        diverged = host.diverged
-        ret = write_rows(
-            self.writers,
-            metrics,
-            {"diverged": diverged.astype(int)},
-            frame=frame,
-            wall_time=host.wall_time,
-            fps=fps,
-        )
-        for k in np.flatnonzero(np.isfinite(ret)):
-            host.final_returns[k] = float(ret[k])
-        self.trial_tb.write({**metrics, "return": ret}, diverged, frame)
-        if "eval_return_mean" in metrics and self.trial.derived.is_eval_chunk(i):
-            ev = metrics["eval_return_mean"]
-            host.last_eval = [float(v) if np.isfinite(v) else None for v in ev]
-        return ret
-
-    def maybe_save_best(self, i: int, state: Any) -> None:
-        if self.best is None or not self.trial.derived.is_eval_chunk(i):
-            return
-        ev = np.array([np.nan if v is None else v for v in self.host.last_eval], float)
-        healthy = ~self.host.diverged & np.isfinite(ev)
-        if not healthy.any():
-            return
-        score = float(ev[healthy].mean())
-        # ties go to the later checkpoint: same score, more training behind it
-        if self.host.best_eval is None or score >= self.host.best_eval:
-            self.host.best_eval, self.host.best_frame = score, self.trial.frames_after(i)
-            self.best.save(self.host.best_frame, state, {**self.meta(i), "eval_score": score})
-
-    def read(self, i: int, pending: Any) -> tuple[np.ndarray, float]:
+    def read(self, i: int, pending: Any) -> tuple[list[np.ndarray], float]:
         """Wait for chunk ``i``'s metrics, time it, record it; returns (returns, fps)."""
         metrics = jax.device_get(pending)
         frame, now = self.trial.frames_after(i), time.perf_counter()
         fps = (frame - self.frames_done) / max(now - self.last, 1e-9)
         self.frames_done, self.last = frame, now
-        self.host.wall_time = self.offset + now - self.t0
         if self.dev_params is not None:
             before, after = self.dev_params
             _dev_checks(metrics, before, after, i)
-        return self.record(i, metrics, fps), fps
+        rets = []
+        for out, offset in zip(self.outputs, self.offsets, strict=True):
+            out.host.wall_time = offset + now - self.t0
+            rets.append(out.record(i, frame, take(metrics, out.rows), fps))
+        return rets, fps
+
+    def sync(self, i: int, frame: int, state: Any, save: bool) -> None:
+        """Histograms, ``best`` and (``save``) the checkpoint of every Trial at chunk ``i``."""
+        params = jax.device_get(state.params)
+        for out in self.outputs:
+            out.histograms(take(params, out.rows), frame)
+            if out.best is not None and out.derived.is_eval_chunk(i) or save:
+                mine = take(state, out.rows)
+                out.maybe_save_best(i, frame, mine)
+                if save:
+                    out.ckpt.save(frame, mine, out.meta(i))
 
     def run(
         self,
@@ -240,8 +201,14 @@ class Loop:
         dev: bool = False,
         progress: bool = True,
         report: bool = True,
-    ) -> RunResult:
-        """Run chunks ``start..num_chunks-1`` from ``state``, or until a stop signal."""
+        on_chunk: ChunkHook | None = None,
+    ) -> list[RunResult]:
+        """Run chunks ``start..num_chunks-1`` from ``state``, or until a stop signal.
+
+        ``on_chunk(chunk, frame, returns)`` (``returns``: each Trial's per-session mean
+        episode return of the chunk) runs after every chunk is recorded; when it returns
+        True the loop stops there like a signal would, but with status ``stopped``.
+        """
         trial, d = self.trial, self.trial.derived
         every = self.spec.meta.checkpoint_frequency
         last_ckpt = self.frames_done = trial.frames_after(start - 1) if start else 0
@@ -255,93 +222,56 @@ class Loop:
             dynamic_ncols=True,
         )
         self.t0 = self.last = time.perf_counter()
-        self.offset, self.dev_params = self.host.wall_time, None
+        self.offsets = [out.host.wall_time for out in self.outputs]
+        self.dev_params = None
         before = jax.device_get(state.params) if dev else None
-        stop_signal: int | None = None
+        stop_by: int | str | None = None
         try:
             with StopRequest() as stop:
                 state, pending = trial.dispatch(state, start)
                 for i in range(start, d.num_chunks):
                     frame = trial.frames_after(i)
                     final = i == d.num_chunks - 1
-                    stopping = stop.signum is not None
+                    stopping = stop.signum is not None or stop_by is not None
                     save = frame // every > last_ckpt // every or final or stopping
                     sync = save or dev or d.is_eval_chunk(i)
                     if dev:
                         after = jax.device_get(state.params)
                         self.dev_params, before = (before, after), after
                     if sync:  # rows on disk before the checkpoint; state saved before donation
-                        ret, fps = self.read(i, pending)
-                        self.histograms(state, frame)
-                        self.maybe_save_best(i, state)
+                        rets, fps = self.read(i, pending)
+                        self.sync(i, frame, state, save)
                         if save:
-                            self.ckpt.save(frame, state, self.meta(i))
                             last_ckpt = frame
                     this = pending
                     if not final and not stopping:
                         state, pending = trial.dispatch(state, i + 1)
                     if not sync:
-                        ret, fps = self.read(i, this)
+                        rets, fps = self.read(i, this)
                     bar.update(frame - bar.n)
+                    ret = np.concatenate(rets)
                     bar.set_postfix(
                         fps=f"{fps * trial.num_sessions:,.0f}",
                         ret=f"{np.nanmean(ret):.1f}" if np.isfinite(ret).any() else "n/a",
                         refresh=False,
                     )
                     if stopping:
-                        stop_signal = stop.signum
+                        stop_by = stop.signum if stop.signum is not None else stop_by
                         break
+                    if on_chunk is not None and on_chunk(i, frame, rets) and not final:
+                        stop_by = "stopped"  # the chunk in flight finishes and checkpoints
         finally:
             bar.close()
-            self.close()
-        summary = self.summary(self.frames_done, compile_s, stop_signal)
-        (self.run_dir / "trial_summary.json").write_text(json.dumps(summary, indent=2))
-        if report:
-            write_report_safely(self.run_dir)
-        return RunResult(self.run_dir, summary, state)
-
-    def histograms(self, state: Any, frame: int) -> None:
-        """Parameter histograms per session, at the log points that sync anyway."""
-        params = jax.device_get(state.params)
-        for k, writer in enumerate(self.writers):
-            writer.histograms(jax.tree.map(lambda x, k=k: x[k], params), frame)
-
-    def close(self) -> None:
-        self.trial_tb.close()
-        self.ckpt.close()
-        if self.best is not None:
-            self.best.close()
-        for writer in self.writers:
-            writer.close()
-
-    def summary(self, frames: int, compile_s: float, stop_signal: int | None) -> dict[str, Any]:
-        host, trial, d = self.host, self.trial, self.trial.derived
-        finals = np.array([np.nan if r is None else r for r in host.final_returns], float)
-        diverged = host.diverged
-        stats = summarize(np.where(diverged, np.nan, finals))
-        stats["final_return_per_session"] = [None if r is None else r for r in host.final_returns]
-        wall = max(host.wall_time, 1e-9)
-        status = "complete" if stop_signal is None else "interrupted"
-        return {
-            "spec_name": self.spec.name,
-            "status": status,
-            "stop_signal": None if stop_signal is None else signal.Signals(stop_signal).name,
-            "sessions": trial.num_sessions,
-            **stats,
-            "diverged_sessions": [int(k) for k in np.flatnonzero(diverged)],
-            "diverged_at_frame": host.diverged_at,
-            "eval_return_per_session": host.last_eval,
-            "best_eval_return": host.best_eval,
-            "best_eval_frame": host.best_frame,
-            "frames_per_session": frames,
-            "frames_planned": d.total_frames,
-            "frames_total": frames * trial.num_sessions,
-            "wall_clock_s": wall,
-            "compile_s": compile_s,
-            "fps_total": frames * trial.num_sessions / wall,
-            "fps_per_session": frames / wall,
-            "git_sha": self.git_sha,
-        }
+            for out in self.outputs:
+                out.close()
+        results = []
+        for out in self.outputs:
+            summary = out.summary(self.frames_done, compile_s, stop_by)
+            (out.run_dir / "trial_summary.json").write_text(json.dumps(summary, indent=2))
+            if report:
+                write_report_safely(out.run_dir)
+            results.append(RunResult(out.run_dir, summary, take(state, out.rows)))
+        return results
 
 
 def write_report_safely(run_dir: Path) -> None:

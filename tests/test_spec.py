@@ -93,7 +93,7 @@ def cli_error(tmp_path, capsys, raw, *extra):
         (lambda r: r["env"].update(max_frame=16), "env.max_frame: 16 is less than one update"),
         (
             lambda r: r.update(search={"agent.algorithm.gamma__choise": [0.9]}),
-            "search.agent.algorithm.gamma__choise: unknown search method 'choise' (did you mean 'choice'?)",
+            "search.agent.algorithm.gamma__choise: unknown distribution 'choise' (did you mean 'choice'?)",
         ),
         (
             lambda r: r.update(search={"agent.algorithm.gama__choice": [0.9]}),

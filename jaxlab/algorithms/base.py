@@ -53,19 +53,26 @@ class Agent(Protocol):
 
 @dataclass(frozen=True)
 class AlgorithmEntry:
+    """``hyper_keys``: the spec key paths whose values live only in ``state.hyper`` (array
+    leaves set by the agent's ``hyper()``), so settings differing only there can train in
+    one compiled program (search's trial batching). Empty: never batched."""
+
     name: str
     config_cls: type
     make: Callable[[Spec], Agent]
+    hyper_keys: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, AlgorithmEntry] = {}
 
 
-def register(name: str, config_cls: type, make: Callable[[Spec], Agent]) -> None:
+def register(
+    name: str, config_cls: type, make: Callable[[Spec], Agent], hyper_keys: tuple[str, ...] = ()
+) -> None:
     """Register an algorithm under its spec name (``agent.algorithm.name``)."""
     if name in _REGISTRY:
         raise ValueError(f"algorithm {name!r} is already registered")
-    _REGISTRY[name] = AlgorithmEntry(name, config_cls, make)
+    _REGISTRY[name] = AlgorithmEntry(name, config_cls, make, hyper_keys)
 
 
 def get_algorithm(name: Any, path: str = "agent.algorithm.name") -> AlgorithmEntry:

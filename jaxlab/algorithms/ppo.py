@@ -295,6 +295,16 @@ class PPO:
         return state, {**metrics, "lr": lr, **episodes}
 
 
-register("PPO", PPOConfig, PPO)
+# Spec keys that only set PPOHyper leaves (PPO.hyper); lr_schedule.name stays static.
+HYPER_KEYS = (
+    "agent.net.optim.lr",
+    "agent.net.lr_schedule.end_val",
+    "agent.net.clip_grad_val",
+    *(
+        f"agent.algorithm.{k}"
+        for k in ("gamma", "lam", "clip_eps", "entropy_coef", "val_loss_coef")
+    ),
+)
+register("PPO", PPOConfig, PPO, HYPER_KEYS)
 
 __all__ = ["PPO", "PPOConfig", "PPOHyper", "PPOState"]

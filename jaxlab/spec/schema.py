@@ -13,18 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from jaxlab.spec.parse import SpecError, build, did_you_mean, join, require_positive, to_dict
-
-SEARCH_METHODS = (
-    "choice",
-    "grid_search",
-    "uniform",
-    "quniform",
-    "loguniform",
-    "qloguniform",
-    "randint",
-    "qrandint",
-    "randn",
-)
+from jaxlab.spec.search import check_search, parse_search
 
 
 @dataclass(frozen=True)
@@ -104,6 +93,40 @@ class EnvSpec:
 
 
 @dataclass(frozen=True)
+class SchedulerSpec:
+    """``meta.search_scheduler``: ASHA early stopping of search trials on their per-chunk
+    mean return. ``grace_frame``: frames per session a trial always gets (0: an eighth of
+    ``env.max_frame``); ``reduction_factor``: the fraction 1/eta kept at each rung."""
+
+    name: Literal["asha"] = "asha"
+    grace_frame: int = 0
+    reduction_factor: float = 3.0
+
+    def validate(self, path: str) -> None:
+        if self.grace_frame < 0:
+            raise SpecError(join(path, "grace_frame"), "must be >= 0 (0 = max_frame / 8)")
+        if self.reduction_factor <= 1:
+            raise SpecError(join(path, "reduction_factor"), "must be > 1")
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    """``meta.search_resources``: CPUs and GPUs one Ray trial holds (a GPU fraction < 1
+    lets several trials share one device, each capped to that fraction of its memory)."""
+
+    cpu: float = 1.0
+    gpu: float = 0.0
+
+    def validate(self, path: str) -> None:
+        if self.cpu <= 0:
+            raise SpecError(join(path, "cpu"), f"must be > 0, got {self.cpu!r}")
+        if self.gpu < 0 or (self.gpu > 1 and not float(self.gpu).is_integer()):
+            raise SpecError(
+                join(path, "gpu"), f"must be a fraction <= 1 or a whole count, got {self.gpu!r}"
+            )
+
+
+@dataclass(frozen=True)
 class MetaSpec:
     """Run settings: sessions (seeds) per trial, seeds, log/eval/checkpoint cadence in frames.
 
@@ -113,6 +136,11 @@ class MetaSpec:
     and at the end, each session plays ``eval_episodes`` episodes with its deterministic
     policy in separate envs; the Trial's best mean eval return is kept as the ``best``
     checkpoint.
+
+    ``search`` mode (:mod:`jaxlab.experiment`): ``max_trial`` settings per grid point;
+    ``search_alg`` random (with grid keys) or optuna (TPE); ``search_scheduler`` ASHA or
+    none; ``search_resources`` per Ray trial; ``search_batch`` settings trained as one
+    compiled program (0: enough batches to fill the cluster; 1: no batching).
     """
 
     max_session: int = 4
@@ -123,6 +151,10 @@ class MetaSpec:
     eval_episodes: int = 10
     checkpoint_frequency: int = 100_000
     checkpoint_keep: int = 3
+    search_alg: Literal["random", "optuna"] = "random"
+    search_scheduler: SchedulerSpec | None = None
+    search_resources: ResourcesSpec = field(default_factory=ResourcesSpec)
+    search_batch: int = 0
 
     def validate(self, path: str) -> None:
         require_positive(self, path, "max_session", "max_trial", "log_frequency", "eval_episodes")
@@ -131,6 +163,8 @@ class MetaSpec:
             raise SpecError(join(path, "eval_frequency"), "must be >= 0 (0 turns evaluation off)")
         if self.random_seed < 0:
             raise SpecError(join(path, "random_seed"), "must be >= 0")
+        if self.search_batch < 0:
+            raise SpecError(join(path, "search_batch"), "must be >= 0 (0 = automatic)")
 
 
 @dataclass(frozen=True)
@@ -197,31 +231,6 @@ class Spec:
 SECTIONS = ("name", "agent", "env", "meta", "search")
 
 
-def build_search(search: Any, raw: dict[str, Any]) -> dict[str, Any]:
-    """Check each ``search`` key names a spec key path and a known method; return a copy."""
-    if not isinstance(search, dict):
-        raise SpecError("search", f"must be a mapping, got {search!r}")
-    for key, value in search.items():
-        path = join("search", key)
-        keypath, sep, method = key.rpartition("__")
-        if not sep:
-            raise SpecError(
-                path, "must look like 'a.b.param__method', e.g. 'agent.net.optim.lr__loguniform'"
-            )
-        if method not in SEARCH_METHODS:
-            raise SpecError(
-                path, f"unknown search method '{method}'" + did_you_mean(method, SEARCH_METHODS)
-            )
-        node: Any = raw
-        for part in keypath.split("."):
-            if not isinstance(node, dict) or part not in node:
-                raise SpecError(path, f"'{keypath}' is not a key of the spec")
-            node = node[part]
-        if not isinstance(value, list) or not value:
-            raise SpecError(path, f"must be a non-empty list, got {value!r}")
-    return dict(search)
-
-
 def parse_spec(raw: Any) -> Spec:
     """Validate a raw (already variable-resolved) mapping into a :class:`Spec`."""
     from jaxlab.algorithms import get_algorithm
@@ -248,14 +257,17 @@ def parse_spec(raw: Any) -> Spec:
     agent_spec = build(AgentSpec, {"algorithm": {}, **rest}, "agent")
     agent_spec = dataclasses.replace(agent_spec, algorithm=algo_cfg)
     search = raw.get("search") or {}
+    dims = parse_search(search)
     spec = Spec(
         name=raw["name"],
         agent=agent_spec,
         env=build(EnvSpec, raw["env"], "env"),
         meta=build(MetaSpec, raw.get("meta"), "meta"),
-        search=build_search(search, raw),
+        search=dict(search),
     )
     algo_cfg.validate_spec(spec)
+    if dims:
+        check_search(dims, spec.to_dict())
     return spec
 
 

@@ -1,0 +1,218 @@
+"""One Trial's files on the host: CSV/TensorBoard rows, checkpoints, ``best``, the summary.
+
+:class:`TrialOutputs` owns everything a Trial writes into its run directory and the host
+loop state (:class:`HostState`) saved with each checkpoint. The driver loop
+(:class:`jaxlab.run.Loop`) holds one per Trial it trains: one for ``train``, K when
+``search`` batches K hyperparameter settings into one compiled program, each reading its
+own rows ``rows`` of the combined state and metrics.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxlab.algorithms.base import SAMPLE_METRICS
+from jaxlab.checkpoint import Checkpointer
+from jaxlab.evaluate import EVAL_METRICS
+from jaxlab.logging import SessionWriter, TrialWriter
+from jaxlab.spec.schema import Spec
+from jaxlab.trial import episode_means, summarize
+
+
+@dataclass
+class HostState:
+    """Loop state kept on the host, saved in every checkpoint's meta (JSON).
+
+    ``wall_time``: seconds trained so far; ``final_returns``: each session's latest
+    finite training return; ``diverged_at``: the frame where a session first reported a
+    non-finite loss or parameter (None while healthy); ``best_eval``/``best_frame``: the
+    Trial's best mean eval return over healthy sessions and where it was reached.
+    """
+
+    final_returns: list[float | None]
+    diverged_at: list[int | None]
+    wall_time: float = 0.0
+    best_eval: float | None = None
+    best_frame: int | None = None
+    last_eval: list[float | None] = field(default_factory=list)
+
+    @classmethod
+    def fresh(cls, sessions: int) -> HostState:
+        return cls([None] * sessions, [None] * sessions, last_eval=[None] * sessions)
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return np.array([d is not None for d in self.diverged_at])
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_rows(
+    writers: list[SessionWriter],
+    metrics: dict[str, np.ndarray],
+    per_session: dict[str, np.ndarray],
+    **common: float,
+) -> np.ndarray:
+    """Write one log row per session; returns the chunk's mean episode return ``[S]``."""
+    ret, length = episode_means(metrics)
+    for k, writer in enumerate(writers):
+        row: dict[str, Any] = {key: float(v[k]) for key, v in metrics.items()}
+        for key in EVAL_METRICS:  # blank, not "nan", on chunks that do not evaluate
+            if key in row and not np.isfinite(row[key]):
+                row[key] = None
+        row.update(common)
+        row.update({key: v[k] for key, v in per_session.items()})
+        row.update({"return": float(ret[k]), "episode_length": float(length[k])})
+        row["episodes"] = int(metrics["ep_count"][k])
+        writer.write(row)
+    return ret
+
+
+def take(tree: Any, rows: slice | None) -> Any:
+    """Rows ``rows`` of every leaf's leading (session) axis; the tree itself for ``None``."""
+    return tree if rows is None else jax.tree.map(lambda x: x[rows], tree)
+
+
+class TrialOutputs:
+    """The files of one Trial (``run_dir``) and its :class:`HostState`.
+
+    ``rows`` selects this Trial's sessions in the driver's state and metrics (``None``:
+    all of them). ``extra`` is merged into the summary (e.g. the batch it trained in).
+    """
+
+    def __init__(
+        self,
+        spec: Spec,
+        run_dir: Path,
+        git_sha: str | None,
+        writers: list[SessionWriter],
+        ckpt: Checkpointer,
+        host: HostState,
+        *,
+        rows: slice | None = None,
+        resume_frame: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.spec, self.run_dir, self.git_sha = spec, run_dir, git_sha
+        self.writers, self.ckpt, self.host, self.rows = writers, ckpt, host, rows
+        self.derived = spec.derived
+        self.num_sessions = len(host.final_returns)
+        self.extra = extra or {}
+        self.trial_tb = TrialWriter(run_dir / "tb_trial", resume_frame)
+        self.best: Checkpointer | None = None
+        if self.derived.eval_every:
+            self.best = Checkpointer(run_dir / "best", keep=1)
+
+    def meta(self, chunk: int) -> dict[str, Any]:
+        return {
+            "spec": self.spec.to_dict(),
+            "git_sha": self.git_sha,
+            "chunk": chunk,
+            "host": self.host.to_json(),
+        }
+
+    def record(self, i: int, frame: int, metrics: dict[str, np.ndarray], fps: float) -> np.ndarray:
+        """Update the host state from chunk ``i``'s metrics (this Trial's rows); write rows."""
+        host = self.host
+        metrics = dict(metrics)
+        for key in SAMPLE_METRICS:
+            if key in metrics:
+                samples = metrics.pop(key)
+                for k, writer in enumerate(self.writers):
+                    writer.histogram(key, samples[k], frame)
+        for k in np.flatnonzero(metrics.pop("nonfinite") > 0):
+            if host.diverged_at[k] is None:
+                host.diverged_at[k] = frame
+                print(
+                    f"jaxlab: warning: {self.run_dir.name}: session {k} diverged (non-finite "
+                    f"loss or parameters) by frame {frame}; flagged, the other sessions carry on",
+                    file=sys.stderr,
+                )
+        diverged = host.diverged
+        ret = write_rows(
+            self.writers,
+            metrics,
+            {"diverged": diverged.astype(int)},
+            frame=frame,
+            wall_time=host.wall_time,
+            fps=fps,
+        )
+        for k in np.flatnonzero(np.isfinite(ret)):
+            host.final_returns[k] = float(ret[k])
+        self.trial_tb.write({**metrics, "return": ret}, diverged, frame)
+        if "eval_return_mean" in metrics and self.derived.is_eval_chunk(i):
+            ev = metrics["eval_return_mean"]
+            host.last_eval = [float(v) if np.isfinite(v) else None for v in ev]
+        return ret
+
+    def maybe_save_best(self, i: int, frame: int, state: Any) -> None:
+        """Save ``state`` (this Trial's rows) as ``best`` if the mean eval return improved."""
+        if self.best is None or not self.derived.is_eval_chunk(i):
+            return
+        ev = np.array([np.nan if v is None else v for v in self.host.last_eval], float)
+        healthy = ~self.host.diverged & np.isfinite(ev)
+        if not healthy.any():
+            return
+        score = float(ev[healthy].mean())
+        # ties go to the later checkpoint: same score, more training behind it
+        if self.host.best_eval is None or score >= self.host.best_eval:
+            self.host.best_eval, self.host.best_frame = score, frame
+            self.best.save(frame, state, {**self.meta(i), "eval_score": score})
+
+    def histograms(self, params: Any, frame: int) -> None:
+        """Parameter histograms per session (``params``: this Trial's rows, on the host)."""
+        for k, writer in enumerate(self.writers):
+            writer.histograms(jax.tree.map(lambda x, k=k: x[k], params), frame)
+
+    def close(self) -> None:
+        self.trial_tb.close()
+        self.ckpt.close()
+        if self.best is not None:
+            self.best.close()
+        for writer in self.writers:
+            writer.close()
+
+    def summary(self, frames: int, compile_s: float, stop: int | str | None) -> dict[str, Any]:
+        """``trial_summary.json``. ``stop``: a signal number, ``"stopped"`` (early stopping
+        by a search scheduler) or None for a run that completed."""
+        host, d = self.host, self.derived
+        finals = np.array([np.nan if r is None else r for r in host.final_returns], float)
+        diverged = host.diverged
+        stats = summarize(np.where(diverged, np.nan, finals))
+        stats["final_return_per_session"] = [None if r is None else r for r in host.final_returns]
+        wall = max(host.wall_time, 1e-9)
+        if stop is None:
+            status, stop_signal = "complete", None
+        elif stop == "stopped":
+            status, stop_signal = "stopped", None
+        else:
+            status, stop_signal = "interrupted", signal.Signals(int(stop)).name
+        return {
+            "spec_name": self.spec.name,
+            "status": status,
+            "stop_signal": stop_signal,
+            "sessions": self.num_sessions,
+            **stats,
+            "diverged_sessions": [int(k) for k in np.flatnonzero(diverged)],
+            "diverged_at_frame": host.diverged_at,
+            "eval_return_per_session": host.last_eval,
+            "best_eval_return": host.best_eval,
+            "best_eval_frame": host.best_frame,
+            "frames_per_session": frames,
+            "frames_planned": d.total_frames,
+            "frames_total": frames * self.num_sessions,
+            "wall_clock_s": wall,
+            "compile_s": compile_s,
+            "fps_total": frames * self.num_sessions / wall,
+            "fps_per_session": frames / wall,
+            "git_sha": self.git_sha,
+            **self.extra,
+        }
