@@ -1,7 +1,9 @@
 """Command line: ``python -m jaxlab MODE SPEC [-s key.path=value ...]``.
 
 Modes: ``train`` (the full Trial; given a run directory instead of a spec, or as
-``train@data/<run>``, it resumes that run), ``dev`` (a tiny, extra-checked run of the
+``train@data/<run>``, it resumes that run), ``search`` (an Experiment on Ray Tune: one
+Trial per setting of the spec's ``search`` block; given an experiment directory, it
+resumes it), ``dev`` (a tiny, extra-checked run of the
 same spec: at most two sessions, a few updates, finite losses and moving parameters
 asserted), ``enjoy`` (play a trained agent from a run, read-only), ``report`` (rebuild
 a run's metrics and graphs from its CSVs) and ``plot`` (overlay several runs). Spec and
@@ -24,6 +26,8 @@ EPILOG = """examples:
   python -m jaxlab train specs/ppo_cartpole.yaml
   python -m jaxlab train specs/ppo_cartpole.yaml -s meta.max_session=8 -s env.num_envs=16
   python -m jaxlab dev specs/ppo_pendulum.yaml
+  python -m jaxlab search specs/search/ppo_cartpole_search.yaml
+  python -m jaxlab search data/ppo_cartpole_search_2026_01_01_120000/   # resume a search
   python -m jaxlab train specs/ppo_cartpole.yaml --shrink   # tiny smoke run
   python -m jaxlab train data/ppo_cartpole_2026_01_01_120000/   # resume a stopped run
   python -m jaxlab enjoy data/ppo_cartpole_2026_01_01_120000/ --episodes 10 --render
@@ -43,12 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     helps = {
         "train": "train a Trial (all sessions vmapped, compiled once)",
         "dev": "a tiny, extra-checked run of the spec (<= 2 sessions, a few updates)",
+        "search": "an Experiment: one Trial per setting of the spec's search block, on Ray Tune",
     }
     for mode, text in helps.items():
         p = sub.add_parser(mode, help=text, description=text)
         p.add_argument(
             "spec",
-            help="a YAML spec" + (", or a run directory to resume" if mode == "train" else ""),
+            help="a YAML spec"
+            + {
+                "train": ", or a run directory to resume",
+                "search": ", or an experiment to resume",
+            }.get(mode, ""),
         )
         p.add_argument(
             "-s",
@@ -64,8 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--no-report", action="store_true", help="skip the end-of-run metrics and graphs"
         )
-        if mode == "train":
+        if mode in ("train", "search"):
             p.add_argument("--shrink", action="store_true", help="run at tiny scale (smoke test)")
+        if mode == "search":
+            p.add_argument(
+                "--address", help="an existing Ray cluster (default: $RAY_ADDRESS, else local)"
+            )
     text = "play a trained agent's deterministic policy from a run (read-only)"
     p = sub.add_parser("enjoy", help=text, description=text)
     p.add_argument("run", help="a run directory, data/<spec>_<timestamp>/")
@@ -192,6 +205,29 @@ def _resume(args: argparse.Namespace) -> int:
         return _fail("checkpoint error", err)
 
 
+def _search(args: argparse.Namespace) -> int:
+    from jaxlab.experiment import format_experiment, is_experiment_dir, resume_search, search
+
+    try:
+        if Path(args.spec).is_dir():
+            if not is_experiment_dir(args.spec):
+                return _fail("search", f"{args.spec} is not an experiment (no experiment.json)")
+            if args.overrides or args.shrink:
+                flag = "-s" if args.overrides else "--shrink"
+                return _fail("search", f"{flag} cannot be used when resuming an experiment")
+            result = resume_search(args.spec, address=args.address)
+        else:
+            spec = load_spec(args.spec, args.overrides)
+            if args.shrink:
+                spec = shrink(spec)
+            result = search(spec, root=args.data, address=args.address)
+    except SpecError as err:
+        return _fail("spec error", err)
+    print(format_experiment(result.summary, result.exp_dir))
+    print(f"experiment saved to {result.exp_dir}")
+    return 130 if result.summary["unfinished"] else 0
+
+
 def split_at_mode(argv: list[str]) -> list[str]:
     """``train@data/<run>`` (SLM-Lab style) -> ``train data/<run>``."""
     if argv and argv[0].startswith("train@"):
@@ -216,6 +252,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return _report(args)
     if args.mode == "plot":
         return _plot(args)
+    if args.mode == "search":
+        return _search(args)
     from jaxlab.resume import code_change_warning, is_run_dir, saved_run_of, warn
 
     if args.mode == "train" and Path(args.spec).is_dir():

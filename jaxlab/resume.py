@@ -30,7 +30,7 @@ from jaxlab.checkpoint import Checkpointer, CheckpointError
 from jaxlab.logging import SessionWriter
 from jaxlab.outputs import HostState, TrialOutputs
 from jaxlab.provenance import git_info
-from jaxlab.run import Loop, RunResult, write_report_safely
+from jaxlab.run import ChunkHook, Loop, RunResult, write_report_safely
 from jaxlab.spec import SpecError, load_spec, spec_from_dict
 from jaxlab.spec.parse import flatten
 from jaxlab.spec.schema import Spec
@@ -117,8 +117,15 @@ def session_keys(prov: dict[str, Any], sessions: int) -> jax.Array | None:
     return jnp.asarray(keys, jnp.uint32)
 
 
-def resume(run_dir: str | Path, *, progress: bool = True, report: bool = True) -> RunResult:
-    """Continue ``run_dir`` from its latest good checkpoint to the end of its spec."""
+def resume(
+    run_dir: str | Path,
+    *,
+    progress: bool = True,
+    report: bool = True,
+    on_chunk: ChunkHook | None = None,
+) -> RunResult:
+    """Continue ``run_dir`` from its latest good checkpoint to the end of its spec
+    (``on_chunk`` as in :meth:`jaxlab.run.Loop.run`)."""
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
         raise CheckpointError(f"{run_dir} is not a jaxlab run directory (no spec.yaml/checkpoints)")
@@ -179,4 +186,5 @@ def resume(run_dir: str | Path, *, progress: bool = True, report: bool = True) -
     if out.best is not None:  # a best saved after the checkpoint belongs to the rolled-back part
         out.best.prune_after(frame)
     loop = Loop(trial, [out])
-    return loop.run(state, start, time.perf_counter() - t0, progress=progress, report=report)[0]
+    compile_s = time.perf_counter() - t0
+    return loop.run(state, start, compile_s, progress=progress, report=report, on_chunk=on_chunk)[0]

@@ -120,7 +120,10 @@ def varied_keys(specs: list[dict[str, Any]]) -> list[str]:
 def write_experiment_report(exp_dir: str | Path, plots: bool = True) -> list[dict[str, Any]]:
     """Report every trial folder of an Experiment, then its table, graph and best spec."""
     exp_dir = Path(exp_dir)
-    trial_dirs = sorted(p for p in exp_dir.iterdir() if p.is_dir() and is_run(p))
+    # a trial that failed (error.txt) may hold a partial run: it is not ranked
+    trial_dirs = sorted(
+        p for p in exp_dir.iterdir() if p.is_dir() and is_run(p) and not (p / "error.txt").exists()
+    )
     if not trial_dirs:
         raise FileNotFoundError(f"{exp_dir} holds no trial runs")
     runs = [load_run(d) for d in trial_dirs]

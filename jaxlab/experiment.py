@@ -1,0 +1,371 @@
+"""``search`` mode: an Experiment = one Trial per hyperparameter setting, on Ray Tune.
+
+``python -m jaxlab search spec.yaml`` writes ``data/<spec>_<timestamp>/``:
+
+* ``spec.yaml`` (the search spec) and ``experiment.json``: the plan (every setting, its
+  trial folder and batch group) and each trial's status, rewritten as trials finish;
+* ``trial_000/``, ``trial_001/``...: one folder per setting in the ``train`` layout
+  (``spec.yaml`` of that setting, sessions, checkpoints, report), or ``error.txt``;
+* ``experiment_table.csv`` (varied keys + trial metrics, best first),
+  ``experiment_graph.png``, ``best_spec.yaml`` and ``experiment_summary.json``.
+
+Random and grid settings are drawn up front (:func:`jaxlab.spec.search.sample_settings`)
+and, when every searched key is a hyperparameter held in the state (numbers that leave
+shapes unchanged), batched K per Ray trial into one compiled program; Ray Tune places the
+batches on devices. ``meta.search_alg: optuna`` lets Optuna's TPE suggest settings one by
+one, and ``meta.search_scheduler`` stops weak trials early with ASHA; both need one
+setting per Ray trial, so they turn batching off. Ray is embedded and quiet by default;
+``--address``/``RAY_ADDRESS`` joins an existing cluster (the data folder must then be on
+storage every node sees).
+
+An interrupted search resumes with ``python -m jaxlab search data/<experiment>/``:
+finished trials (complete, stopped early, failed) are kept, started ones continue from
+their checkpoints, the rest run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jaxlab.batching import batchable_keys
+from jaxlab.provenance import git_info, make_run_dir, versions
+from jaxlab.raytune import StatusCallback, cluster_slots, init_ray, optuna_name, require_optuna
+from jaxlab.search_worker import error_line, tune_trainable
+from jaxlab.spec import load_spec
+from jaxlab.spec.parse import SpecError
+from jaxlab.spec.schema import Spec
+from jaxlab.spec.search import Dimension, parse_search, sample_settings
+
+PLAN = "experiment.json"
+FINISHED = ("complete", "stopped", "error", "diverged")
+
+
+@dataclass
+class ExperimentResult:
+    exp_dir: Path
+    summary: dict[str, Any]
+
+
+def is_experiment_dir(path: str | Path) -> bool:
+    return (Path(path) / PLAN).is_file()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write (a kill never leaves half a file)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def plan_groups(spec: Spec, dims: list[Dimension], count: int, slots: int) -> list[list[int]]:
+    """Indices of the settings each Ray trial trains: singletons unless batching applies."""
+    batch = spec.meta.search_batch
+    keys = [d.key for d in dims]
+    if batch == 1 or spec.meta.search_scheduler is not None:
+        return [[i] for i in range(count)]
+    if not batchable_keys(spec.agent.algorithm.name, keys):
+        return [[i] for i in range(count)]
+    size = batch or math.ceil(count / max(slots, 1))
+    return [list(range(i, min(i + size, count))) for i in range(0, count, size)]
+
+
+def trial_status(folder: Path) -> str:
+    """A trial folder's outcome: its summary's status ("diverged" if every session did),
+    "error" with an ``error.txt``, else "stopped" (ended by the scheduler)."""
+    summary = folder / "trial_summary.json"
+    if summary.is_file():
+        s = json.loads(summary.read_text())
+        if s["sessions"] and len(s["diverged_sessions"]) == s["sessions"]:
+            return "diverged"
+        return s["status"]
+    if error_line(folder) is not None:
+        return "error"
+    return "stopped" if folder.is_dir() else "pending"
+
+
+class Experiment:
+    """The driver: plan, Ray Tune runs, statuses, the final report."""
+
+    def __init__(self, exp_dir: Path, plan: dict[str, Any], quiet: bool = True) -> None:
+        self.exp_dir, self.plan, self.quiet = exp_dir, plan, quiet
+        self.spec = load_spec(exp_dir / "spec.yaml")
+        self.dims = parse_search(self.spec.search)
+
+    def save(self) -> None:
+        write_json(self.exp_dir / PLAN, self.plan)
+
+    def mark(self, name: str, status: str | None = None) -> None:
+        """Record a finished trial's status and print one line about it."""
+        status = status or trial_status(self.exp_dir / name)
+        if status == "interrupted":  # the driver is stopping: the trial resumes later
+            return
+        self.plan["status"][name] = status
+        self.save()
+        folder = self.exp_dir / name
+        line = f"jaxlab: {name} {status}"
+        if status == "error":
+            line += f": {error_line(folder)} (see {folder / 'error.txt'})"
+        elif (folder / "trial_summary.json").is_file():
+            s = json.loads((folder / "trial_summary.json").read_text())
+            if s["final_return_mean"] is not None:
+                line += f": final return {s['final_return_mean']:.2f} ± {s['final_return_std']:.2f}"
+        print(line, file=sys.stderr, flush=True)
+
+    def pending(self) -> list[str]:
+        return [n for n in self.plan["settings"] if self.plan["status"].get(n) not in FINISHED]
+
+    def pending_planned(self) -> list[str]:
+        planned = {n for g in self.plan["groups"] for n in g}
+        return [n for n in self.pending() if n in planned]
+
+    def run(self, address: str | None) -> ExperimentResult:
+        import ray
+
+        init_ray(address, self.quiet)
+        try:
+            self.run_fixed()
+            # Tune returns from fit() on SIGINT; unfinished planned trials mean we stop too
+            if self.plan["search_alg"] == "optuna" and not self.pending_planned():
+                self.run_optuna()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            ray.shutdown()
+        return self.finish()
+
+    def tuner(self, param_space: dict[str, Any], **tune_kw: Any) -> Any:
+        from ray import tune
+
+        res = self.plan["resources"]
+        trainable = tune.with_resources(
+            tune.with_parameters(tune_trainable, exp_dir=str(self.exp_dir), plan=self.plan),
+            {"cpu": res["cpu"], "gpu": res["gpu"]},
+        )
+        return tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(**tune_kw),
+            run_config=tune.RunConfig(
+                name="tune",
+                storage_path=str(self.exp_dir.resolve()),
+                verbose=0,
+                callbacks=[StatusCallback(self)],
+            ),
+        )
+
+    def run_fixed(self) -> None:
+        """Every planned group with an unfinished setting, as a grid over group ids."""
+        from ray import tune
+
+        todo = [
+            g
+            for g, names in enumerate(self.plan["groups"])
+            if any(n in self.pending() for n in names)
+        ]
+        if not todo:
+            return
+        self.tuner({"group": tune.grid_search(todo)}, **self.scheduler_kw()).fit()
+
+    def scheduler_kw(self) -> dict[str, Any]:
+        sched = self.spec.meta.search_scheduler
+        if sched is None:
+            return {}
+        from ray.tune.schedulers import ASHAScheduler
+
+        max_t = self.spec.derived.total_frames
+        grace = sched.grace_frame or max_t // 8
+        asha = ASHAScheduler(
+            time_attr="frame",
+            max_t=max_t,
+            grace_period=max(grace, 1),
+            reduction_factor=sched.reduction_factor,
+        )
+        return {"scheduler": asha, "metric": "return_mean", "mode": "max"}
+
+    def run_optuna(self) -> None:
+        """Optuna TPE suggests the settings not yet run, told about the finished ones."""
+        from ray.tune.search.optuna import OptunaSearch
+
+        remaining = self.spec.meta.max_trial - len(self.plan["settings"])
+        if remaining <= 0:
+            return
+        points, rewards = [], []
+        for name in self.plan["settings"]:
+            score = final_score(self.exp_dir / name)
+            if score is not None:
+                points.append(self.plan["settings"][name])
+                rewards.append(score)
+        searcher = OptunaSearch(
+            metric="return_mean",
+            mode="max",
+            seed=self.spec.meta.random_seed,
+            points_to_evaluate=points or None,
+            evaluated_rewards=rewards or None,
+        )
+        offset = len(self.plan["settings"])
+        space = {d.key: d.to_tune() for d in self.dims}
+        kw = self.scheduler_kw() or {"metric": "return_mean", "mode": "max"}
+        tuner = self.tuner(
+            space,
+            search_alg=searcher,
+            num_samples=remaining,
+            trial_name_creator=lambda t: optuna_name(t, offset),
+            **kw,
+        )
+        tuner.fit()
+
+    def finish(self) -> ExperimentResult:
+        """Statuses of the trials, the experiment report and summary; print the summary."""
+        from jaxlab.analysis.report import is_run, write_experiment_report
+
+        for name in self.plan["settings"]:
+            if name not in self.plan["status"] and (self.exp_dir / name).is_dir():
+                status = trial_status(self.exp_dir / name)
+                if status in ("complete", "error", "diverged"):
+                    self.plan["status"][name] = status
+        self.save()
+        rows: list[dict[str, Any]] = []
+        if any(is_run(p) for p in self.exp_dir.iterdir()):
+            rows = write_experiment_report(self.exp_dir)
+        counts: dict[str, int] = {}
+        for name in self.plan["settings"]:
+            status = self.plan["status"].get(name, "unfinished")
+            counts[status] = counts.get(status, 0) + 1
+        summary = {
+            "spec_name": self.spec.name,
+            "trials": len(self.plan["settings"]),
+            "planned": self.plan["planned"],
+            "status_counts": counts,
+            "unfinished": [n for n in self.plan["settings"] if n not in self.plan["status"]],
+            "best_trial": rows[0]["trial"] if rows else None,
+            "best_score": rows[0]["score"] if rows else None,
+            "table": rows,
+        }
+        write_json(self.exp_dir / "experiment_summary.json", summary)
+        return ExperimentResult(self.exp_dir, summary)
+
+
+def final_score(folder: Path) -> float | None:
+    """A finished trial's mean final return (for Optuna's history), None if it has none."""
+    path = folder / "trial_summary.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("final_return_mean")
+
+
+def search(
+    spec: Spec, *, root: str | Path = "data", address: str | None = None, quiet: bool = True
+) -> ExperimentResult:
+    """Run a new Experiment of ``spec`` (it must have a ``search`` block)."""
+    import ray
+
+    dims = parse_search(spec.search)
+    if not dims:
+        raise SpecError("search", "search mode needs a 'search' block of key__dist entries")
+    if spec.meta.search_alg == "optuna":
+        if any(d.is_grid for d in dims):
+            raise SpecError("search", "grid_search keys cannot be used with search_alg: optuna")
+        require_optuna()
+    res = spec.meta.search_resources
+    resources = {"cpu": res.cpu, "gpu": res.gpu}
+    init_ray(address, quiet)
+    slots = cluster_slots(resources)
+    ray.shutdown()
+    exp_dir = make_run_dir(spec, root)
+    (exp_dir / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    settings: dict[str, dict[str, Any]] = {}
+    groups: list[list[str]] = []
+    planned = spec.meta.max_trial
+    if spec.meta.search_alg == "random":
+        drawn = sample_settings(dims, spec.meta.max_trial, spec.meta.random_seed)
+        planned = len(drawn)
+        settings = {f"trial_{i:03d}": s for i, s in enumerate(drawn)}
+        names = list(settings)
+        groups = [[names[i] for i in g] for g in plan_groups(spec, dims, len(drawn), slots)]
+    git = git_info()
+    plan = {
+        "spec_name": spec.name,
+        "search_alg": spec.meta.search_alg,
+        "resources": resources,
+        "planned": planned,
+        "settings": settings,
+        "groups": groups,
+        "status": {},
+        "spec": spec.to_dict(),
+        "git_sha": git["sha"],
+        "git_dirty": git["dirty"],
+        "versions": versions(),
+        "started": datetime.now().isoformat(timespec="seconds"),
+    }
+    write_json(exp_dir / PLAN, plan)
+    batched = sum(len(g) > 1 for g in groups)
+    print(
+        f"jaxlab: search {spec.name}: {planned} trials ({spec.meta.search_alg}"
+        + (f", {len(groups)} Ray trials, {batched} batched" if groups else "")
+        + f") in {exp_dir}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return Experiment(exp_dir, plan, quiet).run(address)
+
+
+def resume_search(
+    exp_dir: str | Path, *, address: str | None = None, quiet: bool = True
+) -> ExperimentResult:
+    """Continue an interrupted Experiment: finished trials kept, the others run/resume."""
+    exp_dir = Path(exp_dir)
+    plan = json.loads((exp_dir / PLAN).read_text())
+    if plan["search_alg"] == "optuna":
+        require_optuna()
+    exp = Experiment(exp_dir, plan, quiet)
+    planned = {n for g in plan["groups"] for n in g}
+    for name in exp.pending():  # suggested (Optuna) trials cut short: resume them as planned
+        if name not in planned:
+            plan["groups"].append([name])
+    exp.save()
+    left = exp.pending()
+    print(
+        f"jaxlab: resuming search {exp_dir}: {len(plan['status'])} trials finished, "
+        f"{len(left)} to run",
+        file=sys.stderr,
+        flush=True,
+    )
+    return exp.run(address)
+
+
+def format_experiment(summary: dict[str, Any], exp_dir: Path) -> str:
+    """The summary printed at the end of a search: counts, then the top of the table."""
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary["status_counts"].items()))
+    lines = [f"experiment {summary['spec_name']}: {summary['trials']} trials ({counts})"]
+    table = summary["table"]
+    if table:
+        keys = [k for k in table[0] if k != "trial"][:7]
+        heads = [".".join(k.split(".")[-2:]) if "." in k else k for k in keys]
+        widths = [max(len(h), 9) for h in heads]
+        lines.append(
+            "  "
+            + "  ".join(
+                ["trial".ljust(10)] + [h.rjust(w) for h, w in zip(heads, widths, strict=True)]
+            )
+        )
+        for row in table[:10]:
+            cells = [_cell(row[k]).rjust(w) for k, w in zip(keys, widths, strict=True)]
+            lines.append("  " + "  ".join([row["trial"].ljust(10)] + cells))
+        lines.append(f"best: {summary['best_trial']} -> {exp_dir / 'best_spec.yaml'}")
+    if summary["unfinished"]:
+        lines.append(f"unfinished: resume with: python -m jaxlab search {exp_dir}/")
+    return "\n".join(lines)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)

@@ -1,0 +1,152 @@
+"""What one Ray Tune trial of a ``search`` runs: a group of settings, trained or resumed.
+
+A group is one setting (one Trial) or, with trial batching, K settings trained as one
+compiled program (:func:`jaxlab.run.train_batch`). Each setting writes its own folder
+``<experiment>/<trial name>/`` in the ``train`` layout. A setting whose spec is invalid
+gets ``error.txt`` and the rest of its group still trains; an exception while training
+writes ``error.txt`` into every folder of the group and fails the Ray trial. After every
+chunk the group reports ``return_mean`` (the best mean return among its settings) and
+``frame`` to Tune, which drives the ASHA scheduler and the Optuna searcher.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxlab.spec.schema import Spec, parse_spec
+from jaxlab.spec.search import apply_setting
+
+ERROR_FILE = "error.txt"
+
+
+def trial_spec(resolved: dict[str, Any], setting: dict[str, Any]) -> Spec:
+    """The ready-to-run spec of one setting (the experiment's spec, search block dropped)."""
+    return parse_spec(apply_setting(resolved, setting))
+
+
+def setup_worker(resources: dict[str, float], cache_dir: Path | None) -> None:
+    """Device settings for a fresh Ray worker, before JAX starts its backend.
+
+    No GPU asked: JAX stays on the CPU (it never grabs GPU memory). A GPU fraction < 1:
+    JAX may use that fraction of the device's memory, so trials sharing it fit. Compiled
+    programs are shared between the experiment's workers through a persistent cache.
+    """
+    import jax
+
+    gpu = float(resources.get("gpu", 0.0))
+    if gpu == 0:
+        jax.config.update("jax_platforms", "cpu")
+    elif gpu < 1:
+        os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.95 * gpu:.3f}"
+    if cache_dir is not None:
+        jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def write_error(folder: Path, err: BaseException) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    (folder / ERROR_FILE).write_text(f"{type(err).__name__}: {err}\n\n{text}")
+
+
+def error_line(folder: Path) -> str | None:
+    """The first line of a trial's ``error.txt`` (None when it has none)."""
+    path = folder / ERROR_FILE
+    return path.read_text().splitlines()[0] if path.is_file() else None
+
+
+def make_reporter(report: Any) -> Any:
+    """An ``on_chunk`` hook that sends the group's progress to ``report`` (tune.report).
+
+    Tune ends a trial that its scheduler stops by raising ``SystemExit`` inside
+    ``report``; the hook turns that into a clean early stop (checkpoint, summary).
+    """
+
+    def hook(chunk: int, frame: int, returns: list[np.ndarray]) -> bool:
+        means = [float(np.nanmean(r)) if np.isfinite(r).any() else math.nan for r in returns]
+        finite = [m for m in means if math.isfinite(m)]
+        try:
+            report({"return_mean": max(finite) if finite else math.nan, "frame": frame})
+        except SystemExit:
+            return True
+        return False
+
+    return hook
+
+
+def run_group(
+    exp_dir: Path,
+    names: list[str],
+    settings: list[dict[str, Any]],
+    resolved: dict[str, Any],
+    *,
+    report: Any = None,
+    progress: bool = False,
+) -> dict[str, str]:
+    """Train (or resume) the settings ``names``; returns each name's outcome.
+
+    Outcomes: a ``trial_summary.json`` status (complete/stopped/interrupted) or "error".
+    A folder holding a checkpoint is resumed from it (:func:`jaxlab.resume.resume`).
+    """
+    from jaxlab.resume import is_run_dir, resume
+    from jaxlab.run import train_batch
+
+    hook = make_reporter(report) if report is not None else None
+    outcome: dict[str, str] = {}
+    specs, todo = [], []
+    for name, setting in zip(names, settings, strict=True):
+        folder = exp_dir / name
+        try:
+            spec = trial_spec(resolved, setting)
+        except Exception as err:  # noqa: BLE001 - a bad sample fails its trial, not the group
+            write_error(folder, err)
+            outcome[name] = "error"
+            continue
+        if is_run_dir(folder) and any((folder / "checkpoints").glob("[0-9]*")):
+            try:
+                outcome[name] = resume(folder, progress=progress, on_chunk=hook).summary["status"]
+            except Exception as err:  # noqa: BLE001
+                write_error(folder, err)
+                outcome[name] = "error"
+            continue
+        if folder.exists():  # started but killed before its first checkpoint: redo it
+            aside = exp_dir / ".partial" / f"{name}_{time.strftime('%Y%m%d_%H%M%S')}"
+            aside.parent.mkdir(exist_ok=True)
+            folder.rename(aside)
+        specs.append(spec)
+        todo.append(name)
+    if not todo:
+        return outcome
+    try:
+        dirs = [exp_dir / n for n in todo]
+        results = train_batch(specs, run_dirs=dirs, progress=progress, on_chunk=hook)
+    except Exception as err:
+        for name in todo:
+            write_error(exp_dir / name, err)
+        raise
+    for name, result in zip(todo, results, strict=True):
+        outcome[name] = result.summary["status"]
+    return outcome
+
+
+def tune_trainable(config: dict[str, Any], exp_dir: str, plan: dict[str, Any]) -> None:
+    """The Ray Tune function trainable: one group of a fixed plan (``config["group"]``) or
+    one searcher-suggested setting (``config`` = dotted key -> value)."""
+    from ray import tune
+
+    exp = Path(exp_dir)
+    setup_worker(plan["resources"], exp / ".xla_cache")
+    if "group" in config:
+        names = plan["groups"][config["group"]]
+        settings = [plan["settings"][n] for n in names]
+    else:
+        names = [tune.get_context().get_trial_name()]
+        settings = [{k: v for k, v in config.items()}]
+    run_group(exp, names, settings, plan["spec"], report=tune.report)

@@ -1,0 +1,279 @@
+"""The search space, trial batching, and ``search`` end to end under embedded Ray."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import shutil
+
+import jax
+import numpy as np
+import pytest
+import yaml
+
+from jaxlab.batching import NotBatchable
+from jaxlab.cli import main
+from jaxlab.experiment import plan_groups, require_optuna
+from jaxlab.run import train, train_batch
+from jaxlab.spec import SpecError, spec_from_dict
+from jaxlab.spec.search import parse_search, sample_settings
+
+EVERY = {
+    "agent.net.optim.lr__loguniform": [1.0e-4, 1.0e-2],
+    "agent": {
+        "algorithm": {
+            "gamma__choice": [0.9, 0.99],
+            "lam__uniform": [0.8, 0.99],
+            "clip_eps__quniform": [0.1, 0.3, 0.05],
+            "training_epoch__randint": [1, 4],
+            "time_horizon__qrandint": [8, 32, 8],
+            "entropy_coef__normal": [0.01, 0.001],
+        },
+        "net.clip_grad_val__qloguniform": [0.1, 10.0, 0.1],
+    },
+    "agent.algorithm.val_loss_coef__grid_search": [0.5, 1.0],
+}
+
+
+def test_every_distribution_parses_from_nested_and_dotted_keys(tiny_raw):
+    tiny_raw["search"] = EVERY
+    spec = spec_from_dict(tiny_raw)
+    dims = {d.key: d for d in parse_search(spec.search)}
+    assert {k: (d.dist, d.args) for k, d in dims.items()} == {
+        "agent.net.optim.lr": ("loguniform", (1e-4, 1e-2)),
+        "agent.algorithm.gamma": ("choice", (0.9, 0.99)),
+        "agent.algorithm.lam": ("uniform", (0.8, 0.99)),
+        "agent.algorithm.clip_eps": ("quniform", (0.1, 0.3, 0.05)),
+        "agent.algorithm.training_epoch": ("randint", (1, 4)),
+        "agent.algorithm.time_horizon": ("qrandint", (8, 32, 8)),
+        "agent.algorithm.entropy_coef": ("normal", (0.01, 0.001)),
+        "agent.net.clip_grad_val": ("qloguniform", (0.1, 10.0, 0.1)),
+        "agent.algorithm.val_loss_coef": ("grid_search", (0.5, 1.0)),
+    }
+    settings = sample_settings(list(dims.values()), 200, seed=0)
+    assert len(settings) == 400  # 2 grid points x 200 draws
+    assert settings == sample_settings(list(dims.values()), 200, seed=0)  # reproducible
+    col = {k: np.array([s[k] for s in settings]) for k in dims}
+    assert set(col["agent.algorithm.val_loss_coef"]) == {0.5, 1.0}
+    assert set(col["agent.algorithm.gamma"]) == {0.9, 0.99}
+    lr = col["agent.net.optim.lr"]
+    assert lr.min() >= 1e-4 and lr.max() <= 1e-2 and np.mean(lr < 1e-3) > 0.3  # log scale
+    assert set(col["agent.algorithm.training_epoch"]) == {1, 2, 3}  # hi excluded
+    assert set(col["agent.algorithm.time_horizon"]) <= {8, 16, 24, 32}
+    assert 32 in col["agent.algorithm.time_horizon"]  # qrandint includes hi
+    assert np.allclose(
+        np.round(col["agent.algorithm.clip_eps"] / 0.05) * 0.05, col["agent.algorithm.clip_eps"]
+    )
+    assert 0.008 < col["agent.algorithm.entropy_coef"].mean() < 0.012
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ({"agent.net.optim.lr__logunifrom": [1e-4, 1e-3]}, "unknown distribution 'logunifrom' (did you mean 'loguniform'?)"),
+        ({"agent.net.optim.lr__uniform": [1e-3]}, "uniform takes [lo, hi] (numbers), got [0.001]"),
+        ({"agent.net.optim.lr__uniform": [1e-3, 1e-4]}, "needs lo < hi, got [0.001, 0.0001]"),
+        ({"agent.net.optim.lr__loguniform": [0, 1e-3]}, "needs 0 < lo for a log scale"),
+        ({"agent.algorithm.training_epoch__randint": [1, 2.5]}, "randint takes integers"),
+        ({"agent.algorithm.time_horizon__qrandint": [8, 32, 0]}, "q must be > 0"),
+        ({"agent.algorithm.gamma__normal": [0.9, -1]}, "sd must be > 0"),
+        ({"agent.algorithm.gamma__choice": []}, "must be a non-empty list"),
+        ({"agent.algorithm.gamma": 0.9}, "must look like 'a.b.param__dist'"),
+        ({"agent.algorithm.gama__choice": [0.9]}, "'agent.algorithm.gama' is not a key of the spec (did you mean 'agent.algorithm.gamma'?)"),
+        ({"agent.algorithm.gamma__uniform": [0.5, 1.5]}, "value 1.5 gives a bad spec: agent.algorithm.gamma: must lie in [0.0, 1.0]"),
+        ({"agent.algorithm.minibatch_count__grid_search": [2, 3]}, "value 3 gives a bad spec"),
+        ({"agent.algorithm.gamma__choice": [0.9], "agent": {"algorithm": {"gamma__uniform": [0.9, 0.99]}}}, "searches 'agent.algorithm.gamma' again"),
+    ],
+)  # fmt: skip
+def test_bad_search_entries_are_one_line_errors(tiny_raw, search, expected):
+    tiny_raw["search"] = search
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(tiny_raw)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith("search.")
+
+
+def test_grid_keys_expand_and_max_trial_draws_per_grid_point(tiny_raw):
+    tiny_raw["search"] = {
+        "agent.algorithm.gamma__grid_search": [0.9, 0.95, 0.99],
+        "agent.algorithm.lam__grid_search": [0.9, 0.95],
+    }
+    tiny_raw["meta"]["max_trial"] = 5
+    dims = parse_search(spec_from_dict(tiny_raw).search)
+    assert len(sample_settings(dims, 5, 0)) == 6  # grid only: max_trial does not repeat it
+    dims = parse_search({**tiny_raw["search"], "agent.net.optim.lr__uniform": [1e-4, 1e-3]})
+    assert len(sample_settings(dims, 5, 0)) == 30
+
+
+def test_batching_plan_needs_hyper_keys_and_no_scheduler(tiny_raw):
+    tiny_raw["search"] = {"agent.net.optim.lr__uniform": [1e-4, 1e-3]}
+    spec = spec_from_dict(tiny_raw)
+    dims = parse_search(spec.search)
+    assert plan_groups(spec, dims, 10, slots=3) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    batch3 = spec_from_dict(tiny_raw, ["meta.search_batch=3"])
+    assert plan_groups(batch3, dims, 5, slots=1) == [[0, 1, 2], [3, 4]]
+    one = spec_from_dict(tiny_raw, ["meta.search_batch=1"])
+    assert plan_groups(one, dims, 3, slots=1) == [[0], [1], [2]]
+    asha = spec_from_dict(tiny_raw, ["meta.search_scheduler={name: asha}"])
+    assert plan_groups(asha, dims, 3, slots=1) == [[0], [1], [2]]
+    tiny_raw["search"] = {"env.num_envs__choice": [2, 4]}  # changes shapes: never batched
+    spec = spec_from_dict(tiny_raw)
+    assert plan_groups(spec, parse_search(spec.search), 3, slots=1) == [[0], [1], [2]]
+
+
+def test_optuna_missing_is_a_one_line_error(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "optuna", None)
+    with pytest.raises(SpecError, match="optuna is not installed: pip install"):
+        require_optuna()
+
+
+def csv_rows(run, k):
+    with open(run / f"session_{k}" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def files(run):
+    """The run's files, except TensorBoard event files and Orbax's internals (their names
+    hold times, hosts or random ids); checkpoint steps are compared by frame."""
+    out = []
+    for p in run.rglob("*"):
+        rel = p.relative_to(run).parts
+        if rel[0].startswith("tb") or (len(rel) > 1 and rel[-2] == "tb"):
+            continue
+        if rel[0] in ("checkpoints", "best"):
+            out.append("/".join(rel[:2]))
+        elif p.is_file():
+            out.append("/".join(rel))
+    return sorted(set(out))
+
+
+def test_batched_trials_write_what_unbatched_trials_write(tiny_raw, tmp_path):
+    raws = [
+        ["agent.net.optim.lr=0.003", "agent.algorithm.gamma=0.9"],
+        ["agent.net.optim.lr=0.0003"],
+    ]
+    specs = [spec_from_dict(tiny_raw, o) for o in raws]
+    dirs = [tmp_path / "batched" / f"trial_{k}" for k in range(2)]
+    batched = train_batch(specs, run_dirs=dirs, progress=False, report=False)
+    for k, spec in enumerate(specs):
+        alone = train(spec, run_dir=tmp_path / f"alone_{k}", progress=False, report=False)
+        got = batched[k]
+        assert files(got.run_dir) == files(alone.run_dir)
+        assert (
+            got.run_dir.joinpath("spec.yaml").read_text()
+            == alone.run_dir.joinpath("spec.yaml").read_text()
+        )
+        assert np.allclose(got.state.hyper.gamma, [0.9, 0.9] if k == 0 else [0.99, 0.99])
+        for x, y in zip(jax.tree.leaves(got.state), jax.tree.leaves(alone.state), strict=True):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+        for s in range(spec.meta.max_session):
+            a, b = csv_rows(got.run_dir, s), csv_rows(alone.run_dir, s)
+            assert [r["frame"] for r in a] == [r["frame"] for r in b]
+            for col in ("return", "episodes", "policy_loss", "value_loss", "entropy", "lr"):
+                x = np.array([float(r[col]) for r in a])
+                y = np.array([float(r[col]) for r in b])
+                np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6, err_msg=col)
+        keep = ("final_return_per_session", "status", "frames_per_session", "diverged_sessions")
+        assert {k: got.summary[k] for k in keep} == {k: alone.summary[k] for k in keep}
+        assert got.summary["batch"] == {"settings": 2, "index": k}
+    # the two settings really trained differently inside the one program
+    assert not np.allclose(batched[0].state.hyper.lr, batched[1].state.hyper.lr)
+    with pytest.raises(NotBatchable, match="env.num_envs"):
+        train_batch([specs[0], spec_from_dict(tiny_raw, ["env.num_envs=2"])], root=tmp_path)
+
+
+SEARCH = {
+    "agent.net.optim.lr__grid_search": [1.0e-3, math.nan],
+    "agent.algorithm.gamma__choice": [0.9, 0.99],
+}
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """A 4-trial search (2 batched Ray trials of 2 settings): the nan-lr ones diverge."""
+    root = tmp_path_factory.mktemp("search")
+    from tests.conftest import TINY
+
+    raw = copy.deepcopy(TINY)
+    raw["search"] = SEARCH
+    raw["meta"].update(max_trial=2, search_batch=2, checkpoint_frequency=128)
+    spec_path = root / "tiny_search.yaml"
+    spec_path.write_text(yaml.safe_dump(raw))
+    code = main(["search", str(spec_path), "--data", str(root)])
+    (exp,) = [p for p in root.iterdir() if p.is_dir()]
+    return code, exp
+
+
+@pytest.mark.slow
+def test_search_end_to_end_under_embedded_ray(experiment, capsys):
+    code, exp = experiment
+    assert code == 0
+    plan = json.loads((exp / "experiment.json").read_text())
+    assert plan["groups"] == [["trial_000", "trial_001"], ["trial_002", "trial_003"]]
+    assert plan["status"] == {
+        "trial_000": "complete", "trial_001": "complete",
+        "trial_002": "diverged", "trial_003": "diverged",
+    }  # fmt: skip
+    for name, setting in plan["settings"].items():
+        trial_spec = yaml.safe_load((exp / name / "spec.yaml").read_text())
+        assert not trial_spec.get("search")  # ready to train: no search block
+        assert trial_spec["agent"]["algorithm"]["gamma"] == setting["agent.algorithm.gamma"]
+        summary = json.loads((exp / name / "trial_summary.json").read_text())
+        assert summary["batch"]["settings"] == 2 and summary["frames_per_session"] == 320
+        assert (exp / name / "graphs").is_dir() and (exp / name / "checkpoints").is_dir()
+    with open(exp / "experiment_table.csv") as f:
+        table = list(csv.DictReader(f))
+    assert {r["trial"] for r in table[:2]} == {"trial_000", "trial_001"}  # diverged last
+    scores = [float(r["score"]) for r in table if r["score"]]
+    assert scores == sorted(scores, reverse=True)
+    assert {"agent.net.optim.lr", "agent.algorithm.gamma"} <= set(table[0])
+    best = spec_from_dict(yaml.safe_load((exp / "best_spec.yaml").read_text()))
+    assert not best.search and best.agent.net.optim.lr == 1e-3
+    assert (exp / "experiment_graph.png").stat().st_size > 1000
+    summary = json.loads((exp / "experiment_summary.json").read_text())
+    assert summary["status_counts"] == {"complete": 2, "diverged": 2}
+    assert summary["best_trial"] == table[0]["trial"]
+
+
+@pytest.mark.slow
+def test_interrupted_search_resumes_keeping_finished_trials_and_a_failing_trial_is_reported(
+    experiment, tmp_path, capsys
+):
+    _, done = experiment
+    exp = tmp_path / done.name
+    shutil.copytree(done, exp)
+    plan = json.loads((exp / "experiment.json").read_text())
+    # As if the driver died mid-run: trial_001 unfinished (checkpoints kept, no summary),
+    # trial_002 never started, trial_003 started but its folder now fails to load.
+    for name in ("trial_001", "trial_002", "trial_003"):
+        del plan["status"][name]
+    (exp / "experiment.json").write_text(json.dumps(plan))
+    (exp / "trial_001" / "trial_summary.json").unlink()
+    shutil.rmtree(exp / "trial_001" / "checkpoints" / "320")  # it had reached frame 256
+    shutil.rmtree(exp / "trial_002")
+    (exp / "trial_003" / "trial_summary.json").unlink()
+    (exp / "trial_003" / "spec.yaml").write_text("agent: [unclosed")
+    kept = {p: p.stat().st_mtime_ns for p in (exp / "trial_000").rglob("*") if p.is_file()}
+    kept = {p: t for p, t in kept.items() if "tb" not in str(p) and "graphs" not in str(p)}
+
+    assert main(["search", str(exp)]) == 0
+    err = capsys.readouterr().err
+    assert "resuming search" in err and "1 trials finished, 3 to run" in err
+    assert "trial_003 error: " in err and "invalid YAML" in err
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # finished: untouched
+    plan = json.loads((exp / "experiment.json").read_text())
+    assert plan["status"] == {
+        "trial_000": "complete", "trial_001": "complete",
+        "trial_002": "diverged", "trial_003": "error",
+    }  # fmt: skip
+    frames = [int(r["frame"]) for r in csv_rows(exp / "trial_001", 0)]
+    assert frames == [64, 128, 192, 256, 320]  # resumed from 256: no row lost or repeated
+    for a, b in zip(csv_rows(exp / "trial_001", 1), csv_rows(done / "trial_001", 1), strict=True):
+        for col in ("return", "policy_loss"):  # the resumed part ran unbatched: float rounding
+            assert float(a[col]) == pytest.approx(float(b[col]), rel=1e-4, abs=1e-6)
+    assert (exp / "trial_002" / "trial_summary.json").is_file()
+    assert (exp / "trial_003" / "error.txt").read_text().startswith("SpecError")
+    with open(exp / "experiment_table.csv") as f:
+        assert "trial_003" not in {r["trial"] for r in csv.DictReader(f)}
