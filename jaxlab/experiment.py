@@ -234,7 +234,7 @@ class Experiment:
         self.save()
         rows: list[dict[str, Any]] = []
         if any(is_run(p) for p in self.exp_dir.iterdir()):
-            rows = write_experiment_report(self.exp_dir)
+            rows = write_experiment_report(self.exp_dir, reuse=True)
         counts: dict[str, int] = {}
         for name in self.plan["settings"]:
             status = self.plan["status"].get(name, "unfinished")

@@ -198,7 +198,7 @@ def experiment(tmp_path_factory):
 
     raw = copy.deepcopy(TINY)
     raw["search"] = SEARCH
-    raw["meta"].update(max_trial=2, search_batch=2, checkpoint_frequency=128)
+    raw["meta"].update(max_trial=2, search_batch=2, checkpoint_frequency=128, eval_frequency=0)
     spec_path = root / "tiny_search.yaml"
     spec_path.write_text(yaml.safe_dump(raw))
     code = main(["search", str(spec_path), "--data", str(root)])
@@ -255,14 +255,14 @@ def test_interrupted_search_resumes_keeping_finished_trials_and_a_failing_trial_
     shutil.rmtree(exp / "trial_002")
     (exp / "trial_003" / "trial_summary.json").unlink()
     (exp / "trial_003" / "spec.yaml").write_text("agent: [unclosed")
-    kept = {p: p.stat().st_mtime_ns for p in (exp / "trial_000").rglob("*") if p.is_file()}
-    kept = {p: t for p, t in kept.items() if "tb" not in str(p) and "graphs" not in str(p)}
+    kept = {p: p.read_bytes() for p in (exp / "trial_000").rglob("*") if p.is_file()}
+    kept = {p: b for p, b in kept.items() if "tb" not in str(p) and "graphs" not in str(p)}
 
     assert main(["search", str(exp)]) == 0
     err = capsys.readouterr().err
     assert "resuming search" in err and "1 trials finished, 3 to run" in err
     assert "trial_003 error: " in err and "invalid YAML" in err
-    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # finished: untouched
+    assert all(p.read_bytes() == b for p, b in kept.items())  # finished: kept as they were
     plan = json.loads((exp / "experiment.json").read_text())
     assert plan["status"] == {
         "trial_000": "complete", "trial_001": "complete",

@@ -30,7 +30,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
-from matplotlib.ticker import EngFormatter, MaxNLocator
+from matplotlib.ticker import EngFormatter, MaxNLocator, NullFormatter
 
 Curves = dict[str, np.ndarray]
 
@@ -306,7 +306,7 @@ def plot_experiment(
 ) -> Path:
     """Score vs each varied hyperparameter: one point per trial, coloured by score.
 
-    Numeric values use a log axis when all are > 0 and span a factor >= 100; anything
+    Numeric values use a log axis when all are > 0 and span a factor >= 10; anything
     else (strings, bools, lists) is categorical, at integer positions with tick labels.
     Trials without a finite score, or without a value for the hyperparameter, are skipped.
     Up to three panels a row; one colorbar for all.
@@ -328,8 +328,11 @@ def plot_experiment(
             keep = [i for i, v in enumerate(values) if scored[i] and v is not None and v == v]
             if all(_is_number(values[i]) for i in keep):
                 x = np.array([float(values[i]) for i in keep])
-                if x.size and x.min() > 0 and x.max() / x.min() >= 100:
+                if x.size and x.min() > 0 and x.max() / x.min() >= 10:
                     ax.set_xscale("log")
+                    ax.xaxis.set_minor_formatter(NullFormatter())  # 2x10^-4... would overlap
+                else:  # few ticks: long decimals must not run into each other
+                    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
             else:
                 labels = [str(values[i]) for i in keep]
                 cats = sorted(set(labels))

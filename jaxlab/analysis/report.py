@@ -117,8 +117,25 @@ def varied_keys(specs: list[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
 
 
-def write_experiment_report(exp_dir: str | Path, plots: bool = True) -> list[dict[str, Any]]:
-    """Report every trial folder of an Experiment, then its table, graph and best spec."""
+def current_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """A run's ``trial_metrics.json`` if it is newer than every file it is made from."""
+    path = run_dir / "trial_metrics.json"
+    if not path.is_file():
+        return None
+    sources = [run_dir / "spec.yaml", *run_dir.glob("session_*/metrics.csv")]
+    if any(src.stat().st_mtime_ns > path.stat().st_mtime_ns for src in sources):
+        return None
+    return json.loads(path.read_text())
+
+
+def write_experiment_report(
+    exp_dir: str | Path, plots: bool = True, reuse: bool = False
+) -> list[dict[str, Any]]:
+    """Report every trial folder of an Experiment, then its table, graph and best spec.
+
+    ``reuse``: keep a trial's report when it is newer than the trial's CSVs (``search``
+    has each trial report itself, in its Ray worker, as it finishes).
+    """
     exp_dir = Path(exp_dir)
     # a trial that failed (error.txt) may hold a partial run: it is not ranked
     trial_dirs = sorted(
@@ -130,7 +147,7 @@ def write_experiment_report(exp_dir: str | Path, plots: bool = True) -> list[dic
     varied = varied_keys([r["spec"] for r in runs])
     trials = []
     for run in runs:
-        metrics = write_report(run["dir"], plots)
+        metrics = (reuse and current_metrics(run["dir"])) or write_report(run["dir"], plots)
         flat = flatten(run["spec"])
         trials.append(({"trial": run["dir"].name, **{k: flat.get(k) for k in varied}}, metrics))
     rows = experiment_table(trials)
