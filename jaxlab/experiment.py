@@ -112,7 +112,9 @@ class Experiment:
         folder = self.exp_dir / name
         line = f"jaxlab: {name} {status}"
         if status == "error":
-            line += f": {error_line(folder)} (see {folder / 'error.txt'})"
+            why = error_line(folder)
+            where = folder / "error.txt" if why else self.exp_dir / "tune"
+            line += f": {why or 'the Ray trial failed before training'} (see {where})"
         elif (folder / "trial_summary.json").is_file():
             s = json.loads((folder / "trial_summary.json").read_text())
             if s["final_return_mean"] is not None:
@@ -129,7 +131,8 @@ class Experiment:
     def run(self, address: str | None) -> ExperimentResult:
         import ray
 
-        init_ray(address, self.quiet)
+        if not ray.is_initialized():
+            init_ray(address, self.quiet)
         try:
             self.run_fixed()
             # Tune returns from fit() on SIGINT; unfinished planned trials mean we stop too
@@ -180,7 +183,8 @@ class Experiment:
             return {}
         from ray.tune.schedulers import ASHAScheduler
 
-        max_t = self.spec.derived.total_frames
+        # +1: a trial reaching its last frame is never "stopped" while it writes its summary
+        max_t = self.spec.derived.total_frames + 1
         grace = sched.grace_frame or max_t // 8
         asha = ASHAScheduler(
             time_attr="frame",
@@ -192,7 +196,10 @@ class Experiment:
 
     def run_optuna(self) -> None:
         """Optuna TPE suggests the settings not yet run, told about the finished ones."""
+        import optuna
         from ray.tune.search.optuna import OptunaSearch
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no per-study chatter
 
         remaining = self.spec.meta.max_trial - len(self.plan["settings"])
         if remaining <= 0:
@@ -227,7 +234,8 @@ class Experiment:
         from jaxlab.analysis.report import is_run, write_experiment_report
 
         for name in self.plan["settings"]:
-            if name not in self.plan["status"] and (self.exp_dir / name).is_dir():
+            known = self.plan["status"].get(name)
+            if known in (None, "stopped") and (self.exp_dir / name).is_dir():
                 status = trial_status(self.exp_dir / name)
                 if status in ("complete", "error", "diverged"):
                     self.plan["status"][name] = status
@@ -265,8 +273,6 @@ def search(
     spec: Spec, *, root: str | Path = "data", address: str | None = None, quiet: bool = True
 ) -> ExperimentResult:
     """Run a new Experiment of ``spec`` (it must have a ``search`` block)."""
-    import ray
-
     dims = parse_search(spec.search)
     if not dims:
         raise SpecError("search", "search mode needs a 'search' block of key__dist entries")
@@ -276,9 +282,8 @@ def search(
         require_optuna()
     res = spec.meta.search_resources
     resources = {"cpu": res.cpu, "gpu": res.gpu}
-    init_ray(address, quiet)
+    init_ray(address, quiet)  # Experiment.run keeps using this cluster
     slots = cluster_slots(resources)
-    ray.shutdown()
     exp_dir = make_run_dir(spec, root)
     (exp_dir / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
     settings: dict[str, dict[str, Any]] = {}
