@@ -2,6 +2,8 @@
 PY ?= python3
 VENV ?= .venv
 SPEC ?= specs/ppo_cartpole.yaml
+# Extra arguments for benchmarks/seed_scaling.py, e.g. BENCH_ARGS="--seeds 1 4 16 64 --frames 100000"
+BENCH_ARGS ?=
 BIN := $(VENV)/bin
 
 .PHONY: setup train dev test lint bench clean
@@ -29,7 +31,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/pip install -q -e ".[dev,bench]"
-	$(BIN)/python benchmarks/ppo_throughput.py
+	$(BIN)/python benchmarks/seed_scaling.py --out bench_out $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV)

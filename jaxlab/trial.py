@@ -1,12 +1,24 @@
-"""A Trial: the Session vmapped over seeds, compiled once, and aggregation across seeds."""
+"""A Trial: the Session vmapped over seeds, compiled once, and aggregation across seeds.
+
+With several local devices (GPUs, or CPU host devices forced with
+``--xla_force_host_platform_device_count``) and a session count they divide, the seed
+axis is sharded across them: every leaf of the state and the metrics, ``[S, ...]``, is
+split along ``S`` over a one-axis ``Mesh`` (``NamedSharding(mesh, P("seed"))``), and
+``shard_map`` runs the same vmapped init and chunk on each device's ``S / D`` sessions, so
+nothing crosses devices inside a chunk and each device computes exactly what one device
+given only those sessions would. On one device (or a session count the devices do not
+divide) nothing changes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxlab.algorithms import get_algorithm
 from jaxlab.evaluate import make_evaluate
@@ -20,21 +32,49 @@ class Trial:
     ``keys`` overrides the per-session keys (``[S, 2]`` uint32); by default session k
     gets :func:`~jaxlab.session.session_key` ``(meta.random_seed, k)``.
     The chunk is compiled ahead of time once (:meth:`compile`); ``state`` is donated.
+    ``devices`` (default: every local device) are where the sessions train; see the module
+    docstring for how they are shared out (``sharding`` is None on one device).
     """
 
-    def __init__(self, spec: Spec, keys: jax.Array | None = None) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        keys: jax.Array | None = None,
+        devices: Sequence[jax.Device] | None = None,
+    ) -> None:
         self.spec = spec
         self.derived = spec.derived
         self.agent = get_algorithm(spec.agent.algorithm.name).make(spec)
         if keys is None:
             seeds = jnp.arange(spec.meta.max_session)
             keys = jax.vmap(session_key, in_axes=(None, 0))(spec.meta.random_seed, seeds)
-        self.keys = keys
         self.num_sessions = int(keys.shape[0])
-        self._init = jax.jit(jax.vmap(self.agent.init))
+        self.sharding = seed_sharding(self.num_sessions, devices)
         evaluate = make_evaluate(self.agent, spec) if self.derived.eval_every else None
-        chunk = make_chunk(self.agent, self.derived, evaluate)
-        self._chunk_jit = jax.jit(jax.vmap(chunk, in_axes=(0, None)), donate_argnums=0)
+        chunk = jax.vmap(make_chunk(self.agent, self.derived, evaluate), in_axes=(0, None))
+        if self.sharding is None:
+            if devices is not None:
+                keys = jax.device_put(keys, devices[0])
+            self._init = jax.jit(jax.vmap(self.agent.init))
+            self._chunk_jit = jax.jit(chunk, donate_argnums=0)
+        else:  # each device runs the vmapped program on its own slice of the seeds
+            mesh, seeds, whole = self.sharding.mesh, PartitionSpec("seed"), PartitionSpec()
+            keys = jax.device_put(keys, self.sharding)
+            init = jax.vmap(self.agent.init)
+            self._init = jax.jit(
+                jax.shard_map(init, mesh=mesh, in_specs=seeds, out_specs=seeds, check_vma=False)
+            )
+            per_device = jax.shard_map(
+                chunk, mesh=mesh, in_specs=(seeds, whole), out_specs=seeds, check_vma=False
+            )
+            replicated = NamedSharding(mesh, whole)
+            self._chunk_jit = jax.jit(
+                per_device,
+                in_shardings=(self.sharding, replicated),
+                out_shardings=self.sharding,
+                donate_argnums=0,
+            )
+        self.keys = keys
         self._chunk: Any = None
 
     def init(self) -> Any:
@@ -44,9 +84,14 @@ class Trial:
         """Shapes and dtypes of the Trial state (``jax.ShapeDtypeStruct`` leaves), no compute."""
         return jax.eval_shape(self._init, self.keys)
 
+    def place(self, state: Any) -> Any:
+        """``state`` laid out as the compiled chunk expects (sharded over the seed axis on
+        several devices; a no-op for arrays already there, and on one device)."""
+        return state if self.sharding is None else jax.device_put(state, self.sharding)
+
     def compile(self, state: Any) -> None:
         """Compile the chunk for ``state``'s shapes, ahead of time and once."""
-        self._chunk = self._chunk_jit.lower(state, jnp.int32(0)).compile()
+        self._chunk = self._chunk_jit.lower(self.place(state), jnp.int32(0)).compile()
 
     def dispatch(self, state: Any, chunk_index: int) -> tuple[Any, dict[str, jax.Array]]:
         """Start one chunk on every session and return at once (JAX dispatches async).
@@ -55,7 +100,7 @@ class Trial:
         """
         if self._chunk is None:
             self.compile(state)
-        return self._chunk(state, jnp.int32(chunk_index))
+        return self._chunk(self.place(state), jnp.int32(chunk_index))
 
     def chunk(self, state: Any, chunk_index: int) -> tuple[Any, dict[str, np.ndarray]]:
         """Run one chunk on every session; metrics come back as host arrays ``[S]``."""
@@ -66,6 +111,20 @@ class Trial:
         """Frames trained per session once chunk ``chunk_index`` is done."""
         d = self.derived
         return min((chunk_index + 1) * d.updates_per_chunk, d.num_updates) * d.frames_per_update
+
+
+def seed_sharding(
+    num_sessions: int, devices: Sequence[jax.Device] | None = None
+) -> NamedSharding | None:
+    """The leading (seed) axis split over ``devices`` (default: all local devices).
+
+    None when there is one device or ``num_sessions`` is not a multiple of their count
+    (then the Trial stays on the first device, as before sharding existed).
+    """
+    devices = list(jax.local_devices() if devices is None else devices)
+    if len(devices) < 2 or num_sessions % len(devices):
+        return None
+    return NamedSharding(Mesh(np.array(devices), ("seed",)), PartitionSpec("seed"))
 
 
 def episode_means(metrics: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

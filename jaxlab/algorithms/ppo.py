@@ -1,7 +1,9 @@
 """Proximal Policy Optimisation (clipped surrogate), one session, pure and jittable.
 
-One update = a rollout of ``time_horizon`` steps in ``num_envs`` envs, GAE on ``[T, N]``,
-then ``training_epoch`` passes over the shuffled batch in ``minibatch_count`` minibatches:
+One update has three phases (``scripts/profile_chunk.py`` times them apart): ``_collect``,
+a rollout of ``time_horizon`` steps in ``num_envs`` envs; ``_advantages``, GAE on ``[T, N]``;
+``_learn``, ``training_epoch`` passes over the shuffled batch in ``minibatch_count``
+minibatches:
 
     ratio   = exp(log pi(a|s) - log pi_old(a|s))
     L_pi    = -mean(min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A))
@@ -119,6 +121,22 @@ class PPOState:
 
 
 @struct.dataclass
+class Rollout:
+    """What the sampling policy saw and did, time-major ``[T, N, ...]``."""
+
+    obs: jax.Array  # [T, N, obs_dim] (normalised when env.normalize_obs)
+    action: jax.Array  # [T, N] or [T, N, A]
+    log_prob: jax.Array  # [T, N]
+    value: jax.Array  # [T, N]
+    reward: jax.Array  # [T, N] (scaled when env.normalize_reward)
+    terminated: jax.Array  # [T, N] bool
+    done: jax.Array  # [T, N] bool, terminated | truncated
+    final_obs: jax.Array  # [T, N, obs_dim], the true (pre-reset) next observation
+    done_return: jax.Array  # [T, N], an episode's return where it ended, else 0
+    done_length: jax.Array  # [T, N] int32
+
+
+@struct.dataclass
 class Batch:
     """One rollout, time-major ``[T, N, ...]`` (flattened to ``[T*N, ...]`` for learning)."""
 
@@ -185,7 +203,8 @@ class PPO:
 
     # ------------------------------------------------------------------ rollout
 
-    def _rollout(self, state: PPOState, key: jax.Array) -> tuple[PPOState, Batch, dict]:
+    def _collect(self, state: PPOState, key: jax.Array) -> tuple[PPOState, Rollout]:
+        """Phase 1: ``time_horizon`` env steps with the sampling policy -> ``Rollout [T, N]``."""
         spec, hp = self.spec.env, state.hyper
 
         def step(carry: tuple, k: jax.Array) -> tuple:
@@ -209,29 +228,37 @@ class PPO:
                 ret_stats = ret_stats.update(ret_acc)
                 reward = ret_stats.scale(reward, spec.clip_reward)
                 ret_acc = jnp.where(done, 0.0, ret_acc)
-            row = (obs, action, log_prob, value, reward, out.terminated, done, final_obs,
-                   out.done_return, out.done_length)  # fmt: skip
+            row = Rollout(obs, action, log_prob, value, reward, out.terminated, done, final_obs,
+                          out.done_return, out.done_length)  # fmt: skip
             return (env_state, obs_stats, ret_stats, ret_acc), row
 
         keys = jax.random.split(key, self.cfg.time_horizon)
         carry = (state.env, state.obs_stats, state.ret_stats, state.ret_acc)
-        carry, rows = jax.lax.scan(step, carry, keys)
-        obs, action, log_prob, value, reward, term, done, final_obs, d_ret, d_len = rows
-        # V(s'_t) for every step in one batched pass: the pre-reset next observation is the
-        # true successor, so truncated steps bootstrap from it (see jaxlab.rl.gae).
-        next_value = self.net.apply(state.params, final_obs, method=self.net.value)
-        adv, target = gae(reward, value, next_value, term, done, hp.gamma, hp.lam)
-        batch = Batch(obs, action, log_prob, value, adv, target)
+        carry, rollout = jax.lax.scan(step, carry, keys)
         state = state.replace(
             env=carry[0], obs_stats=carry[1], ret_stats=carry[2], ret_acc=carry[3]
         )
-        episodes = {
-            "actions": action[:, 0].astype(jnp.float32),  # env 0's actions, for a histogram
-            "ep_return_sum": d_ret.sum(),
-            "ep_length_sum": d_len.sum().astype(jnp.float32),
-            "ep_count": done.sum().astype(jnp.float32),
+        return state, rollout
+
+    def _advantages(self, state: PPOState, ro: Rollout) -> Batch:
+        """Phase 2: ``V(s'_t)`` for every step in one batched critic pass, then GAE on ``[T, N]``.
+
+        The pre-reset next observation is the true successor, so truncated steps bootstrap
+        from it (see :mod:`jaxlab.rl.gae`).
+        """
+        hp = state.hyper
+        next_value = self.net.apply(state.params, ro.final_obs, method=self.net.value)
+        adv, target = gae(ro.reward, ro.value, next_value, ro.terminated, ro.done, hp.gamma, hp.lam)
+        return Batch(ro.obs, ro.action, ro.log_prob, ro.value, adv, target)
+
+    @staticmethod
+    def _episodes(ro: Rollout) -> dict[str, jax.Array]:
+        return {
+            "actions": ro.action[:, 0].astype(jnp.float32),  # env 0's actions, for a histogram
+            "ep_return_sum": ro.done_return.sum(),
+            "ep_length_sum": ro.done_length.sum().astype(jnp.float32),
+            "ep_count": ro.done.sum().astype(jnp.float32),
         }
-        return state, batch, episodes
 
     # ------------------------------------------------------------------ learning
 
@@ -289,8 +316,10 @@ class PPO:
         hp = state.hyper
         schedule = self.spec.agent.net.lr_schedule.name
         lr = learning_rate(schedule, hp.lr, hp.lr_end, state.update_step, self.num_updates)
-        state, batch, episodes = self._rollout(state, k_roll)
+        state, rollout = self._collect(state, k_roll)
+        batch = self._advantages(state, rollout)
         state, metrics = self._learn(state, batch, k_learn, lr)
+        episodes = self._episodes(rollout)
         state = state.replace(key=key, update_step=state.update_step + 1)
         return state, {**metrics, "lr": lr, **episodes}
 

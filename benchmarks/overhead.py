@@ -1,0 +1,132 @@
+"""Framework overhead: ``jaxlab.run.train`` against one bare compiled scan of the same updates.
+
+    python benchmarks/overhead.py [--spec specs/ppo_cartpole.yaml] [--seeds 4]
+                                  [--frames 200000] [--repeats 3] [--json out.json]
+
+*train*: the full path at the spec's own cadence (default log frequency 10,000 frames;
+CSV + TensorBoard rows, evaluation and Orbax checkpoints on), run time =
+``trial_summary.json``'s ``wall_clock_s`` (after compilation).
+*bare*: ``jit(lax.scan(vmap(agent.update)))`` over all ``num_updates`` updates, state
+donated, no chunks, no evaluation, no I/O; run time = one call, ``block_until_ready``.
+
+overhead = train run time / bare run time - 1 (median of ``--repeats`` runs each,
+interleaved so load on a shared machine hits both alike). The bare program is compiled
+once; every train run compiles its own Trial (not timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+
+import jaxlab  # noqa: F401  (XLA flags before jax starts)
+from jaxlab.run import train
+from jaxlab.spec import Spec, load_spec
+from jaxlab.trial import Trial
+
+SPEC = Path(__file__).resolve().parent.parent / "specs" / "ppo_cartpole.yaml"
+BUDGET = 0.05  # the issue's limit on overhead at the default log frequency
+
+
+def bare_runner(spec: Spec) -> tuple[float, Any]:
+    """(compile seconds, run) where ``run()`` trains all updates once, returning seconds."""
+    trial = Trial(spec)
+    agent, updates = trial.agent, spec.derived.num_updates
+
+    def scan(state: Any) -> Any:
+        step = jax.vmap(agent.update)
+        return jax.lax.scan(lambda s, _: step(s), state, None, length=updates)
+
+    t0 = time.perf_counter()
+    compiled = jax.jit(scan, donate_argnums=0).lower(trial.abstract_state()).compile()
+    compile_s = time.perf_counter() - t0
+
+    def run() -> float:
+        state = jax.block_until_ready(trial.init())
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(state))
+        return time.perf_counter() - t0
+
+    return compile_s, run
+
+
+def train_run(spec: Spec) -> dict[str, float]:
+    """One full ``train`` (report off; it runs after the timed loop anyway)."""
+    with tempfile.TemporaryDirectory() as root:
+        s = train(spec, root=root, progress=False, report=False).summary
+    return {"run_s": s["wall_clock_s"], "compile_s": s["compile_s"]}
+
+
+def measure_overhead(spec: Spec, repeats: int = 3) -> dict[str, Any]:
+    """Median run seconds of train and bare, and the overhead fraction (see module doc)."""
+    d = spec.derived
+    bare_compile, bare = bare_runner(spec)
+    bare_s, train_s, train_compile = [], [], []
+    for _ in range(repeats):
+        bare_s.append(bare())
+        t = train_run(spec)
+        train_s.append(t["run_s"])
+        train_compile.append(t["compile_s"])
+    b, t = statistics.median(bare_s), statistics.median(train_s)
+    m = spec.meta
+    return {
+        "spec": spec.name,
+        "seeds": m.max_session,
+        "frames_per_session": d.total_frames,
+        "log_frequency": m.log_frequency,
+        "eval_frequency": m.eval_frequency,
+        "checkpoint_frequency": m.checkpoint_frequency,
+        "chunks": d.num_chunks,
+        "bare_run_s": b,
+        "train_run_s": t,
+        "bare_runs_s": bare_s,
+        "train_runs_s": train_s,
+        "bare_compile_s": bare_compile,
+        "train_compile_s": statistics.median(train_compile),
+        "overhead": t / b - 1.0,
+        "budget": BUDGET,
+        "within_budget": t / b - 1.0 <= BUDGET,
+    }
+
+
+def overhead_spec(path: Path, seeds: int, frames: int, extra: list[str] | None = None) -> Spec:
+    return load_spec(path, [f"meta.max_session={seeds}", f"env.max_frame={frames}", *(extra or [])])
+
+
+def format_overhead(r: dict[str, Any]) -> str:
+    verdict = "within" if r["within_budget"] else "OVER"
+    return (
+        f"overhead ({r['spec']}, {r['seeds']} seeds, {r['frames_per_session']:,} frames, "
+        f"log every {r['log_frequency']:,}, eval every {r['eval_frequency']:,}, checkpoint "
+        f"every {r['checkpoint_frequency']:,}): train {r['train_run_s']:.2f}s vs bare scan "
+        f"{r['bare_run_s']:.2f}s -> {100 * r['overhead']:+.1f}% ({verdict} the "
+        f"{100 * r['budget']:.0f}% budget; medians of {len(r['train_runs_s'])})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, default=SPEC)
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=200_000, help="frames per seed")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    result = measure_overhead(
+        overhead_spec(args.spec, args.seeds, args.frames, args.set), args.repeats
+    )
+    print(format_overhead(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

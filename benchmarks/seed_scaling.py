@@ -1,0 +1,329 @@
+"""Seed scaling: training env-steps/s from 1 to 4096 seeds, jaxlab next to rejax 0.1.3.
+
+    python benchmarks/seed_scaling.py [--algos PPO DQN SAC] [--envs CartPole-v1 Breakout-MinAtar]
+        [--seeds 1 4 16 64 256 1024 4096] [--frames 500000] [--out bench_out/]
+        [--timeout 1800] [--overhead-seeds 4] [--overhead-frames 200000] [--no-overhead]
+
+Configurations (the issue's list): PPO on CartPole-v1 and Breakout-MinAtar, DQN and SAC on
+CartPole-v1. DQN and SAC are reported as "not implemented yet" until jaxlab registers them
+(and a spec and rejax peer are added to ``CONFIGS``). PPO uses ``specs/ppo_cartpole.yaml``
+(4 envs x 128 steps, 4 epochs x 4 minibatches, 64-64 tanh MLPs) on both envs, and rejax the
+same numbers (``rejax_peer.py``, with the differences rejax cannot configure listed there).
+
+Every (framework, config, seed count) runs in its own subprocess, so compile time is
+cold, peak memory is that run's own, and running out of memory (XLA RESOURCE_EXHAUSTED,
+MemoryError, or the process killed) is recorded as "OOM" without stopping the sweep; the
+larger seed counts of that framework and config are then skipped as OOM too.
+
+* jaxlab trains through ``jaxlab.run.train`` (CSV/TensorBoard logging and checkpoints on),
+  **evaluation off**; rejax trains ``jit(vmap(algo.train))`` with its evaluation replaced
+  by a no-op. Evaluation is off on both sides.
+* compile s: jaxlab's init + chunk compile (``compile_s``); rejax's ``lower().compile()``.
+  run s: after compilation (jaxlab's ``wall_clock_s``, rejax's blocked call), the best of
+  ``--repeats`` runs (jaxlab's later runs reuse the compiled programs through a throwaway
+  persistent cache; rejax's re-run its compiled function).
+  env-steps/s = seeds x frames per seed / run s. ratio = jaxlab / rejax env-steps/s.
+* peak memory: ``device.memory_stats()["peak_bytes_in_use"]`` where the backend has it
+  (GPU/TPU), else the process's peak RSS (``resource.getrusage``), labelled as such.
+* The framework overhead (``overhead.py``: train with logging, evaluation and checkpoints
+  against a bare scan of the same updates) is measured once, at ``--overhead-seeds``.
+
+Writes ``results.json``, ``results.md`` and ``seed_scaling.png`` (log-log steps/s vs seeds)
+into ``--out``, with the device, library versions and git SHA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SPEC = REPO / "specs" / "ppo_cartpole.yaml"
+# (algo, env) -> jaxlab spec overrides on SPEC; None = not implemented yet in jaxlab.
+CONFIGS: dict[tuple[str, str], list[str] | None] = {
+    ("PPO", "CartPole-v1"): [],
+    ("PPO", "Breakout-MinAtar"): ["env.name=Breakout-MinAtar"],
+    ("DQN", "CartPole-v1"): None,
+    ("SAC", "CartPole-v1"): None,
+}
+OOM_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory", "MemoryError")
+
+
+def peak_memory() -> dict[str, Any]:
+    """The run's peak memory: the device's own counter where it has one, else peak RSS."""
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return {"peak_mem_bytes": int(stats["peak_bytes_in_use"]), "peak_mem_kind": "device peak"}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return {"peak_mem_bytes": int(rss), "peak_mem_kind": "process peak RSS"}
+
+
+def run_jaxlab(algo: str, env: str, seeds: int, frames: int, repeats: int = 1) -> dict[str, Any]:
+    """``repeats`` full trainings; compile s from the first (cold), run s the best of all.
+
+    Later repeats load the compiled programs from a throwaway persistent cache."""
+    import jax
+
+    from jaxlab.run import train
+    from jaxlab.spec import load_spec
+
+    extra = CONFIGS[(algo, env)] or []
+    sets = [f"meta.max_session={seeds}", f"env.max_frame={frames}", "meta.eval_frequency=0"]
+    spec = load_spec(SPEC, [*extra, *sets])
+    summaries = []
+    with tempfile.TemporaryDirectory() as root:
+        if repeats > 1:
+            jax.config.update("jax_compilation_cache_dir", f"{root}/xla_cache")
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        for _ in range(repeats):
+            summaries.append(train(spec, root=root, progress=False, report=False).summary)
+    s = min(summaries, key=lambda x: x["wall_clock_s"])
+    return {
+        "compile_s": summaries[0]["compile_s"],
+        "run_s": s["wall_clock_s"],
+        "runs_s": [x["wall_clock_s"] for x in summaries],
+        "env_steps": s["frames_total"],
+        "steps_per_s": s["fps_total"],
+        "final_return_mean": s["final_return_mean"],
+    }
+
+
+def run_rejax(algo: str, env: str, seeds: int, frames: int, repeats: int = 1) -> dict[str, Any]:
+    sys.path.insert(0, str(HERE))
+    from rejax_peer import time_rejax_ppo
+
+    if algo != "PPO":
+        raise NotImplementedError(f"no rejax peer for {algo} yet")
+    r = time_rejax_ppo(seeds, frames, with_eval=False, env_name=env, repeats=repeats)
+    return {k: r[k] for k in ("compile_s", "run_s", "env_steps", "steps_per_s")}
+
+
+def worker(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one measurement in this process; never raises (errors become a status)."""
+    import jaxlab  # noqa: F401  (XLA flags before jax starts; they apply to both frameworks)
+
+    fn = run_jaxlab if job["framework"] == "jaxlab" else run_rejax
+    try:
+        out = fn(job["algo"], job["env"], job["seeds"], job["frames"], job.get("repeats", 1))
+        out["status"] = "ok"
+    except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
+        text = f"{type(err).__name__}: {err}"
+        oom = isinstance(err, MemoryError) or any(m in text for m in OOM_MARKERS)
+        out = {"status": "OOM" if oom else "error", "error": text.splitlines()[0][:300]}
+    return {**out, **peak_memory()}
+
+
+def measure(job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """``worker(job)`` in a fresh subprocess; a killed process (OOM killer) reads as OOM."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "error": f"over {timeout:.0f} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    if proc.returncode in (-9, 137):
+        return {"status": "OOM", "error": "process killed (SIGKILL, likely the OOM killer)"}
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    status = "OOM" if any(m in proc.stderr for m in OOM_MARKERS) else "error"
+    return {"status": status, "error": f"exit {proc.returncode}: {tail[:300]}"}
+
+
+def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from jaxlab.algorithms import registered
+
+    rows = []
+    for (algo, env), extra in CONFIGS.items():
+        if algo not in args.algos or env not in args.envs:
+            continue
+        if extra is None or algo not in registered():
+            print(f"{algo} {env}: not implemented yet in jaxlab (no row measured)", flush=True)
+            rows.append({"algo": algo, "env": env, "status": "not implemented yet"})
+            continue
+        dead: set[str] = set()
+        for seeds in args.seeds:
+            row: dict[str, Any] = {"algo": algo, "env": env, "seeds": seeds, "status": "ok"}
+            for fw in ("jaxlab", "rejax"):
+                job = {"framework": fw, "algo": algo, "env": env, "seeds": seeds}
+                if fw in dead:
+                    row[fw] = {"status": "OOM", "error": "OOM at fewer seeds; skipped"}
+                else:
+                    job.update(frames=args.frames, repeats=args.repeats)
+                    row[fw] = measure(job, args.timeout)
+                    if row[fw]["status"] == "OOM":
+                        dead.add(fw)
+            a, b = row["jaxlab"], row["rejax"]
+            ok = a["status"] == b["status"] == "ok"
+            row["ratio"] = a["steps_per_s"] / b["steps_per_s"] if ok else None
+            print(format_row(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def cell(r: dict[str, Any], key: str, fmt: str) -> str:
+    return format(r[key], fmt) if r.get("status") == "ok" else r.get("status", "")
+
+
+def mem(r: dict[str, Any]) -> str:
+    return f"{r['peak_mem_bytes'] / 2**20:,.0f} MiB" if "peak_mem_bytes" in r else ""
+
+
+def format_row(row: dict[str, Any]) -> str:
+    a, b = row["jaxlab"], row["rejax"]
+    ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "n/a"
+    return (
+        f"| {row['algo']} | {row['env']} | {row['seeds']} | {cell(a, 'steps_per_s', ',.0f')} | "
+        f"{cell(b, 'steps_per_s', ',.0f')} | {ratio} | {cell(a, 'compile_s', '.1f')} | "
+        f"{cell(b, 'compile_s', '.1f')} | {cell(a, 'run_s', '.1f')} | {cell(b, 'run_s', '.1f')} | "
+        f"{mem(a)} | {mem(b)} |"
+    )
+
+
+HEADER = (
+    "| algo | env | seeds | jaxlab steps/s | rejax steps/s | ratio | jaxlab compile s | "
+    "rejax compile s | jaxlab run s | rejax run s | jaxlab peak mem | rejax peak mem |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], overhead: str | None) -> str:
+    dev, v = meta["device"], meta["versions"]
+    kinds = sorted(
+        {
+            r[fw]["peak_mem_kind"]
+            for r in rows
+            if "seeds" in r
+            for fw in ("jaxlab", "rejax")
+            if "peak_mem_kind" in r[fw]
+        }
+    )
+    lines = [
+        f"# Seed scaling ({dev['platform']} {dev['kind']}, {dev['count']} device(s))",
+        "",
+        f"git {meta['git_sha']}{' (dirty)' if meta['git_dirty'] else ''}; jax {v['jax']}, "
+        f"jaxlib {v['jaxlib']}, flax {v['flax']}, optax {v['optax']}, gymnax {v['gymnax']}, "
+        f"rejax {meta['rejax']}; {meta['frames']:,} frames per seed; run s = best of "
+        f"{meta['repeats']} (compile s: the first, cold); evaluation off on both "
+        f"sides; jaxlab through `train` (logging and checkpoints on). Peak memory: "
+        f"{', '.join(kinds) or 'n/a'}.",
+        "",
+        HEADER,
+        *[format_row(r) for r in rows if "seeds" in r],
+    ]
+    missing = [f"{r['algo']} {r['env']}" for r in rows if r.get("status") == "not implemented yet"]
+    if missing:
+        lines += ["", f"Not implemented yet in jaxlab: {', '.join(missing)}."]
+    if overhead:
+        lines += ["", overhead]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    configs = sorted({(r["algo"], r["env"]) for r in rows if "seeds" in r})
+    if not configs:
+        return
+    fig, axes = plt.subplots(1, len(configs), figsize=(5.5 * len(configs), 4), squeeze=False)
+    for ax, (algo, env) in zip(axes[0], configs, strict=True):
+        mine = [r for r in rows if (r.get("algo"), r.get("env")) == (algo, env) and "seeds" in r]
+        for fw, style in (("jaxlab", "o-"), ("rejax", "s--")):
+            pts = [(r["seeds"], r[fw]["steps_per_s"]) for r in mine if r[fw]["status"] == "ok"]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), style, label=fw)
+            for r in mine:
+                if r[fw]["status"] == "OOM":
+                    ax.axvline(r["seeds"], color="grey", ls=":", lw=1)
+        ax.set(xscale="log", yscale="log", xlabel="seeds", ylabel="training env-steps/s")
+        ax.set_xticks([r["seeds"] for r in mine], [str(r["seeds"]) for r in mine])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.set_title(f"{algo} {env}")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algos", nargs="+", default=["PPO", "DQN", "SAC"])
+    parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Breakout-MinAtar"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024, 4096])
+    parser.add_argument("--frames", type=int, default=500_000, help="frames per seed")
+    parser.add_argument("--out", type=Path, default=Path("bench_out"))
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per measurement")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="training runs per measurement; run s = best"
+    )
+    parser.add_argument("--overhead-seeds", type=int, default=4)
+    parser.add_argument("--overhead-frames", type=int, default=200_000)
+    parser.add_argument("--overhead-repeats", type=int, default=3)
+    parser.add_argument("--no-overhead", action="store_true")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+
+    import jaxlab  # noqa: F401
+    from jaxlab.provenance import device_info, git_info, versions
+
+    git = git_info()
+    from importlib import metadata
+
+    try:
+        rejax_version = metadata.version("rejax")
+    except metadata.PackageNotFoundError:
+        rejax_version = "not installed"
+    meta = {
+        "device": device_info(),
+        "versions": versions(),
+        "rejax": rejax_version,
+        "git_sha": git["sha"],
+        "git_dirty": git["dirty"],
+        "frames": args.frames,
+        "evaluation": "off on both sides",
+        "repeats": args.repeats,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "command": " ".join(sys.argv),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(HEADER, flush=True)
+    rows = sweep(args)
+    overhead, overhead_line = None, None
+    if not args.no_overhead:
+        sys.path.insert(0, str(HERE))
+        from overhead import SPEC as OSPEC
+        from overhead import format_overhead, measure_overhead, overhead_spec
+
+        spec = overhead_spec(OSPEC, args.overhead_seeds, args.overhead_frames)
+        overhead = measure_overhead(spec, args.overhead_repeats)
+        overhead_line = format_overhead(overhead)
+        print(overhead_line, flush=True)
+    (args.out / "results.json").write_text(
+        json.dumps({"meta": meta, "rows": rows, "overhead": overhead}, indent=2)
+    )
+    (args.out / "results.md").write_text(markdown(meta, rows, overhead_line))
+    plot(rows, args.out / "seed_scaling.png")
+    print(f"wrote {args.out}/results.json, results.md, seed_scaling.png")
+
+
+if __name__ == "__main__":
+    main()
