@@ -11,17 +11,14 @@ K*S than for S, so results agree to ~1e-6 relative, not always bit for bit).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from jaxlab.algorithms import get_algorithm
-from jaxlab.spec.parse import flatten
+from jaxlab.spec.parse import varied_keys
 from jaxlab.spec.schema import Spec
-
-IGNORED = ("name", "search")
 
 
 class NotBatchable(ValueError):
@@ -31,9 +28,7 @@ class NotBatchable(ValueError):
 def static_differences(specs: list[Spec]) -> list[str]:
     """Dotted keys that differ between ``specs`` and are *not* hyper keys (sorted)."""
     entry = get_algorithm(specs[0].agent.algorithm.name)
-    flats = [flatten({k: v for k, v in s.to_dict().items() if k not in IGNORED}) for s in specs]
-    keys = sorted(set().union(*flats))
-    differ = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+    differ = varied_keys([s.to_dict() for s in specs], ignore=("name", "search"))
     return [k for k in differ if k not in entry.hyper_keys]
 
 

@@ -69,9 +69,8 @@ def plan_groups(spec: Spec, dims: list[Dimension], count: int, slots: int) -> li
     """Indices of the settings each Ray trial trains: singletons unless batching applies."""
     batch = spec.meta.search_batch
     keys = [d.key for d in dims]
-    if batch == 1 or spec.meta.search_scheduler is not None:
-        return [[i] for i in range(count)]
-    if not batchable_keys(spec.agent.algorithm.name, keys):
+    unbatched = batch == 1 or spec.meta.search_scheduler is not None
+    if unbatched or not batchable_keys(spec.agent.algorithm.name, keys):
         return [[i] for i in range(count)]
     size = batch or math.ceil(count / max(slots, 1))
     return [list(range(i, min(i + size, count))) for i in range(0, count, size)]

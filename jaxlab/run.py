@@ -35,7 +35,7 @@ from jaxlab.outputs import HostState, TrialOutputs, take
 from jaxlab.provenance import make_run_dir, write_provenance
 from jaxlab.signals import StopRequest
 from jaxlab.spec.schema import Spec
-from jaxlab.trial import Trial
+from jaxlab.trial import Trial, default_keys
 
 # on_chunk(chunk, frame, per-Trial returns [S]) -> True to stop early
 ChunkHook = Callable[[int, int, list[np.ndarray]], bool]
@@ -116,7 +116,7 @@ def train_batch(
     check_batchable(specs)
     base, count = specs[0], len(specs)
     if keys is None:
-        keys = Trial(base).keys
+        keys = default_keys(base)
     sessions = int(keys.shape[0])
     trial = Trial(base, jnp.tile(keys, (count, 1)) if count > 1 else keys)
     outputs = []

@@ -89,17 +89,16 @@ def run_group(
     *,
     report: Any = None,
     progress: bool = False,
-) -> dict[str, str]:
-    """Train (or resume) the settings ``names``; returns each name's outcome.
+) -> None:
+    """Train (or resume) the settings ``names``, each into ``exp_dir/<name>``.
 
-    Outcomes: a ``trial_summary.json`` status (complete/stopped/interrupted) or "error".
-    A folder holding a checkpoint is resumed from it (:func:`jaxlab.resume.resume`).
+    A folder holding a checkpoint is resumed from it (:func:`jaxlab.resume.resume`). The
+    outcome of each is on disk: ``trial_summary.json`` or ``error.txt``.
     """
     from jaxlab.resume import is_run_dir, resume
     from jaxlab.run import train_batch
 
     hook = make_reporter(report) if report is not None else None
-    outcome: dict[str, str] = {}
     specs, todo = [], []
     for name, setting in zip(names, settings, strict=True):
         folder = exp_dir / name
@@ -107,14 +106,12 @@ def run_group(
             spec = trial_spec(resolved, setting)
         except Exception as err:  # noqa: BLE001 - a bad sample fails its trial, not the group
             write_error(folder, err)
-            outcome[name] = "error"
             continue
         if is_run_dir(folder) and any((folder / "checkpoints").glob("[0-9]*")):
             try:
-                outcome[name] = resume(folder, progress=progress, on_chunk=hook).summary["status"]
+                resume(folder, progress=progress, on_chunk=hook)
             except Exception as err:  # noqa: BLE001
                 write_error(folder, err)
-                outcome[name] = "error"
             continue
         if folder.exists():  # started but killed before its first checkpoint: redo it
             aside = exp_dir / ".partial" / f"{name}_{time.strftime('%Y%m%d_%H%M%S')}"
@@ -123,17 +120,13 @@ def run_group(
         specs.append(spec)
         todo.append(name)
     if not todo:
-        return outcome
+        return
     try:
-        dirs = [exp_dir / n for n in todo]
-        results = train_batch(specs, run_dirs=dirs, progress=progress, on_chunk=hook)
+        train_batch(specs, run_dirs=[exp_dir / n for n in todo], progress=progress, on_chunk=hook)
     except Exception as err:
         for name in todo:
             write_error(exp_dir / name, err)
         raise
-    for name, result in zip(todo, results, strict=True):
-        outcome[name] = result.summary["status"]
-    return outcome
 
 
 def tune_trainable(config: dict[str, Any], exp_dir: str, plan: dict[str, Any]) -> None:

@@ -26,6 +26,13 @@ from jaxlab.session import make_chunk, session_key
 from jaxlab.spec.schema import Spec
 
 
+def default_keys(spec: Spec) -> jax.Array:
+    """The spec's session keys ``[meta.max_session, 2]``: session k gets
+    :func:`~jaxlab.session.session_key` ``(meta.random_seed, k)``."""
+    seeds = jnp.arange(spec.meta.max_session)
+    return jax.vmap(session_key, in_axes=(None, 0))(spec.meta.random_seed, seeds)
+
+
 class Trial:
     """``meta.max_session`` sessions of one spec, trained together by ``vmap``.
 
@@ -46,8 +53,7 @@ class Trial:
         self.derived = spec.derived
         self.agent = get_algorithm(spec.agent.algorithm.name).make(spec)
         if keys is None:
-            seeds = jnp.arange(spec.meta.max_session)
-            keys = jax.vmap(session_key, in_axes=(None, 0))(spec.meta.random_seed, seeds)
+            keys = default_keys(spec)
         self.num_sessions = int(keys.shape[0])
         self.sharding = seed_sharding(self.num_sessions, devices)
         evaluate = make_evaluate(self.agent, spec) if self.derived.eval_every else None

@@ -20,7 +20,7 @@ import yaml
 
 from jaxlab.analysis.baselines import random_baseline
 from jaxlab.analysis.metrics import experiment_table, trial_metrics
-from jaxlab.spec.parse import flatten
+from jaxlab.spec.parse import flatten, varied_keys
 
 GRAPHS = "graphs"
 
@@ -108,13 +108,6 @@ def write_report(run_dir: str | Path, plots: bool = True) -> dict[str, Any]:
             plot_session(curves, out / GRAPHS / f"session_{k}.png", title=f"{title} · session {k}")
         plot_trial(run["sessions"], out / GRAPHS / "trial.png", title=title, baseline=baseline)
     return metrics
-
-
-def varied_keys(specs: list[dict[str, Any]]) -> list[str]:
-    """Dotted spec keys whose values differ between trials (``name`` ignored)."""
-    flats = [flatten({k: v for k, v in s.items() if k != "name"}) for s in specs]
-    keys = sorted(set().union(*flats))
-    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
 
 
 def current_metrics(run_dir: Path) -> dict[str, Any] | None:

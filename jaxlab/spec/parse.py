@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import types
 import typing
 from collections.abc import Mapping
@@ -158,6 +159,14 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
             out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
         return out
     return {prefix: tree}
+
+
+def varied_keys(specs: list[Mapping[str, Any]], ignore: tuple[str, ...] = ("name",)) -> list[str]:
+    """Dotted keys whose values differ between the spec mappings ``specs`` (sorted), the
+    top-level sections in ``ignore`` left out."""
+    flats = [flatten({k: v for k, v in s.items() if k not in ignore}) for s in specs]
+    keys = sorted(set().union(*flats))
+    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
 
 
 def require_positive(obj: Any, path: str, *names: str) -> None:
