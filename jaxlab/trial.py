@@ -22,6 +22,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxlab.algorithms import get_algorithm
 from jaxlab.evaluate import make_evaluate
+from jaxlab.memory.budget import check_fits
 from jaxlab.session import make_chunk, session_key
 from jaxlab.spec.schema import Spec
 
@@ -39,6 +40,7 @@ class Trial:
     ``keys`` overrides the per-session keys (``[S, 2]`` uint32); by default session k
     gets :func:`~jaxlab.session.session_key` ``(meta.random_seed, k)``.
     The chunk is compiled ahead of time once (:meth:`compile`); ``state`` is donated.
+    Construction refuses a state that cannot fit (:func:`jaxlab.memory.check_fits`).
     ``devices`` (default: every local device) are where the sessions train; see the module
     docstring for how they are shared out (``sharding`` is None on one device).
     """
@@ -82,6 +84,11 @@ class Trial:
             )
         self.keys = keys
         self._chunk: Any = None
+        devices_used = 1 if self.sharding is None else len(self.sharding.mesh.devices.flat)
+        # Refuse (one line) before compiling when seeds x state (replay) cannot fit.
+        self.state_bytes = check_fits(
+            self.abstract_state(), self.num_sessions, devices=devices_used
+        )
 
     def init(self) -> Any:
         return self._init(self.keys)

@@ -11,7 +11,13 @@ An algorithm is registered under its spec name with two things:
   trainable parameters and ``state.key`` the session's PRNG key. ``policy(state, obs,
   key, deterministic)`` maps a batch of observations ``[N, obs_dim]`` to env actions
   (greedy/mean when deterministic) for evaluation and ``enjoy``; ``env`` is the
-  agent's :class:`~jaxlab.envs.VecEnv`.
+  agent's :class:`~jaxlab.envs.VecEnv`. ``value(state, obs) -> [N]``, the agent's
+  estimate of the state's value under its policy (``V``, ``max_a Q`` or ``E_pi Q``), is
+  optional (REINFORCE has none); the conformance suite checks it on probe envs.
+
+Algorithms share their pieces: :func:`jaxlab.rl.rollout.collect` for experience,
+:mod:`jaxlab.memory` for replay, :mod:`jaxlab.rl.schedules` for exploration and
+coefficient schedules, :mod:`jaxlab.networks` for torsos and heads.
 
 Every ``metrics`` dict carries ``ep_return_sum``, ``ep_length_sum`` and ``ep_count`` (sums
 over the episodes that ended during the update) next to the algorithm's own scalars, and
@@ -85,6 +91,14 @@ def get_algorithm(name: Any, path: str = "agent.algorithm.name") -> AlgorithmEnt
 
 def registered() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def require_memory(spec: Spec, allowed: tuple[str, ...]) -> None:
+    """SpecError unless ``agent.memory.name`` is one this algorithm can use."""
+    name = spec.agent.memory.name
+    if name not in allowed:
+        algo = spec.agent.algorithm.name
+        raise SpecError("agent.memory.name", f"{algo} uses {' or '.join(allowed)}, not {name!r}")
 
 
 # ---------------------------------------------------------------- shared optimisation

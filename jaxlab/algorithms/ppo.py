@@ -31,10 +31,12 @@ from jaxlab.algorithms.base import (
     learning_rate,
     make_optimizer,
     register,
+    require_memory,
 )
 from jaxlab.envs import VecEnv, VecEnvState
-from jaxlab.networks import ActorCritic
-from jaxlab.rl import RunningStats, gae
+from jaxlab.networks import ActorCritic, TorsoDef
+from jaxlab.rl import gae
+from jaxlab.rl.rollout import Normalizers, Transition, collect, episode_metrics
 from jaxlab.spec.parse import SpecError, require_positive, require_range
 from jaxlab.spec.schema import Spec
 
@@ -71,6 +73,7 @@ class PPOConfig:
         return self.training_epoch * self.minibatch_count
 
     def validate_spec(self, spec: Spec) -> None:
+        require_memory(spec, ("OnPolicyBatch",))
         batch = self.frames_per_update(spec)
         if batch % self.minibatch_count:
             raise SpecError(
@@ -112,28 +115,10 @@ class PPOState:
     params: Any
     opt_state: Any
     env: VecEnvState
-    obs_stats: RunningStats  # used when env.normalize_obs
-    ret_stats: RunningStats  # statistics of the discounted return, for reward scaling
-    ret_acc: jax.Array  # [N] running discounted return
+    norm: Normalizers  # obs/return statistics (used when env.normalize_obs/_reward)
     hyper: PPOHyper
     key: jax.Array
     update_step: jax.Array  # int32, updates done
-
-
-@struct.dataclass
-class Rollout:
-    """What the sampling policy saw and did, time-major ``[T, N, ...]``."""
-
-    obs: jax.Array  # [T, N, obs_dim] (normalised when env.normalize_obs)
-    action: jax.Array  # [T, N] or [T, N, A]
-    log_prob: jax.Array  # [T, N]
-    value: jax.Array  # [T, N]
-    reward: jax.Array  # [T, N] (scaled when env.normalize_reward)
-    terminated: jax.Array  # [T, N] bool
-    done: jax.Array  # [T, N] bool, terminated | truncated
-    final_obs: jax.Array  # [T, N, obs_dim], the true (pre-reset) next observation
-    done_return: jax.Array  # [T, N], an episode's return where it ended, else 0
-    done_length: jax.Array  # [T, N] int32
 
 
 @struct.dataclass
@@ -159,8 +144,7 @@ class PPO:
         self.net = ActorCritic(
             action_dim=self.env.action_dim,
             discrete=self.env.discrete,
-            hid_layers=tuple(net.hid_layers),
-            activation=net.activation,
+            torso=TorsoDef.from_spec(net, self.env.obs_shape),
             shared=net.shared,
         )
         self.tx = make_optimizer(net)
@@ -179,14 +163,11 @@ class PPO:
     def init(self, key: jax.Array) -> PPOState:
         k_net, k_env, k_state = jax.random.split(key, 3)
         params = self.net.init(k_net, jnp.zeros((1, self.env.obs_dim), jnp.float32))
-        n = self.env.num_envs
         return PPOState(
             params=params,
             opt_state=self.tx.init(params),
             env=self.env.reset(k_env),
-            obs_stats=RunningStats.create((self.env.obs_dim,)),
-            ret_stats=RunningStats.create(()),
-            ret_acc=jnp.zeros((n,), jnp.float32),
+            norm=Normalizers.create(self.env.obs_dim, self.env.num_envs),
             hyper=self.hyper(),
             key=k_state,
             update_step=jnp.int32(0),
@@ -196,69 +177,42 @@ class PPO:
         self, state: PPOState, obs: jax.Array, key: jax.Array, deterministic: bool = True
     ) -> jax.Array:
         """Actions for ``obs`` ``[N, obs_dim]``: the mode (greedy/mean) or a sample."""
-        if self.spec.env.normalize_obs:
-            obs = state.obs_stats.normalize(obs, self.spec.env.clip_obs)
+        obs = state.norm.observe(obs, self.spec.env)
         pi = self.net.apply(state.params, obs, method=self.net.policy)
         return pi.mode() if deterministic else pi.sample(key)
 
     # ------------------------------------------------------------------ rollout
 
-    def _collect(self, state: PPOState, key: jax.Array) -> tuple[PPOState, Rollout]:
-        """Phase 1: ``time_horizon`` env steps with the sampling policy -> ``Rollout [T, N]``."""
-        spec, hp = self.spec.env, state.hyper
+    def _collect(self, state: PPOState, key: jax.Array) -> tuple[PPOState, Transition]:
+        """Phase 1: ``time_horizon`` env steps with the sampling policy -> ``[T, N]``."""
 
-        def step(carry: tuple, k: jax.Array) -> tuple:
-            env_state, obs_stats, ret_stats, ret_acc = carry
-            k_act, k_env = jax.random.split(k)
-            obs = env_state.obs
-            if spec.normalize_obs:
-                obs_stats = obs_stats.update(obs)
-                obs = obs_stats.normalize(obs, spec.clip_obs)
+        def act(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
             pi, value = self.net.apply(state.params, obs)
-            action = pi.sample(k_act)
-            log_prob = pi.log_prob(action)
-            env_state, out = self.env.step(k_env, env_state, action)
-            final_obs = out.final_obs
-            if spec.normalize_obs:
-                final_obs = obs_stats.normalize(final_obs, spec.clip_obs)
-            reward = out.reward
-            done = out.terminated | out.truncated
-            if spec.normalize_reward:
-                ret_acc = ret_acc * hp.gamma + reward
-                ret_stats = ret_stats.update(ret_acc)
-                reward = ret_stats.scale(reward, spec.clip_reward)
-                ret_acc = jnp.where(done, 0.0, ret_acc)
-            row = Rollout(obs, action, log_prob, value, reward, out.terminated, done, final_obs,
-                          out.done_return, out.done_length)  # fmt: skip
-            return (env_state, obs_stats, ret_stats, ret_acc), row
+            action = pi.sample(k)
+            return action, {"log_prob": pi.log_prob(action), "value": value}
 
-        keys = jax.random.split(key, self.cfg.time_horizon)
-        carry = (state.env, state.obs_stats, state.ret_stats, state.ret_acc)
-        carry, rollout = jax.lax.scan(step, carry, keys)
-        state = state.replace(
-            env=carry[0], obs_stats=carry[1], ret_stats=carry[2], ret_acc=carry[3]
-        )
-        return state, rollout
+        env, norm, rollout = collect(
+            self.env, state.env, state.norm, act, key, self.cfg.time_horizon, self.spec.env,
+            state.hyper.gamma,
+        )  # fmt: skip
+        return state.replace(env=env, norm=norm), rollout
 
-    def _advantages(self, state: PPOState, ro: Rollout) -> Batch:
+    def _advantages(self, state: PPOState, ro: Transition) -> Batch:
         """Phase 2: ``V(s'_t)`` for every step in one batched critic pass, then GAE on ``[T, N]``.
 
         The pre-reset next observation is the true successor, so truncated steps bootstrap
         from it (see :mod:`jaxlab.rl.gae`).
         """
         hp = state.hyper
-        next_value = self.net.apply(state.params, ro.final_obs, method=self.net.value)
-        adv, target = gae(ro.reward, ro.value, next_value, ro.terminated, ro.done, hp.gamma, hp.lam)
-        return Batch(ro.obs, ro.action, ro.log_prob, ro.value, adv, target)
+        next_value = self.net.apply(state.params, ro.next_obs, method=self.net.value)
+        value = ro.extra["value"]
+        adv, target = gae(ro.reward, value, next_value, ro.terminated, ro.done, hp.gamma, hp.lam)
+        return Batch(ro.obs, ro.action, ro.extra["log_prob"], value, adv, target)
 
-    @staticmethod
-    def _episodes(ro: Rollout) -> dict[str, jax.Array]:
-        return {
-            "actions": ro.action[:, 0].astype(jnp.float32),  # env 0's actions, for a histogram
-            "ep_return_sum": ro.done_return.sum(),
-            "ep_length_sum": ro.done_length.sum().astype(jnp.float32),
-            "ep_count": ro.done.sum().astype(jnp.float32),
-        }
+    def value(self, state: PPOState, obs: jax.Array) -> jax.Array:
+        """The critic's ``V(s)`` for raw observations ``[N, obs_dim]`` -> ``[N]``."""
+        obs = state.norm.observe(obs, self.spec.env)
+        return self.net.apply(state.params, obs, method=self.net.value)
 
     # ------------------------------------------------------------------ learning
 
@@ -319,7 +273,7 @@ class PPO:
         state, rollout = self._collect(state, k_roll)
         batch = self._advantages(state, rollout)
         state, metrics = self._learn(state, batch, k_learn, lr)
-        episodes = self._episodes(rollout)
+        episodes = episode_metrics(rollout)
         state = state.replace(key=key, update_step=state.update_step + 1)
         return state, {**metrics, "lr": lr, **episodes}
 

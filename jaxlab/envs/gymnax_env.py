@@ -52,6 +52,7 @@ class VecEnv:
     """``num_envs`` copies of one gymnax environment, stepped together.
 
     Attributes:
+        obs_shape: the env's own observation shape (``[H, W, C]`` for MinAtar).
         obs_dim: flattened observation size.
         discrete: whether actions are categorical.
         action_dim: number of actions (discrete) or action vector size (continuous).
@@ -65,6 +66,7 @@ class VecEnv:
         self.env, default = gymnax.make(name)
         self.params = default.replace(**(params or {}))
         obs_space = self.env.observation_space(self.params)
+        self.obs_shape = tuple(int(d) for d in obs_space.shape)
         self.obs_dim = int(np.prod(obs_space.shape))
         space = self.env.action_space(self.params)
         self.discrete = isinstance(space, spaces.Discrete)

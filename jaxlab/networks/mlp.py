@@ -1,15 +1,16 @@
-"""MLP actor-critic with orthogonal initialisation.
+"""Torsos (MLP, convolutional) and the actor-critic used by the policy-gradient family.
 
-Hidden layers use ``orthogonal(sqrt(2))`` (see :mod:`jaxlab.networks.init`), the policy head ``orthogonal(0.01)`` and the
-value head ``orthogonal(1.0)``, all with zero biases. With ``shared=True`` one torso feeds
-both heads; otherwise actor and critic have separate torsos of the same widths. For
-continuous actions the policy outputs a mean and a state-independent ``log_std``.
+Hidden layers use ``orthogonal(sqrt(2))`` (see :mod:`jaxlab.networks.init`), the policy
+head ``orthogonal(0.01)`` and value/Q heads ``orthogonal(1.0)``, all with zero biases.
+Observations arrive flat, ``[..., obs_dim]``; a convolutional torso reshapes them to the
+env's image shape ``[..., H, W, C]`` first (MinAtar: ``[10, 10, C]``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import flax.linen as nn
 import jax
@@ -31,6 +32,30 @@ def dense(features: int, scale: float) -> nn.Dense:
     return nn.Dense(features, kernel_init=orthogonal(scale), bias_init=nn.initializers.zeros)
 
 
+@dataclass(frozen=True)
+class TorsoDef:
+    """What a torso is: ``kind`` MLP or Conv, layer sizes, activation, the obs image shape.
+
+    ``conv_layers``: ``(filters, kernel, stride)`` per layer (Conv only)."""
+
+    kind: str = "MLP"
+    hid_layers: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    conv_layers: tuple[tuple[int, ...], ...] = ()
+    obs_shape: tuple[int, ...] = ()
+
+    @classmethod
+    def from_spec(cls, net: object, obs_shape: Sequence[int]) -> TorsoDef:
+        """From a :class:`~jaxlab.spec.schema.NetSpec` and the env's observation shape."""
+        return cls(
+            net.type,  # type: ignore[attr-defined]
+            tuple(net.hid_layers),  # type: ignore[attr-defined]
+            net.activation,  # type: ignore[attr-defined]
+            tuple(tuple(c) for c in net.conv_layers),  # type: ignore[attr-defined]
+            tuple(obs_shape),
+        )
+
+
 class MLP(nn.Module):
     """Torso: ``x [..., D] -> [..., hid_layers[-1]]`` (identity when ``hid_layers`` is empty)."""
 
@@ -45,39 +70,65 @@ class MLP(nn.Module):
         return x
 
 
+class Torso(nn.Module):
+    """``obs [..., obs_dim] -> features [..., F]``: convolutions (Conv) then the MLP."""
+
+    defn: TorsoDef
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        d = self.defn
+        if d.kind == "Conv":
+            lead = x.shape[:-1]
+            x = x.reshape((-1,) + d.obs_shape)
+            if x.ndim == 3:  # [B, H, W] -> one channel
+                x = x[..., None]
+            act = ACTIVATIONS[d.activation]
+            for filters, kernel, stride in d.conv_layers:
+                x = nn.Conv(
+                    filters, (kernel, kernel), (stride, stride), padding="SAME",
+                    kernel_init=orthogonal(math.sqrt(2)), bias_init=nn.initializers.zeros,
+                )(x)  # fmt: skip
+                x = act(x)
+            x = x.reshape(lead + (-1,))
+        return MLP(d.hid_layers, d.activation)(x)
+
+
 class ActorCritic(nn.Module):
-    """``obs [..., D] -> (distribution over actions, value [...])``; ``value`` alone too."""
+    """``obs [..., D] -> (distribution over actions, value [...])``; ``value`` alone too.
+
+    With ``shared=True`` one torso feeds both heads; otherwise actor and critic have
+    separate torsos of the same shape. For continuous actions the policy outputs a mean
+    and a state-independent ``log_std``.
+    """
 
     action_dim: int
     discrete: bool
-    hid_layers: Sequence[int] = (64, 64)
-    activation: str = "tanh"
+    torso: TorsoDef = TorsoDef()
     shared: bool = False
 
     def setup(self) -> None:
-        self.actor_torso = MLP(self.hid_layers, self.activation)
+        self.actor_torso = Torso(self.torso)
         if not self.shared:
-            self.critic_torso = MLP(self.hid_layers, self.activation)
+            self.critic_torso = Torso(self.torso)
         self.policy_head = dense(self.action_dim, 0.01)
         self.value_head = dense(1, 1.0)
         if not self.discrete:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
 
-    def __call__(self, obs: jax.Array) -> tuple[Categorical | DiagGaussian, jax.Array]:
-        actor_h = self.actor_torso(obs)
-        critic_h = actor_h if self.shared else self.critic_torso(obs)
-        value = self.value_head(critic_h)[..., 0]
-        out = self.policy_head(actor_h)
-        if self.discrete:
-            return Categorical(out), value
-        return DiagGaussian(out, jnp.broadcast_to(self.log_std, out.shape)), value
-
-    def policy(self, obs: jax.Array) -> Categorical | DiagGaussian:
-        """The actor only (no critic work): ``obs [..., D] ->`` action distribution."""
-        out = self.policy_head(self.actor_torso(obs))
+    def _dist(self, out: jax.Array) -> Categorical | DiagGaussian:
         if self.discrete:
             return Categorical(out)
         return DiagGaussian(out, jnp.broadcast_to(self.log_std, out.shape))
+
+    def __call__(self, obs: jax.Array) -> tuple[Categorical | DiagGaussian, jax.Array]:
+        actor_h = self.actor_torso(obs)
+        critic_h = actor_h if self.shared else self.critic_torso(obs)
+        return self._dist(self.policy_head(actor_h)), self.value_head(critic_h)[..., 0]
+
+    def policy(self, obs: jax.Array) -> Categorical | DiagGaussian:
+        """The actor only (no critic work): ``obs [..., D] ->`` action distribution."""
+        return self._dist(self.policy_head(self.actor_torso(obs)))
 
     def value(self, obs: jax.Array) -> jax.Array:
         """The critic only (no policy head work): ``obs [..., D] -> [...]``."""

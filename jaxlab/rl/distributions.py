@@ -54,3 +54,47 @@ class DiagGaussian:
     def entropy(self) -> jax.Array:
         log_std = jnp.broadcast_to(self.log_std, self.mean.shape)
         return jnp.sum(log_std + 0.5 * (1.0 + math.log(2 * math.pi)), axis=-1)
+
+
+@struct.dataclass
+class TanhGaussian:
+    """A Gaussian squashed by tanh into the box ``shift +- scale`` (SAC's policy).
+
+    With ``u ~ N(mean, std)`` and ``a = shift + scale * tanh(u)``:
+
+        log pi(a) = log N(u; mean, std) - sum_i log(scale_i * (1 - tanh(u_i)^2))
+
+    ``sample_and_log_prob`` uses the reparameterised ``u`` (gradients flow through the
+    sample). ``log_prob`` of a given action inverts the squash (clipped inside the box).
+    ``entropy`` is a one-point estimate at the mean: the Gaussian's entropy plus the
+    log-Jacobian there (there is no closed form).
+    """
+
+    mean: jax.Array  # [..., A]
+    log_std: jax.Array  # [..., A]
+    scale: jax.Array  # [A] (or broadcastable)
+    shift: jax.Array  # [A]
+
+    def _log_det(self, t: jax.Array) -> jax.Array:
+        scale = jnp.broadcast_to(self.scale, t.shape)
+        return jnp.sum(jnp.log(scale * (1.0 - t**2) + 1e-6), axis=-1)
+
+    def sample_and_log_prob(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        base = DiagGaussian(self.mean, self.log_std)
+        u = base.sample(key)
+        t = jnp.tanh(u)
+        return self.shift + self.scale * t, base.log_prob(u) - self._log_det(t)
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        return self.sample_and_log_prob(key)[0]
+
+    def mode(self) -> jax.Array:
+        return self.shift + self.scale * jnp.tanh(self.mean)
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        t = jnp.clip((action - self.shift) / self.scale, -1.0 + 1e-6, 1.0 - 1e-6)
+        u = jnp.arctanh(t)
+        return DiagGaussian(self.mean, self.log_std).log_prob(u) - self._log_det(t)
+
+    def entropy(self) -> jax.Array:
+        return DiagGaussian(self.mean, self.log_std).entropy() + self._log_det(jnp.tanh(self.mean))

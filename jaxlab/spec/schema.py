@@ -42,10 +42,18 @@ class LrScheduleSpec:
 
 @dataclass(frozen=True)
 class NetSpec:
-    """Network: MLP torso widths, activation, actor/critic sharing, grad clipping, optimizer."""
+    """Network: torso, activation, actor/critic sharing, grad clipping, optimizer.
 
-    type: Literal["MLP"] = "MLP"
+    ``type`` MLP: dense layers ``hid_layers`` on the flat observation. ``type`` Conv: the
+    observation keeps its image shape (MinAtar: ``[10, 10, C]``) and goes through
+    ``conv_layers`` (``[filters, kernel, stride]`` each, SAME padding) before the dense
+    ``hid_layers``. ``dueling``: Q heads split into ``V(s) + A(s, a) - mean_a A(s, a)``.
+    """
+
+    type: Literal["MLP", "Conv"] = "MLP"
     hid_layers: tuple[int, ...] = (64, 64)
+    conv_layers: tuple[tuple[int, ...], ...] = ((16, 3, 1),)
+    dueling: bool = False
     activation: Literal["tanh", "relu", "elu", "gelu", "silu"] = "tanh"
     shared: bool = False
     clip_grad_val: float | None = 0.5
@@ -59,13 +67,42 @@ class NetSpec:
                     f"{join(path, 'hid_layers')}[{i}]", f"must be positive, got {width}"
                 )
         require_positive(self, path, "clip_grad_val")
+        for i, layer in enumerate(self.conv_layers):
+            if len(layer) != 3 or any(v <= 0 for v in layer):
+                raise SpecError(
+                    f"{join(path, 'conv_layers')}[{i}]",
+                    f"must be [filters, kernel, stride], all positive, got {list(layer)}",
+                )
 
 
 @dataclass(frozen=True)
 class MemorySpec:
-    """Experience storage. On-policy algorithms use ``OnPolicyBatch``."""
+    """Experience storage, fixed-size arrays inside the training state (see :mod:`jaxlab.memory`).
 
-    name: Literal["OnPolicyBatch"] = "OnPolicyBatch"
+    ``OnPolicyBatch``: the last rollout only (PPO, A2C, REINFORCE, SARSA). ``Replay``: a
+    ring buffer of ``capacity`` transitions per session, sampled uniformly in minibatches
+    of ``batch_size``. ``PrioritizedReplay``: sampled with probability ``p_i^alpha / sum
+    p^alpha`` (``p_i = |TD error| + epsilon``, new transitions at the running maximum),
+    with importance weights ``(n P(i))^-beta / max`` and ``beta`` annealed linearly from
+    ``beta`` to 1 over the run.
+    """
+
+    name: Literal["OnPolicyBatch", "Replay", "PrioritizedReplay"] = "OnPolicyBatch"
+    capacity: int = 100_000
+    batch_size: int = 64
+    alpha: float = 0.6
+    beta: float = 0.4
+    epsilon: float = 1.0e-6
+
+    def validate(self, path: str) -> None:
+        require_positive(self, path, "capacity", "batch_size", "epsilon")
+        for name in ("alpha", "beta"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise SpecError(join(path, name), f"must lie in [0, 1], got {getattr(self, name)}")
+
+    @property
+    def replay(self) -> bool:
+        return self.name != "OnPolicyBatch"
 
 
 @dataclass(frozen=True)

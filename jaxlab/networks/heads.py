@@ -1,0 +1,88 @@
+"""Value-based and SAC networks: Q networks (optionally dueling), twin critics, SAC actors.
+
+Shapes: ``obs [..., D]``; discrete Q ``[..., A]``; twin (ensemble) outputs get a leading
+axis of 2, ``[2, ..., A]`` or ``[2, ...]``.
+
+Dueling (Wang et al., 2016): ``Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a')``.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxlab.networks.mlp import Torso, TorsoDef, dense
+from jaxlab.rl.distributions import Categorical, TanhGaussian
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+class QNetwork(nn.Module):
+    """``obs [..., D] -> Q [..., A]`` for discrete actions."""
+
+    action_dim: int
+    torso: TorsoDef = TorsoDef()
+    dueling: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        h = Torso(self.torso)(obs)
+        adv = dense(self.action_dim, 1.0)(h)
+        if not self.dueling:
+            return adv
+        value = dense(1, 1.0)(h)
+        return value + adv - adv.mean(axis=-1, keepdims=True)
+
+
+class StateActionQ(nn.Module):
+    """``(obs [..., D], action [..., A]) -> Q [...]`` for continuous actions."""
+
+    torso: TorsoDef = TorsoDef()
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        h = Torso(self.torso)(jnp.concatenate([obs, action], axis=-1))
+        return dense(1, 1.0)(h)[..., 0]
+
+
+def twin(module: type[nn.Module], **fields: object) -> nn.Module:
+    """Two independent copies of ``module`` evaluated together: outputs get a leading 2."""
+    ensemble = nn.vmap(
+        module,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=None,
+        out_axes=0,
+        axis_size=2,
+    )
+    return ensemble(**fields)
+
+
+class DiscreteActor(nn.Module):
+    """``obs [..., D] -> Categorical`` over ``action_dim`` actions."""
+
+    action_dim: int
+    torso: TorsoDef = TorsoDef()
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> Categorical:
+        return Categorical(dense(self.action_dim, 0.01)(Torso(self.torso)(obs)))
+
+
+class SquashedActor(nn.Module):
+    """``obs [..., D] -> TanhGaussian`` in the box ``[low, high]`` (state-dependent std,
+    ``log_std`` clipped to [-5, 2])."""
+
+    action_dim: int
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    torso: TorsoDef = TorsoDef()
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> TanhGaussian:
+        h = Torso(self.torso)(obs)
+        mean = dense(self.action_dim, 0.01)(h)
+        log_std = jnp.clip(dense(self.action_dim, 0.01)(h), LOG_STD_MIN, LOG_STD_MAX)
+        low, high = jnp.asarray(self.low), jnp.asarray(self.high)
+        return TanhGaussian(mean, log_std, (high - low) / 2.0, (high + low) / 2.0)

@@ -1,0 +1,119 @@
+"""Shared experience collection: ``T`` steps of ``N`` envs in one ``lax.scan``, time-major.
+
+Every algorithm collects through :func:`collect`. It applies the spec's observation
+normalisation and reward scaling (:class:`Normalizers`, carried in the training state) and
+returns a :class:`Transition` ``[T, N, ...]``. ``next_obs`` is the *true* successor
+(pre-reset on episode end), so learners bootstrap through truncation and cut only on
+termination. What the acting policy adds per step (log-probs, values, ...) rides in
+``extra``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxlab.envs import VecEnv, VecEnvState
+from jaxlab.rl.normalize import RunningStats
+from jaxlab.spec.schema import EnvSpec
+
+# act(obs [N, obs_dim], key) -> (action [N] or [N, A], extra: dict of [N, ...] arrays)
+ActFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+@struct.dataclass
+class Normalizers:
+    """Running observation statistics and discounted-return statistics for reward scaling.
+
+    Used only when ``env.normalize_obs`` / ``env.normalize_reward`` are set; kept in every
+    state so its structure does not depend on those flags."""
+
+    obs: RunningStats
+    ret: RunningStats
+    ret_acc: jax.Array  # [N] running discounted return
+
+    @classmethod
+    def create(cls, obs_dim: int, num_envs: int) -> Normalizers:
+        return cls(
+            RunningStats.create((obs_dim,)),
+            RunningStats.create(()),
+            jnp.zeros((num_envs,), jnp.float32),
+        )
+
+    def observe(self, obs: jax.Array, spec: EnvSpec) -> jax.Array:
+        """``obs`` normalised with the current statistics (identity when off)."""
+        return self.obs.normalize(obs, spec.clip_obs) if spec.normalize_obs else obs
+
+
+@struct.dataclass
+class Transition:
+    """One rollout, time-major ``[T, N, ...]`` (``obs``/``next_obs`` normalised when on)."""
+
+    obs: jax.Array  # [T, N, obs_dim]
+    action: jax.Array  # [T, N] or [T, N, A] (the learner's action, before clipping)
+    reward: jax.Array  # [T, N] (scaled when env.normalize_reward)
+    terminated: jax.Array  # [T, N] bool
+    done: jax.Array  # [T, N] bool, terminated | truncated
+    next_obs: jax.Array  # [T, N, obs_dim], the true (pre-reset) next observation
+    done_return: jax.Array  # [T, N], an episode's raw return where it ended, else 0
+    done_length: jax.Array  # [T, N] int32
+    extra: dict[str, jax.Array]  # what ``act`` returned besides the action
+
+
+def collect(
+    env: VecEnv,
+    env_state: VecEnvState,
+    norm: Normalizers,
+    act: ActFn,
+    key: jax.Array,
+    steps: int,
+    spec: EnvSpec,
+    gamma: jax.Array | float = 0.99,
+) -> tuple[VecEnvState, Normalizers, Transition]:
+    """Run ``steps`` env steps with ``act``; returns the new env state, normalisers and
+    the :class:`Transition` ``[steps, N]``. ``gamma`` discounts the running return whose
+    standard deviation scales rewards (``normalize_reward``)."""
+
+    def step(carry: tuple, k: jax.Array) -> tuple:
+        env_state, norm = carry
+        k_act, k_env = jax.random.split(k)
+        obs = env_state.obs
+        stats, ret_stats, ret_acc = norm.obs, norm.ret, norm.ret_acc
+        if spec.normalize_obs:
+            stats = stats.update(obs)
+            obs = stats.normalize(obs, spec.clip_obs)
+        action, extra = act(obs, k_act)
+        env_state, out = env.step(k_env, env_state, action)
+        next_obs = out.final_obs
+        if spec.normalize_obs:
+            next_obs = stats.normalize(next_obs, spec.clip_obs)
+        reward = out.reward
+        done = out.terminated | out.truncated
+        if spec.normalize_reward:
+            ret_acc = ret_acc * gamma + reward
+            ret_stats = ret_stats.update(ret_acc)
+            reward = ret_stats.scale(reward, spec.clip_reward)
+            ret_acc = jnp.where(done, 0.0, ret_acc)
+        row = Transition(obs, action, reward, out.terminated, done, next_obs,
+                         out.done_return, out.done_length, extra)  # fmt: skip
+        return (env_state, Normalizers(stats, ret_stats, ret_acc)), row
+
+    (env_state, norm), rollout = jax.lax.scan(step, (env_state, norm), jax.random.split(key, steps))
+    return env_state, norm, rollout
+
+
+def episode_metrics(tr: Transition) -> dict[str, Any]:
+    """The episode sums every update reports, plus env 0's actions for a histogram."""
+    return {
+        "actions": tr.action[:, 0].astype(jnp.float32),
+        "ep_return_sum": tr.done_return.sum(),
+        "ep_length_sum": tr.done_length.sum().astype(jnp.float32),
+        "ep_count": tr.done.sum().astype(jnp.float32),
+    }
+
+
+__all__ = ["ActFn", "Normalizers", "Transition", "collect", "episode_metrics"]
