@@ -312,11 +312,18 @@ def shrink(spec: Spec, sessions: int = 2, updates: int = 3) -> Spec:
     """A tiny-scale copy of ``spec`` for smoke tests and ``dev`` mode.
 
     The algorithm shrinks its own loop sizes (keeping every divisibility rule), the trial
-    keeps at most ``sessions`` seeds and runs ``updates`` updates, one per log point.
+    keeps at most ``sessions`` seeds and runs ``updates`` updates, one per log point; a
+    replay memory keeps at most 1024 transitions and minibatches of 32.
     Network widths and all tunable numbers are kept, so the same code paths run.
     """
+    memory = spec.agent.memory
+    memory = dataclasses.replace(
+        memory, capacity=min(memory.capacity, 1024), batch_size=min(memory.batch_size, 32)
+    )
     small = spec.replace(
-        agent=dataclasses.replace(spec.agent, algorithm=spec.agent.algorithm.shrink()),
+        agent=dataclasses.replace(
+            spec.agent, algorithm=spec.agent.algorithm.shrink(), memory=memory
+        ),
         env=dataclasses.replace(spec.env, num_envs=min(spec.env.num_envs, 4)),
     )
     fpu = small.agent.algorithm.frames_per_update(small)
