@@ -60,7 +60,7 @@ def test_every_shipped_spec_trains_in_shrink_mode(path, tmp_path, capsys):
 
 
 def test_dev_mode_runs_checks(tmp_path, capsys):
-    spec = REPO / "specs" / "ppo_cartpole.yaml"
+    spec = REPO / "specs" / "ppo" / "ppo_cartpole.yaml"
     assert main(["dev", str(spec), "--data", str(tmp_path), "--no-progress"]) == 0
     run = only_run(tmp_path)
     assert yaml.safe_load((run / "spec.yaml").read_text())["meta"]["max_session"] == 2
