@@ -50,6 +50,21 @@ def test_periodic_decay_by_hand() -> None:
     assert value(s, 100) == pytest.approx(want, rel=1e-5)
 
 
+def test_a_number_is_a_constant_schedule() -> None:
+    from dataclasses import dataclass, field
+
+    from jaxlab.rl.schedules import constant
+
+    @dataclass(frozen=True)
+    class Cfg:
+        coef: ScheduleSpec = field(default_factory=lambda: constant(0.5))
+
+    assert build(Cfg, {"coef": 0.02}).coef == ScheduleSpec("no_decay", 0.02, 0.02)
+    assert build(Cfg, {}).coef.start_val == 0.5
+    with pytest.raises(SpecError, match="coef: must be a mapping"):
+        build(Cfg, {"coef": "fast"})
+
+
 def test_schedules_vmap_over_their_end_points() -> None:
     s = ScheduleSpec("linear_decay", 1.0, 0.0, 0, 10)
     hyper = jax.vmap(lambda a: s.hyper().replace(start_val=a))(jnp.array([1.0, 2.0]))
