@@ -1,6 +1,6 @@
 """Algorithm registry. Importing this package registers every shipped algorithm."""
 
-from jaxlab.algorithms import ppo
+from jaxlab.algorithms import a2c, ppo, reinforce, sarsa
 from jaxlab.algorithms.base import (
     EPISODE_METRICS,
     SAMPLE_METRICS,
@@ -17,7 +17,10 @@ __all__ = [
     "Agent",
     "AlgorithmEntry",
     "get_algorithm",
+    "a2c",
     "ppo",
+    "reinforce",
+    "sarsa",
     "register",
     "registered",
 ]
