@@ -1,6 +1,6 @@
 """Algorithm registry. Importing this package registers every shipped algorithm."""
 
-from jaxlab.algorithms import ppo
+from jaxlab.algorithms import dqn, ppo
 from jaxlab.algorithms.base import (
     EPISODE_METRICS,
     SAMPLE_METRICS,
@@ -17,6 +17,7 @@ __all__ = [
     "Agent",
     "AlgorithmEntry",
     "get_algorithm",
+    "dqn",
     "ppo",
     "register",
     "registered",
