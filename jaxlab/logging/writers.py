@@ -35,6 +35,13 @@ COLUMNS = (
     "clip_frac",
     "lr",
     "grad_norm",
+    # value-based learners (DQN family)
+    "loss",
+    "q_mean",
+    "td_abs_mean",
+    "epsilon",
+    "beta",
+    "weight_mean",
 )
 
 

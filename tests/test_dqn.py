@@ -1,0 +1,189 @@
+"""DQN family: hand-computed TD targets, prioritized replay sampling, the ring buffer,
+learning_starts, a tiny training run and spec errors."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlab.algorithms.dqn import DQN, td_target
+from jaxlab.memory import PrioritizedReplay, ReplayBuffer
+from jaxlab.run import train
+from jaxlab.spec import SpecError, spec_from_dict
+
+# Three transitions, two actions; the last one terminated. gamma = 0.9.
+Q_NEXT_TARGET = np.array([[1.0, 3.0], [2.0, 0.5], [4.0, 5.0]], np.float32)
+Q_NEXT_ONLINE = np.array([[2.0, 1.0], [0.0, 1.0], [1.0, 0.0]], np.float32)
+REWARD = np.array([1.0, 0.5, -1.0], np.float32)
+TERMINATED = np.array([False, False, True])
+
+
+def test_dqn_target_by_hand():
+    # a* = argmax Q_targ(s') = [1, 0, 1] -> Q_targ(s', a*) = [3, 2, 5]
+    # y = [1 + 0.9 * 3, 0.5 + 0.9 * 2, -1 (terminated: no bootstrap)]
+    y = td_target(Q_NEXT_TARGET, Q_NEXT_ONLINE, REWARD, TERMINATED, 0.9, double=False)
+    np.testing.assert_allclose(y, [3.7, 2.3, -1.0], rtol=1e-6)
+
+
+def test_double_dqn_target_by_hand():
+    # a* = argmax Q_online(s') = [0, 1, 0] -> Q_targ(s', a*) = [1, 0.5, 4]
+    # y = [1 + 0.9 * 1, 0.5 + 0.9 * 0.5, -1]
+    y = td_target(Q_NEXT_TARGET, Q_NEXT_ONLINE, REWARD, TERMINATED, 0.9, double=True)
+    np.testing.assert_allclose(y, [1.9, 0.95, -1.0], rtol=1e-6)
+
+
+def per_with_priorities() -> PrioritizedReplay:
+    """Capacity 8, slots 0..3 filled with p = [1, 2, 4, 8] (|td| + eps, eps = 0.5)."""
+    mem = PrioritizedReplay.create({"x": jnp.float32(0)}, 8)
+    mem = mem.add({"x": jnp.arange(4, dtype=jnp.float32)})
+    np.testing.assert_allclose(mem.priority, [1, 1, 1, 1, 0, 0, 0, 0])  # at max_priority 1
+    return mem.update(jnp.arange(4), jnp.array([-0.5, 1.5, -3.5, 7.5]), 0.5)
+
+
+def test_prioritized_update_sets_abs_td_plus_eps_and_raises_max():
+    mem = per_with_priorities()
+    np.testing.assert_allclose(mem.priority, [1, 2, 4, 8, 0, 0, 0, 0])
+    assert float(mem.max_priority) == 8.0
+    mem = mem.add({"x": jnp.array([9.0])})  # new items enter at the running maximum
+    assert float(mem.priority[4]) == 8.0
+
+
+def test_prioritized_probabilities_and_weights_by_hand():
+    mem = per_with_priorities()
+    # alpha = 0.5: p^alpha = [1, 1.41421, 2, 2.82843], sum 7.24264
+    expected = np.array([0.138071, 0.195262, 0.276142, 0.390524, 0, 0, 0, 0])
+    np.testing.assert_allclose(mem.probabilities(0.5), expected, atol=1e-6)
+    # beta = 1: w_i = (n P_i)^-1 / max_k; with slot 0 in the batch, w_i = P_0 / P_i
+    # = sqrt(p_0 / p_i) = [1, 0.707107, 0.5, 0.353553]
+    idx, items, weight = mem.sample(jax.random.PRNGKey(0), 64, 0.5, 1.0)
+    assert set(np.asarray(idx).tolist()) == {0, 1, 2, 3}
+    np.testing.assert_allclose(items["x"], np.asarray(idx, np.float32))
+    table = np.array([1.0, 0.707107, 0.5, 0.353553])
+    np.testing.assert_allclose(weight, table[np.asarray(idx)], rtol=1e-5)
+    # beta = 0.5: (n P_i)^-0.5 / max = table ** 0.5
+    idx, _, weight = mem.sample(jax.random.PRNGKey(1), 64, 0.5, 0.5)
+    np.testing.assert_allclose(weight, np.sqrt(table[np.asarray(idx)]), rtol=1e-5)
+
+
+def test_prioritized_sampling_frequencies_match_probabilities():
+    mem = per_with_priorities()
+    draws, batch = 2000, 32
+    keys = jax.random.split(jax.random.PRNGKey(7), draws)
+    idx = jax.jit(jax.vmap(lambda k: mem.sample(k, batch, 0.5, 0.4)[0]))(keys)
+    counts = np.bincount(np.asarray(idx).ravel(), minlength=8)
+    assert counts[4:].sum() == 0  # empty slots are never drawn
+    n = draws * batch
+    prob = np.array([0.138071, 0.195262, 0.276142, 0.390524])
+    chi2 = (((counts[:4] - n * prob) ** 2) / (n * prob)).sum()
+    assert chi2 < 16.3, (counts, chi2)  # the 99.9% quantile of chi-square with 3 dof
+    np.testing.assert_allclose(counts[:4] / n, prob, atol=0.01)
+
+
+def test_replay_ring_wraps_and_overwrites_the_oldest():
+    buf = ReplayBuffer.create({"x": jnp.int32(0)}, 5)
+    buf = buf.add({"x": jnp.arange(3, dtype=jnp.int32)})
+    assert (int(buf.pos), int(buf.size)) == (3, 3)
+    buf = buf.add({"x": jnp.arange(3, 7, dtype=jnp.int32)})  # 3, 4 then 5, 6 wrap to 0, 1
+    assert (int(buf.pos), int(buf.size)) == (2, 5)
+    np.testing.assert_array_equal(buf.data["x"], [5, 6, 2, 3, 4])
+    buf = buf.add({"x": jnp.array([7], jnp.int32)})
+    assert (int(buf.pos), int(buf.size)) == (3, 5)
+    np.testing.assert_array_equal(buf.data["x"], [5, 6, 7, 3, 4])
+    idx, items = buf.sample(jax.random.PRNGKey(0), 100)
+    assert int(idx.min()) >= 0 and int(idx.max()) <= 4
+    np.testing.assert_array_equal(items["x"], buf.data["x"][idx])
+
+
+def dqn_raw(memory: str = "Replay", **algo: object) -> dict:
+    return {
+        "name": "tiny_dqn",
+        "agent": {
+            "algorithm": {
+                "name": "DQN", "train_freq": 2, "gradient_steps": 2, "learning_starts": 24,
+                "target_update_frequency": 16,
+                "explore_var": {"name": "linear_decay", "start_val": 1.0, "end_val": 0.1,
+                                "end_step": 64},
+                **algo,
+            },
+            "net": {"hid_layers": [16], "activation": "relu", "optim": {"lr": 1.0e-3}},
+            "memory": {"name": memory, "capacity": 64, "batch_size": 8},
+        },
+        "env": {"name": "CartPole-v1", "num_envs": 4, "max_frame": 96},
+        "meta": {"max_session": 2, "log_frequency": 32, "eval_frequency": 96,
+                 "eval_episodes": 2, "random_seed": 1},
+    }  # fmt: skip
+
+
+def test_no_learning_before_learning_starts():
+    """8 frames per update, learning_starts 24: updates 1 and 2 leave the params alone."""
+    agent = DQN(spec_from_dict(dqn_raw()))
+    update = jax.jit(agent.update)
+    state = agent.init(jax.random.PRNGKey(0))
+    params0 = state.params
+    for _ in range(2):
+        state, metrics = update(state)
+        assert float(metrics["loss"]) == 0.0
+        jax.tree.map(np.testing.assert_array_equal, state.params, params0)
+    assert int(state.memory.size) == 16
+    state, metrics = update(state)  # the memory now holds 24: learning starts
+    assert float(metrics["loss"]) > 0.0
+    changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), state.params, params0)
+    assert all(jax.tree.leaves(changed))
+
+
+@pytest.mark.parametrize(
+    ("memory", "algo"),
+    [
+        ("Replay", {}),
+        ("PrioritizedReplay", {"double": True, "target_update": "polyak", "loss": "mse"}),
+    ],
+)
+def test_dqn_trains_with_finite_metrics(tmp_path, memory, algo):
+    raw = dqn_raw(memory, **algo)
+    raw["agent"]["net"]["dueling"] = memory == "PrioritizedReplay"
+    result = train(spec_from_dict(raw), root=tmp_path, progress=False, report=False)
+    assert result.summary["status"] == "complete" and not result.summary["diverged_sessions"]
+    with open(result.run_dir / "session_0" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3
+    last = rows[-1]
+    keys = ["loss", "q_mean", "td_abs_mean", "epsilon", "lr", "grad_norm"]
+    if memory == "PrioritizedReplay":
+        keys += ["beta", "weight_mean"]
+    for key in keys:
+        assert math.isfinite(float(last[key])), (key, last)
+    assert float(last["loss"]) > 0.0
+    # epsilon at frames 64, 72, 80, 88 (the last chunk's updates) is end_val
+    assert float(last["epsilon"]) == pytest.approx(0.1)
+    assert math.isfinite(float(last["eval_return_mean"]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path"),
+    [
+        (["agent.memory.name=OnPolicyBatch"], "agent.memory.name"),
+        (["agent.algorithm.learning_starts=500"], "agent.algorithm.learning_starts"),
+        (["agent.memory.batch_size=128"], "agent.memory.batch_size"),
+        (
+            [
+                "agent.memory.capacity=6",
+                "agent.memory.batch_size=4",
+                "agent.algorithm.learning_starts=0",
+            ],
+            "agent.memory.capacity",
+        ),
+        (["env.name=Pendulum-v1"], "env.name"),
+        (["agent.algorithm.target_update=soft"], "agent.algorithm.target_update"),
+        (["agent.algorithm.explore_var.end_val=1.5"], "agent.algorithm.explore_var.end_val"),
+        (["agent.algorithm.train_freq=0"], "agent.algorithm.train_freq"),
+    ],
+)
+def test_spec_errors_are_one_line(overrides, path):
+    with pytest.raises(SpecError) as err:
+        spec_from_dict(dqn_raw(), overrides)
+    assert "\n" not in str(err.value) and path in str(err.value), str(err.value)
