@@ -1,6 +1,6 @@
 """Algorithm registry. Importing this package registers every shipped algorithm."""
 
-from jaxlab.algorithms import ppo
+from jaxlab.algorithms import ppo, sac
 from jaxlab.algorithms.base import (
     EPISODE_METRICS,
     SAMPLE_METRICS,
@@ -18,6 +18,7 @@ __all__ = [
     "AlgorithmEntry",
     "get_algorithm",
     "ppo",
+    "sac",
     "register",
     "registered",
 ]
