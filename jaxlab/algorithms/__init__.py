@@ -1,6 +1,6 @@
 """Algorithm registry. Importing this package registers every shipped algorithm."""
 
-from jaxlab.algorithms import a2c, dqn, ppo, reinforce, sarsa
+from jaxlab.algorithms import a2c, dqn, ppo, reinforce, sac, sarsa
 from jaxlab.algorithms.base import (
     EPISODE_METRICS,
     SAMPLE_METRICS,
