@@ -104,7 +104,7 @@ def test_sac_trains_and_waits_for_learning_starts(tmp_path, env, memory):
     assert result.summary["diverged_sessions"] == [], result.summary
     state = result.state
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.params))
-    for opt in (state.actor_opt, state.critic_opt, state.alpha_opt):
+    for opt in (state.opt.actor, state.opt.critic, state.opt.alpha):
         np.testing.assert_array_equal(opt.inner_state[0].count, [2, 2])
     np.testing.assert_array_equal(state.memory.size, [24, 24])
     assert np.all(state.params["log_alpha"] != 0.0)  # the temperature moved from ln 1
