@@ -30,6 +30,7 @@ scales all three by the same factor, from 1 to ``end_val / optim.lr``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,14 +39,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxlab.algorithms.base import (
-    apply_gradients,
-    clip_by_global_norm,
-    learning_rate,
-    make_optimizer,
-    register,
-    require_memory,
-)
+from jaxlab.algorithms import base
 from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.memory import PrioritizedReplay, ReplayBuffer
 from jaxlab.networks import DiscreteActor, QNetwork, SquashedActor, StateActionQ, TorsoDef, twin
@@ -54,8 +48,6 @@ from jaxlab.spec.parse import SpecError, require_positive, require_range
 from jaxlab.spec.schema import Spec
 
 sg = jax.lax.stop_gradient
-
-# ------------------------------------------------------------------ pure loss pieces
 
 
 def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: jax.Array):
@@ -76,9 +68,6 @@ def discrete_soft_value(log_probs: jax.Array, q: jax.Array, alpha: jax.Array) ->
     """``V(s) = sum_a pi(a|s) (min_j Q_j(s, a) - alpha log pi(a|s))``; ``log_probs [B, A]``,
     twin ``q [2, B, A]`` -> ``[B]``."""
     return jnp.sum(jnp.exp(log_probs) * (q.min(axis=0) - alpha * log_probs), axis=-1)
-
-
-# ------------------------------------------------------------------ config, hyper, state
 
 
 @dataclass(frozen=True)
@@ -117,30 +106,26 @@ class SACConfig:
         return self.gradient_steps
 
     def validate_spec(self, spec: Spec) -> None:
-        require_memory(spec, ("Replay", "PrioritizedReplay"))
+        base.require_memory(spec, ("Replay", "PrioritizedReplay"))
         frames, cap = self.frames_per_update(spec), spec.agent.memory.capacity
-        if frames > cap:
-            raise SpecError(
-                "agent.memory.capacity",
-                f"{cap} is less than one update's {frames} transitions (num_envs * train_freq)",
-            )
-        if self.learning_starts > cap:
-            raise SpecError(
-                "agent.algorithm.learning_starts",
-                f"{self.learning_starts} exceeds agent.memory.capacity ({cap}): never learns",
-            )
-        if spec.env.max_frame < frames:
-            raise SpecError(
-                "env.max_frame", f"{spec.env.max_frame} is less than one update ({frames} frames)"
-            )
+        problems = [
+            ("agent.memory.capacity", frames > cap,
+             f"{cap} is less than one update's {frames} transitions (num_envs * train_freq)"),
+            ("agent.algorithm.learning_starts", self.learning_starts > cap,
+             f"{self.learning_starts} exceeds agent.memory.capacity ({cap}): never learns"),
+            ("env.max_frame", spec.env.max_frame < frames,
+             f"{spec.env.max_frame} is less than one update ({frames} frames)"),
+        ]  # fmt: skip
+        for path, bad, msg in problems:
+            if bad:
+                raise SpecError(path, msg)
 
     def shrink(self) -> SACConfig:
-        train_freq = min(self.train_freq, 2)
+        """At most 2 steps per env and 2 gradient steps; learning from the first update."""
+        freq = min(self.train_freq, 2)
+        steps, starts = min(self.gradient_steps, 2), min(self.learning_starts, freq)
         return dataclasses.replace(
-            self,
-            train_freq=train_freq,
-            gradient_steps=min(self.gradient_steps, 2),
-            learning_starts=min(self.learning_starts, train_freq),
+            self, train_freq=freq, gradient_steps=steps, learning_starts=starts
         )
 
 
@@ -162,32 +147,25 @@ class SACHyper:
 
 
 @struct.dataclass
-class Learner:
-    """What a gradient step changes. ``params``: ``{actor, critic, log_alpha}``."""
+class SACOpt:
+    """The three optimizer states (each with its injected learning rate)."""
 
-    params: Any
-    target: Any  # target critic parameters
-    actor_opt: Any
-    critic_opt: Any
-    alpha_opt: Any
+    actor: Any
+    critic: Any
+    alpha: Any
 
 
 @struct.dataclass
 class SACState:
-    params: Any
-    target: Any
-    actor_opt: Any
-    critic_opt: Any
-    alpha_opt: Any
+    params: Any  # {"actor", "critic" (twin, leading axis 2), "log_alpha" (scalar)}
+    target: Any  # target critic parameters
+    opt: SACOpt
     memory: ReplayBuffer | PrioritizedReplay
     env: VecEnvState
     norm: Normalizers
     hyper: SACHyper
     key: jax.Array
     update_step: jax.Array  # int32
-
-    def learner(self) -> Learner:
-        return Learner(self.params, self.target, self.actor_opt, self.critic_opt, self.alpha_opt)
 
 
 METRICS = ("critic_loss", "actor_loss", "alpha", "alpha_loss", "entropy", "q_mean")
@@ -201,21 +179,19 @@ class SAC:
         self.spec = spec
         self.cfg: SACConfig = spec.agent.algorithm
         self.env = VecEnv(spec.env.name, spec.env.num_envs, spec.env.params)
-        net, env = spec.agent.net, self.env
+        net, env, dim = spec.agent.net, self.env, self.env.action_dim
         torso = TorsoDef.from_spec(net, env.obs_shape)
         self.discrete = env.discrete
         if self.discrete:
-            self.actor = DiscreteActor(env.action_dim, torso)
-            self.critic = twin(
-                QNetwork, action_dim=env.action_dim, torso=torso, dueling=net.dueling
-            )
+            self.actor = DiscreteActor(dim, torso)
+            self.critic = twin(QNetwork, action_dim=dim, torso=torso, dueling=net.dueling)
         else:
             low = tuple(float(x) for x in env.action_low.reshape(-1))
             high = tuple(float(x) for x in env.action_high.reshape(-1))
             self.actor = SquashedActor(env.action_dim, low, high, torso)
             self.critic = twin(StateActionQ, torso=torso)
         self.per = spec.agent.memory.name == "PrioritizedReplay"
-        self.tx = make_optimizer(net)
+        self.tx = base.make_optimizer(net)
         self.num_updates = spec.derived.num_updates
 
     def hyper(self) -> SACHyper:
@@ -223,12 +199,9 @@ class SAC:
         lr = net.optim.lr
         end = net.lr_schedule.end_val / lr if net.lr_schedule.name == "linear_decay" else 1.0
         clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
-        if c.target_entropy is not None:
-            target = c.target_entropy
-        elif self.discrete:
-            target = c.target_entropy_scale * math.log(self.env.action_dim)
-        else:
-            target = -float(self.env.action_dim)
+        dim = self.env.action_dim
+        target = c.target_entropy_scale * math.log(dim) if self.discrete else -float(dim)
+        target = target if c.target_entropy is None else c.target_entropy
         f = jnp.float32
         return SACHyper(
             f(c.critic_lr or lr), f(c.actor_lr or lr), f(c.alpha_lr or lr), f(end), f(c.gamma),
@@ -245,28 +218,18 @@ class SAC:
     def init(self, key: jax.Array) -> SACState:
         k_actor, k_critic, k_env, k_state = jax.random.split(key, 4)
         obs = jnp.zeros((1, self.env.obs_dim), jnp.float32)
-        if self.discrete:
-            critic = self.critic.init(k_critic, obs)
-        else:
-            critic = self.critic.init(k_critic, obs, jnp.zeros((1, self.env.action_dim)))
+        inputs = (obs,) if self.discrete else (obs, jnp.zeros((1, self.env.action_dim)))
+        critic = self.critic.init(k_critic, *inputs)
         log_alpha = jnp.log(jnp.float32(self.cfg.init_alpha))
         params = {"actor": self.actor.init(k_actor, obs), "critic": critic, "log_alpha": log_alpha}
         memory_cls = PrioritizedReplay if self.per else ReplayBuffer
+        opt = SACOpt(self.tx.init(params["actor"]), self.tx.init(critic), self.tx.init(log_alpha))
         return SACState(
-            params=params,
-            target=jax.tree.map(jnp.copy, critic),
-            actor_opt=self.tx.init(params["actor"]),
-            critic_opt=self.tx.init(critic),
-            alpha_opt=self.tx.init(log_alpha),
-            memory=memory_cls.create(self._example(), self.spec.agent.memory.capacity),
-            env=self.env.reset(k_env),
-            norm=Normalizers.create(self.env.obs_dim, self.env.num_envs),
-            hyper=self.hyper(),
-            key=k_state,
-            update_step=jnp.int32(0),
-        )
-
-    # ------------------------------------------------------------------ acting, values
+            params, jax.tree.map(jnp.copy, critic), opt,
+            memory_cls.create(self._example(), self.spec.agent.memory.capacity),
+            self.env.reset(k_env), Normalizers.create(self.env.obs_dim, self.env.num_envs),
+            self.hyper(), k_state, jnp.int32(0),
+        )  # fmt: skip
 
     def policy(
         self, state: SACState, obs: jax.Array, key: jax.Array, deterministic: bool = True
@@ -280,8 +243,7 @@ class SAC:
 
         Discrete: the exact sum over actions. Continuous: at the policy's mean action
         ``tanh(mu(s))`` (a one-point estimate; the deterministic policy's value)."""
-        obs = state.norm.observe(obs, self.spec.env)
-        p = state.params
+        p, obs = state.params, state.norm.observe(obs, self.spec.env)
         pi = self.actor.apply(p["actor"], obs)
         if self.discrete:
             q = self.critic.apply(p["critic"], obs).min(axis=0)
@@ -297,8 +259,6 @@ class SAC:
         high = jnp.broadcast_to(jnp.asarray(self.env.action_high.reshape(-1)), shape)
         return low + (high - low) * jax.random.uniform(key, shape)
 
-    # ------------------------------------------------------------------ losses
-
     def _alpha(self, log_alpha: jax.Array, hp: SACHyper) -> jax.Array:
         return jnp.exp(log_alpha) if self.cfg.auto_alpha else hp.alpha
 
@@ -306,9 +266,8 @@ class SAC:
         """The soft TD target ``y [B]`` (no gradient)."""
         pi = self.actor.apply(p["actor"], b["next_obs"])
         if self.discrete:
-            v = discrete_soft_value(
-                jax.nn.log_softmax(pi.logits), self.critic.apply(target, b["next_obs"]), alpha
-            )
+            q_next = self.critic.apply(target, b["next_obs"])
+            v = discrete_soft_value(jax.nn.log_softmax(pi.logits), q_next, alpha)
         else:
             a, logp = pi.sample_and_log_prob(key)
             v = self.critic.apply(target, b["next_obs"], a).min(axis=0) - alpha * logp
@@ -337,11 +296,9 @@ class SAC:
         q = self.critic.apply(critic, obs, a).min(axis=0)
         return jnp.mean(alpha * logp - q), (sg(logp), -jnp.mean(logp))
 
-    # ------------------------------------------------------------------ learning
-
     def _grad_step(self, carry: tuple, key: jax.Array, memory: Any, hp: SACHyper, lrs, beta):
         """One critic, actor, temperature and target step on one minibatch."""
-        lrn, prio = carry
+        (p, target, opt), prio = carry
         k_sample, k_next, k_pi = jax.random.split(key, 3)
         size = self.spec.agent.memory.batch_size
         if self.per:
@@ -350,54 +307,48 @@ class SAC:
         else:
             idx, b = memory.sample(k_sample, size)
             w = jnp.ones((size,), jnp.float32)
-        p = lrn.params
         alpha = self._alpha(p["log_alpha"], hp)
-        y = self._target(p, lrn.target, b, alpha, k_next, hp)
-        (c_loss, (td, q_mean)), g = jax.value_and_grad(self._critic_loss, has_aux=True)(
-            p["critic"], b, y, w
-        )
-        g, c_norm = clip_by_global_norm(g, hp.max_grad_norm)
-        critic, critic_opt = apply_gradients(self.tx, p["critic"], lrn.critic_opt, g, lrs[0])
-        (a_loss, (logp, entropy)), g = jax.value_and_grad(self._actor_loss, has_aux=True)(
-            p["actor"], critic, b["obs"], alpha, k_pi
-        )
-        g, a_norm = clip_by_global_norm(g, hp.max_grad_norm)
-        actor, actor_opt = apply_gradients(self.tx, p["actor"], lrn.actor_opt, g, lrs[1])
+        y = self._target(p, target, b, alpha, k_next, hp)
+        c_grad = jax.value_and_grad(self._critic_loss, has_aux=True)
+        (c_loss, (td, q_mean)), g = c_grad(p["critic"], b, y, w)
+        g, c_norm = base.clip_by_global_norm(g, hp.max_grad_norm)
+        critic, critic_opt = base.apply_gradients(self.tx, p["critic"], opt.critic, g, lrs[0])
+        a_grad = jax.value_and_grad(self._actor_loss, has_aux=True)
+        (a_loss, (logp, entropy)), g = a_grad(p["actor"], critic, b["obs"], alpha, k_pi)
+        g, a_norm = base.clip_by_global_norm(g, hp.max_grad_norm)
+        actor, actor_opt = base.apply_gradients(self.tx, p["actor"], opt.actor, g, lrs[1])
         t_loss = discrete_temperature_loss if self.discrete else temperature_loss
         al_loss, g = jax.value_and_grad(t_loss)(p["log_alpha"], logp, hp.target_entropy)
-        log_alpha, alpha_opt = p["log_alpha"], lrn.alpha_opt
+        log_alpha, alpha_opt = p["log_alpha"], opt.alpha
         if self.cfg.auto_alpha:
-            log_alpha, alpha_opt = apply_gradients(self.tx, log_alpha, alpha_opt, g, lrs[2])
-        target = jax.tree.map(lambda t, c: hp.tau * c + (1.0 - hp.tau) * t, lrn.target, critic)
+            log_alpha, alpha_opt = base.apply_gradients(self.tx, log_alpha, alpha_opt, g, lrs[2])
+        target = jax.tree.map(lambda t, c: hp.tau * c + (1.0 - hp.tau) * t, target, critic)
         params = {"actor": actor, "critic": critic, "log_alpha": log_alpha}
-        lrn = Learner(params, target, actor_opt, critic_opt, alpha_opt)
+        lrn = (params, target, SACOpt(actor_opt, critic_opt, alpha_opt))
         if self.per:
             mem = mem.update(idx, td, self.spec.agent.memory.epsilon)
             prio = (mem.priority, mem.max_priority)
         values = (c_loss, a_loss, alpha, al_loss, entropy, q_mean, c_norm, a_norm)
         return (lrn, prio), dict(zip(METRICS, values, strict=True))
 
-    def _learn(self, lrn: Learner, prio: tuple, memory: Any, key, hp: SACHyper, lrs, beta):
+    def _learn(self, lrn: tuple, prio: tuple, memory: Any, key, hp: SACHyper, lrs, beta):
         """``gradient_steps`` steps in a scan; metrics averaged over them."""
+        step = functools.partial(self._grad_step, memory=memory, hp=hp, lrs=lrs, beta=beta)
         keys = jax.random.split(key, self.cfg.gradient_steps)
-
-        def step(carry: tuple, k: jax.Array) -> tuple:
-            return self._grad_step(carry, k, memory, hp, lrs, beta)
-
         (lrn, prio), metrics = jax.lax.scan(step, (lrn, prio), keys)
         return lrn, prio, jax.tree.map(jnp.mean, metrics)
 
-    def _idle(self, lrn: Learner, prio: tuple, memory: Any, key, hp: SACHyper, lrs, beta):
+    def _idle(self, lrn: tuple, prio: tuple, memory: Any, key, hp: SACHyper, lrs, beta):
         """Before ``learning_starts``: nothing changes; losses read 0."""
         metrics = {k: jnp.float32(0.0) for k in METRICS}
-        metrics["alpha"] = self._alpha(lrn.params["log_alpha"], hp).astype(jnp.float32)
+        metrics["alpha"] = self._alpha(lrn[0]["log_alpha"], hp).astype(jnp.float32)
         return lrn, prio, metrics
 
     def update(self, state: SACState) -> tuple[SACState, dict[str, jax.Array]]:
         key, k_roll, k_learn = jax.random.split(state.key, 3)
         hp, c = state.hyper, self.cfg
-        schedule = self.spec.agent.net.lr_schedule.name
-        decay = learning_rate(schedule, 1.0, hp.lr_end_frac, state.update_step, self.num_updates)
+        schedule, step = self.spec.agent.net.lr_schedule.name, state.update_step
+        decay = base.learning_rate(schedule, 1.0, hp.lr_end_frac, step, self.num_updates)
         lrs = (hp.critic_lr * decay, hp.actor_lr * decay, hp.alpha_lr * decay)
         explore = state.memory.size < c.learning_starts
         actor_params = state.params["actor"]
@@ -410,54 +361,35 @@ class SAC:
         env, norm, ro = collect(
             self.env, state.env, state.norm, act, k_roll, c.train_freq, self.spec.env, hp.gamma
         )
-        items = {"obs": ro.obs, "action": ro.action, "reward": ro.reward,
-                 "terminated": ro.terminated.astype(jnp.float32), "next_obs": ro.next_obs}  # fmt: skip
+        term = ro.terminated.astype(jnp.float32)
+        items = {"obs": ro.obs, "action": ro.action, "reward": ro.reward, "terminated": term,
+                 "next_obs": ro.next_obs}  # fmt: skip
         memory = state.memory.add(jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), items))
-        progress = jnp.minimum(state.update_step.astype(jnp.float32) / self.num_updates, 1.0)
+        progress = jnp.minimum(step.astype(jnp.float32) / self.num_updates, 1.0)
         beta = hp.per_beta + (1.0 - hp.per_beta) * progress
         prio = (memory.priority, memory.max_priority) if self.per else ()
-        lrn, prio, metrics = jax.lax.cond(
+        (params, target, opt), prio, metrics = jax.lax.cond(
             memory.size >= c.learning_starts, self._learn, self._idle,
-            state.learner(), prio, memory, k_learn, hp, lrs, beta,
+            (state.params, state.target, state.opt), prio, memory, k_learn, hp, lrs, beta,
         )  # fmt: skip
         if self.per:
             memory = memory.replace(priority=prio[0], max_priority=prio[1])
-        state = state.replace(
-            params=lrn.params, target=lrn.target, actor_opt=lrn.actor_opt,
-            critic_opt=lrn.critic_opt, alpha_opt=lrn.alpha_opt, memory=memory, env=env,
-            norm=norm, key=key, update_step=state.update_step + 1,
-        )  # fmt: skip
+        state = SACState(params, target, opt, memory, env, norm, hp, key, step + 1)
         return state, {**metrics, "lr": lrs[0], **episode_metrics(ro)}
 
 
 # Spec keys that only set SACHyper leaves (init_alpha also sets log_alpha's start: static).
+_ALGO_HYPER = ("gamma", "tau", "target_entropy", "target_entropy_scale", "actor_lr", "critic_lr")
 HYPER_KEYS = (
     "agent.net.optim.lr",
     "agent.net.lr_schedule.end_val",
     "agent.net.clip_grad_val",
     "agent.memory.alpha",
     "agent.memory.beta",
-    *(
-        f"agent.algorithm.{k}"
-        for k in (
-            "gamma",
-            "tau",
-            "target_entropy",
-            "target_entropy_scale",
-            "actor_lr",
-            "critic_lr",
-            "alpha_lr",
-        )
-    ),  # fmt: skip
+    "agent.algorithm.alpha_lr",
+    *(f"agent.algorithm.{k}" for k in _ALGO_HYPER),
 )
-register("SAC", SACConfig, SAC, HYPER_KEYS)
+base.register("SAC", SACConfig, SAC, HYPER_KEYS)
 
-__all__ = [
-    "SAC",
-    "SACConfig",
-    "SACHyper",
-    "SACState",
-    "discrete_soft_value",
-    "discrete_temperature_loss",
-    "temperature_loss",
-]
+__all__ = ["SAC", "SACConfig", "SACHyper", "SACOpt", "SACState", "discrete_soft_value"]
+__all__ += ["discrete_temperature_loss", "temperature_loss"]
