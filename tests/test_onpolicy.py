@@ -49,7 +49,8 @@ def make_agent(algo: str, overrides: list[str] | None = None):
 # The shipped specs (tests/test_cli.py trains each shrunk) cover A2C-gae and SARSA-epsilon.
 @pytest.mark.parametrize("algo", ["REINFORCE", "A2C-nstep", "SARSA-boltzmann"])
 def test_tiny_spec_trains_with_finite_metrics(algo, tmp_path):
-    spec = spec_from_dict(raw_for(algo))
+    # one session and no evaluation keep the compile small; dev mode still checks
+    spec = spec_from_dict(raw_for(algo), ["meta.max_session=1", "meta.eval_frequency=0"])
     # dev mode checks every chunk's metrics are finite and every session's parameters move
     result = train(spec, root=tmp_path, dev=True, progress=False, report=False)
     d = spec.derived
