@@ -1,7 +1,7 @@
 # Two-command quick start: `make train` and `make test` (each sets up .venv on first use).
 PY ?= python3
 VENV ?= .venv
-SPEC ?= specs/ppo_cartpole.yaml
+SPEC ?= specs/ppo/ppo_cartpole.yaml
 # Extra arguments for benchmarks/seed_scaling.py, e.g. BENCH_ARGS="--seeds 1 4 16 64 --frames 100000"
 BENCH_ARGS ?=
 BIN := $(VENV)/bin

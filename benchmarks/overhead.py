@@ -1,6 +1,6 @@
 """Framework overhead: ``jaxlab.run.train`` against one bare compiled scan of the same updates.
 
-    python benchmarks/overhead.py [--spec specs/ppo_cartpole.yaml] [--seeds 4]
+    python benchmarks/overhead.py [--spec specs/ppo/ppo_cartpole.yaml] [--seeds 4]
                                   [--frames 200000] [--repeats 3] [--json out.json]
 
 *train*: the full path at the spec's own cadence (default log frequency 10,000 frames;
@@ -31,7 +31,7 @@ from jaxlab.run import train
 from jaxlab.spec import Spec, load_spec
 from jaxlab.trial import Trial
 
-SPEC = Path(__file__).resolve().parent.parent / "specs" / "ppo_cartpole.yaml"
+SPEC = Path(__file__).resolve().parent.parent / "specs" / "ppo" / "ppo_cartpole.yaml"
 BUDGET = 0.05  # the issue's limit on overhead at the default log frequency
 
 

@@ -1,6 +1,6 @@
 """PPO CartPole training throughput: jaxlab vs rejax, side by side in one process.
 
-For each seed count, jaxlab trains ``specs/ppo_cartpole.yaml`` through the full
+For each seed count, jaxlab trains ``specs/ppo/ppo_cartpole.yaml`` through the full
 ``jaxlab.run.train`` path (CSV + TensorBoard logging and Orbax checkpoints on, to a
 temporary directory) and rejax 0.1.3 trains the same PPO configuration
 (``benchmarks/rejax_peer.py``) with its in-training evaluation switched off. Both are
@@ -31,7 +31,7 @@ from jaxlab.provenance import device_info, git_info, versions  # noqa: E402
 from jaxlab.run import train  # noqa: E402
 from jaxlab.spec import load_spec  # noqa: E402
 
-SPEC = Path(__file__).resolve().parent.parent / "specs" / "ppo_cartpole.yaml"
+SPEC = Path(__file__).resolve().parent.parent / "specs" / "ppo" / "ppo_cartpole.yaml"
 
 
 def time_jaxlab(num_seeds: int, frames: int) -> dict:

@@ -6,7 +6,7 @@
 
 Configurations (the issue's list): PPO on CartPole-v1 and Breakout-MinAtar, DQN and SAC on
 CartPole-v1. DQN and SAC are reported as "not implemented yet" until jaxlab registers them
-(and a spec and rejax peer are added to ``CONFIGS``). PPO uses ``specs/ppo_cartpole.yaml``
+(and a spec and rejax peer are added to ``CONFIGS``). PPO uses ``specs/ppo/ppo_cartpole.yaml``
 (4 envs x 128 steps, 4 epochs x 4 minibatches, 64-64 tanh MLPs) on both envs, and rejax the
 same numbers (``rejax_peer.py``, with the differences rejax cannot configure listed there).
 
@@ -46,7 +46,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SPEC = REPO / "specs" / "ppo_cartpole.yaml"
+SPEC = REPO / "specs" / "ppo" / "ppo_cartpole.yaml"
 # (algo, env) -> jaxlab spec overrides on SPEC; None = not implemented yet in jaxlab.
 CONFIGS: dict[tuple[str, str], list[str] | None] = {
     ("PPO", "CartPole-v1"): [],

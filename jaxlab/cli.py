@@ -23,12 +23,12 @@ from pathlib import Path
 from jaxlab.spec import SpecError, load_spec, shrink
 
 EPILOG = """examples:
-  python -m jaxlab train specs/ppo_cartpole.yaml
-  python -m jaxlab train specs/ppo_cartpole.yaml -s meta.max_session=8 -s env.num_envs=16
-  python -m jaxlab dev specs/ppo_pendulum.yaml
+  python -m jaxlab train specs/ppo/ppo_cartpole.yaml
+  python -m jaxlab train specs/ppo/ppo_cartpole.yaml -s meta.max_session=8 -s env.num_envs=16
+  python -m jaxlab dev specs/ppo/ppo_pendulum.yaml
   python -m jaxlab search specs/search/ppo_cartpole_search.yaml
   python -m jaxlab search data/ppo_cartpole_search_2026_01_01_120000/   # resume a search
-  python -m jaxlab train specs/ppo_cartpole.yaml --shrink   # tiny smoke run
+  python -m jaxlab train specs/ppo/ppo_cartpole.yaml --shrink   # tiny smoke run
   python -m jaxlab train data/ppo_cartpole_2026_01_01_120000/   # resume a stopped run
   python -m jaxlab enjoy data/ppo_cartpole_2026_01_01_120000/ --episodes 10 --render
   python -m jaxlab report data/ppo_cartpole_2026_01_01_120000/

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from jaxlab.checkpoint import Checkpointer
 from jaxlab.evaluate import EVAL_METRICS
-from jaxlab.logging import SessionWriter
+from jaxlab.logging import SessionWriter, columns_for
 from jaxlab.outputs import HostState, TrialOutputs, take
 from jaxlab.provenance import make_run_dir, write_provenance
 from jaxlab.signals import StopRequest
@@ -127,7 +127,8 @@ def train_batch(
             run_dir = run_dirs[k]
             run_dir.mkdir(parents=True, exist_ok=True)
         prov = write_provenance(spec, run_dir, keys)
-        writers = [SessionWriter(run_dir / f"session_{j}") for j in range(sessions)]
+        columns = columns_for(trial.metric_names())
+        writers = [SessionWriter(run_dir / f"session_{j}", columns) for j in range(sessions)]
         ckpt = Checkpointer(
             run_dir / "checkpoints",
             keep=spec.meta.checkpoint_keep,

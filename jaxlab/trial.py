@@ -97,6 +97,13 @@ class Trial:
         """Shapes and dtypes of the Trial state (``jax.ShapeDtypeStruct`` leaves), no compute."""
         return jax.eval_shape(self._init, self.keys)
 
+    def metric_names(self) -> list[str]:
+        """The names of the metrics one update returns (from shapes only, no compute)."""
+        state = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), self.abstract_state()
+        )
+        return sorted(jax.eval_shape(self.agent.update, state)[1])
+
     def place(self, state: Any) -> Any:
         """``state`` laid out as the compiled chunk expects (sharded over the seed axis on
         several devices; a no-op for arrays already there, and on one device)."""

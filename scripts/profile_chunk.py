@@ -85,7 +85,9 @@ def compile_and_time(fn: Callable[..., Any], args: tuple, reps: int) -> tuple[fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("spec", nargs="?", default=str(REPO / "specs" / "ppo_cartpole.yaml"))
+    parser.add_argument(
+        "spec", nargs="?", default=str(REPO / "specs" / "ppo" / "ppo_cartpole.yaml")
+    )
     parser.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--seeds", type=int, default=4, help="sessions (meta.max_session)")
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions (median)")

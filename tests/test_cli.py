@@ -41,7 +41,10 @@ def test_every_shipped_spec_trains_in_shrink_mode(path, tmp_path, capsys):
     assert len(prov["session_keys"]) == spec.meta.max_session == 2
     for k in range(2):
         rows = list(csv.DictReader((run / f"session_{k}" / "metrics.csv").open()))
-        assert len(rows) == 3 and tuple(rows[0]) == COLUMNS
+        header = tuple(rows[0])  # the common columns, then the algorithm's own metrics
+        assert len(rows) == 3 and header[: len(COLUMNS)] == COLUMNS and len(header) > len(COLUMNS)
+        learner = [c for c in header[len(COLUMNS) :] if c != "lr"]
+        assert learner and all(r[c] != "" for r in rows for c in learner), learner
         assert [int(r["frame"]) for r in rows] == [
             spec.derived.frames_per_update * i for i in (1, 2, 3)
         ]
@@ -60,7 +63,7 @@ def test_every_shipped_spec_trains_in_shrink_mode(path, tmp_path, capsys):
 
 
 def test_dev_mode_runs_checks(tmp_path, capsys):
-    spec = REPO / "specs" / "ppo_cartpole.yaml"
+    spec = REPO / "specs" / "ppo" / "ppo_cartpole.yaml"
     assert main(["dev", str(spec), "--data", str(tmp_path), "--no-progress"]) == 0
     run = only_run(tmp_path)
     assert yaml.safe_load((run / "spec.yaml").read_text())["meta"]["max_session"] == 2

@@ -98,7 +98,7 @@ def test_ppo_learns_cartpole_quickly(tmp_path):
 def test_ppo_learns_pendulum_direction(tmp_path):
     """The shipped Pendulum spec, cut to 40 updates, clearly beats random (about -1200)."""
     spec = load_spec(
-        REPO / "specs" / "ppo_pendulum.yaml", ["env.max_frame=163840", "meta.max_session=2"]
+        REPO / "specs" / "ppo" / "ppo_pendulum.yaml", ["env.max_frame=163840", "meta.max_session=2"]
     )
     result = train(spec, root=tmp_path, progress=False, report=False)
     assert result.summary["final_return_mean"] > -800, result.summary

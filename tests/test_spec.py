@@ -173,7 +173,7 @@ def test_derived_quantities(tiny_raw):
     d = spec_from_dict(tiny_raw).derived
     assert (d.frames_per_update, d.num_updates, d.updates_per_chunk, d.num_chunks) == (32, 10, 2, 5)
     assert d.total_frames == 320
-    spec = load_spec(REPO / "specs/ppo_cartpole.yaml")
+    spec = load_spec(REPO / "specs/ppo/ppo_cartpole.yaml")
     d = spec.derived  # the well-known configuration: 976 updates of 512 frames
     assert (d.frames_per_update, d.num_updates, d.updates_per_chunk) == (512, 976, 20)
     assert d.num_chunks == 49 and d.total_frames == 499_712

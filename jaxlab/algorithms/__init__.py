@@ -1,6 +1,6 @@
 """Algorithm registry. Importing this package registers every shipped algorithm."""
 
-from jaxlab.algorithms import dqn, ppo
+from jaxlab.algorithms import a2c, dqn, ppo, reinforce, sac, sarsa
 from jaxlab.algorithms.base import (
     EPISODE_METRICS,
     SAMPLE_METRICS,
@@ -16,9 +16,13 @@ __all__ = [
     "SAMPLE_METRICS",
     "Agent",
     "AlgorithmEntry",
-    "get_algorithm",
+    "a2c",
     "dqn",
+    "get_algorithm",
     "ppo",
     "register",
     "registered",
+    "reinforce",
+    "sac",
+    "sarsa",
 ]

@@ -17,7 +17,8 @@ import jax
 import numpy as np
 from tensorboardX import SummaryWriter
 
-# CSV columns, in order. "frame" is frames per session; "wall_time" seconds since start.
+# The columns every run has, in order. "frame" is frames per session; "wall_time" seconds
+# since start. The algorithm's own metrics follow (see ``columns_for``).
 COLUMNS = (
     "frame",
     "wall_time",
@@ -28,21 +29,16 @@ COLUMNS = (
     "eval_return_mean",
     "eval_return_std",
     "diverged",
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "approx_kl",
-    "clip_frac",
-    "lr",
-    "grad_norm",
-    # value-based learners (DQN family)
-    "loss",
-    "q_mean",
-    "td_abs_mean",
-    "epsilon",
-    "beta",
-    "weight_mean",
 )
+# Chunk outputs that are not per-row learner metrics.
+NOT_LOGGED = ("ep_return_sum", "ep_length_sum", "ep_count", "updates", "nonfinite", "actions")
+
+
+def columns_for(metric_names: Any) -> tuple[str, ...]:
+    """CSV/TensorBoard columns of a run: :data:`COLUMNS`, then the algorithm's own scalar
+    metrics (losses, entropy, epsilon, alpha, q_mean, lr, ...) in sorted order."""
+    extra = sorted(set(metric_names) - set(COLUMNS) - set(NOT_LOGGED))
+    return COLUMNS + tuple(m for m in extra if not m.startswith("eval_"))
 
 
 class SessionWriter:

@@ -14,6 +14,7 @@ Gaussian matrix ``G = QR`` with ``diag(R) > 0`` this gives the same Haar-distrib
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -36,13 +37,15 @@ def orthonormal_columns(g: jax.Array) -> jax.Array:
 
 
 def orthogonal(scale: float = 1.0) -> Callable[..., jax.Array]:
-    """A flax kernel initializer: a (semi-)orthogonal ``[in, out]`` matrix times ``scale``."""
+    """A flax kernel initializer: a (semi-)orthogonal ``[in, out]`` matrix times ``scale``
+    (conv kernels ``[..., in, out]`` as the matrix of their flattened leading axes)."""
 
     def init(key: jax.Array, shape: tuple[int, ...], dtype: jnp.dtype = jnp.float32) -> jax.Array:
-        rows, cols = shape
+        # A conv kernel [kh, kw, in, out] is orthogonal as a [kh * kw * in, out] matrix.
+        rows, cols = math.prod(shape[:-1]), shape[-1]
         g = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
         q = orthonormal_columns(g)
         q = q if rows >= cols else q.T
-        return (scale * q).astype(dtype)
+        return (scale * q).reshape(shape).astype(dtype)
 
     return init

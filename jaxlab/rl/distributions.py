@@ -75,6 +75,10 @@ class TanhGaussian:
     scale: jax.Array  # [A] (or broadcastable)
     shift: jax.Array  # [A]
 
+    def _box(self, like: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``scale`` and ``shift`` broadcast to ``like``'s shape (no implicit rank promotion)."""
+        return jnp.broadcast_to(self.scale, like.shape), jnp.broadcast_to(self.shift, like.shape)
+
     def _log_det(self, t: jax.Array) -> jax.Array:
         scale = jnp.broadcast_to(self.scale, t.shape)
         return jnp.sum(jnp.log(scale * (1.0 - t**2) + 1e-6), axis=-1)
@@ -83,16 +87,19 @@ class TanhGaussian:
         base = DiagGaussian(self.mean, self.log_std)
         u = base.sample(key)
         t = jnp.tanh(u)
-        return self.shift + self.scale * t, base.log_prob(u) - self._log_det(t)
+        scale, shift = self._box(t)
+        return shift + scale * t, base.log_prob(u) - self._log_det(t)
 
     def sample(self, key: jax.Array) -> jax.Array:
         return self.sample_and_log_prob(key)[0]
 
     def mode(self) -> jax.Array:
-        return self.shift + self.scale * jnp.tanh(self.mean)
+        scale, shift = self._box(self.mean)
+        return shift + scale * jnp.tanh(self.mean)
 
     def log_prob(self, action: jax.Array) -> jax.Array:
-        t = jnp.clip((action - self.shift) / self.scale, -1.0 + 1e-6, 1.0 - 1e-6)
+        scale, shift = self._box(action)
+        t = jnp.clip((action - shift) / scale, -1.0 + 1e-6, 1.0 - 1e-6)
         u = jnp.arctanh(t)
         return DiagGaussian(self.mean, self.log_std).log_prob(u) - self._log_det(t)
 

@@ -1,7 +1,7 @@
 """Schedules for exploration and coefficients, evaluated in-graph at a frame count.
 
 A schedule is set in the spec as ``{name, start_val, end_val, start_step, end_step}``
-(steps in frames per session) and maps the session's frame count ``t`` to a value. With
+(steps in frames per session), or as a plain number for a constant, and maps the session's frame count ``t`` to a value. With
 ``p = clip((t - start_step) / (end_step - start_step), 0, 1)``:
 
     no_decay        v = start_val
@@ -61,6 +61,11 @@ class ScheduleSpec:
             raise SpecError(join(path, "decay_rate"), f"must lie in (0, 1), got {self.decay_rate}")
         if self.name in ("rate_decay", "periodic_decay") and self.frequency <= 0:
             raise SpecError(join(path, "frequency"), f"must be positive, got {self.frequency}")
+
+    @classmethod
+    def from_number(cls, value: float) -> ScheduleSpec:
+        """A plain number in the spec (``entropy_coef: 0.01``) is a constant schedule."""
+        return cls("no_decay", value, value)
 
     def hyper(self) -> ScheduleHyper:
         return ScheduleHyper(jnp.float32(self.start_val), jnp.float32(self.end_val))

@@ -90,6 +90,9 @@ def convert(value: Any, tp: Any, path: str) -> Any:
             raise SpecError(path, f"must be a mapping, got {value!r}")
         return dict(value)
     if dataclasses.is_dataclass(tp):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and hasattr(tp, "from_number"):  # e.g. a schedule given as a constant
+            return tp.from_number(float(value))
         return build(tp, value, path)
     if tp is Any:
         return value

@@ -1,0 +1,250 @@
+"""REINFORCE: Monte-Carlo policy gradient (Williams, 1992), one session, pure and jittable.
+
+One update collects a rollout of ``time_horizon`` steps in ``num_envs`` envs with the
+policy, computes each step's reward-to-go within its episode
+(:func:`jaxlab.rl.returns.discounted_returns`) and takes ``training_epoch`` full-batch
+gradient steps on
+
+    G_t   = sum_{k=t}^{end of episode} gamma^(k-t) r_k           (valid steps only)
+    A_t   = G_t - mean_valid(G)          (return centring, when center_returns)
+    A_t  /= std_valid(G) + 1e-8          (when normalize_returns)
+    L     = -sum_t m_t log pi(a_t|s_t) A_t / sum_t m_t - entropy_coef(frame) * H_valid
+
+where ``m_t = valid_t``: the step's episode ended (terminated or hit the time limit) at or
+after ``t`` inside this rollout. Steps of episodes still running at the rollout's end have
+no complete return and there is no critic to bootstrap them, so they are **dropped** from
+the loss (not carried into the next rollout). Choose ``time_horizon`` well above the
+typical episode length so most steps count; the ``valid_frac`` metric reports the share
+used. A time-limit truncation ends the return like a termination.
+
+The policy is an actor network only (no critic, so no ``value`` method): a categorical
+head for discrete actions, a Gaussian with a state-independent ``log_std`` otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxlab.algorithms.base import (
+    apply_gradients,
+    clip_by_global_norm,
+    learning_rate,
+    make_optimizer,
+    register,
+    require_memory,
+)
+from jaxlab.envs import VecEnv, VecEnvState
+from jaxlab.networks import Torso, TorsoDef
+from jaxlab.networks.mlp import dense
+from jaxlab.rl.distributions import Categorical, DiagGaussian
+from jaxlab.rl.returns import discounted_returns
+from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
+from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, constant, schedule_keys
+from jaxlab.spec.parse import SpecError, require_positive, require_range
+from jaxlab.spec.schema import Spec
+
+
+@dataclass(frozen=True)
+class ReinforceConfig:
+    """``agent.algorithm`` for REINFORCE. Sizes are static; the rest are tunable leaves."""
+
+    name: Literal["REINFORCE"] = "REINFORCE"
+    gamma: float = 0.99
+    entropy_coef: ScheduleSpec = field(default_factory=lambda: constant(0.01))
+    time_horizon: int = 500
+    training_epoch: int = 1
+    center_returns: bool = True
+    normalize_returns: bool = False
+
+    def validate(self, path: str) -> None:
+        require_range(self, path, "gamma", 0.0, 1.0)
+        require_positive(self, path, "time_horizon", "training_epoch")
+        ent = self.entropy_coef
+        if min(ent.start_val, ent.end_val) < 0:
+            raise SpecError(f"{path}.entropy_coef", "start_val and end_val must be >= 0")
+
+    def frames_per_update(self, spec: Spec) -> int:
+        return spec.env.num_envs * self.time_horizon
+
+    def grad_steps_per_update(self) -> int:
+        return self.training_epoch
+
+    def validate_spec(self, spec: Spec) -> None:
+        require_memory(spec, ("OnPolicyBatch",))
+        if spec.env.max_frame < self.frames_per_update(spec):
+            raise SpecError(
+                "env.max_frame",
+                f"{spec.env.max_frame} is less than one update "
+                f"({self.frames_per_update(spec)} frames = num_envs * time_horizon)",
+            )
+
+    def shrink(self) -> ReinforceConfig:
+        return dataclasses.replace(
+            self,
+            time_horizon=min(self.time_horizon, 32),
+            training_epoch=min(self.training_epoch, 2),
+        )
+
+
+class Actor(nn.Module):
+    """``obs [..., D] ->`` a Categorical (discrete) or DiagGaussian (state-independent std)."""
+
+    action_dim: int
+    discrete: bool
+    torso: TorsoDef = TorsoDef()
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> Categorical | DiagGaussian:
+        out = dense(self.action_dim, 0.01)(Torso(self.torso)(obs))
+        if self.discrete:
+            return Categorical(out)
+        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        return DiagGaussian(out, jnp.broadcast_to(log_std, out.shape))
+
+
+@struct.dataclass
+class ReinforceHyper:
+    """Tunable numbers, float32 scalars (``[S]`` once vmapped over sessions)."""
+
+    lr: jax.Array
+    lr_end: jax.Array
+    gamma: jax.Array
+    entropy_coef: ScheduleHyper
+    max_grad_norm: jax.Array
+
+
+@struct.dataclass
+class ReinforceState:
+    params: Any
+    opt_state: Any
+    env: VecEnvState
+    norm: Normalizers
+    hyper: ReinforceHyper
+    key: jax.Array
+    update_step: jax.Array  # int32, updates done
+
+
+class Reinforce:
+    """REINFORCE for one session on a :class:`VecEnv`; see the module docstring."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.cfg: ReinforceConfig = spec.agent.algorithm
+        self.env = VecEnv(spec.env.name, spec.env.num_envs, spec.env.params)
+        net = spec.agent.net
+        self.net = Actor(
+            self.env.action_dim, self.env.discrete, TorsoDef.from_spec(net, self.env.obs_shape)
+        )
+        self.tx = make_optimizer(net)
+        self.num_updates = spec.derived.num_updates
+        self.frames_per_update = self.cfg.frames_per_update(spec)
+
+    def hyper(self) -> ReinforceHyper:
+        c, net = self.cfg, self.spec.agent.net
+        lr_end = net.lr_schedule.end_val if net.lr_schedule.name == "linear_decay" else net.optim.lr
+        clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
+        f = jnp.float32
+        return ReinforceHyper(
+            f(net.optim.lr), f(lr_end), f(c.gamma), c.entropy_coef.hyper(), f(clip)
+        )
+
+    def init(self, key: jax.Array) -> ReinforceState:
+        k_net, k_env, k_state = jax.random.split(key, 3)
+        params = self.net.init(k_net, jnp.zeros((1, self.env.obs_dim), jnp.float32))
+        return ReinforceState(
+            params=params,
+            opt_state=self.tx.init(params),
+            env=self.env.reset(k_env),
+            norm=Normalizers.create(self.env.obs_dim, self.env.num_envs),
+            hyper=self.hyper(),
+            key=k_state,
+            update_step=jnp.int32(0),
+        )
+
+    def policy(
+        self, state: ReinforceState, obs: jax.Array, key: jax.Array, deterministic: bool = True
+    ) -> jax.Array:
+        """Actions for raw ``obs`` ``[N, obs_dim]``: the mode (greedy/mean) or a sample."""
+        pi = self.net.apply(state.params, state.norm.observe(obs, self.spec.env))
+        return pi.mode() if deterministic else pi.sample(key)
+
+    def loss(
+        self, params: Any, obs: jax.Array, action: jax.Array, adv: jax.Array, mask: jax.Array,
+        ent_coef: jax.Array,
+    ) -> tuple[jax.Array, dict]:  # fmt: skip
+        """Masked REINFORCE loss on flat ``[M]`` steps (``mask`` 1 for valid steps)."""
+        pi = self.net.apply(params, obs)
+        count = jnp.maximum(mask.sum(), 1.0)
+        policy_loss = -(pi.log_prob(action) * adv * mask).sum() / count
+        entropy = (pi.entropy() * mask).sum() / count
+        return policy_loss - ent_coef * entropy, {"policy_loss": policy_loss, "entropy": entropy}
+
+    def update(self, state: ReinforceState) -> tuple[ReinforceState, dict[str, jax.Array]]:
+        c, hp = self.cfg, state.hyper
+        key, k_roll = jax.random.split(state.key)
+        schedule = self.spec.agent.net.lr_schedule.name
+        lr = learning_rate(schedule, hp.lr, hp.lr_end, state.update_step, self.num_updates)
+        ent_coef = c.entropy_coef.value(hp.entropy_coef, state.update_step * self.frames_per_update)
+
+        def act(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+            return self.net.apply(state.params, obs).sample(k), {}
+
+        env, norm, ro = collect(
+            self.env, state.env, state.norm, act, k_roll, c.time_horizon, self.spec.env, hp.gamma
+        )
+        ret, valid = discounted_returns(ro.reward, ro.done, hp.gamma)
+        mask = valid.astype(jnp.float32)
+        count = jnp.maximum(mask.sum(), 1.0)
+        mean = (ret * mask).sum() / count
+        std = jnp.sqrt((((ret - mean) * mask) ** 2).sum() / count)
+        adv = ret - mean if c.center_returns else ret
+        if c.normalize_returns:
+            adv = adv / (std + 1e-8)
+        size = self.frames_per_update
+        flat = lambda x: x.reshape((size,) + x.shape[2:])  # noqa: E731
+        obs, action, adv, mask = flat(ro.obs), flat(ro.action), flat(adv), flat(mask)
+        grad_fn = jax.grad(self.loss, has_aux=True)
+
+        def step(carry: tuple, _: None) -> tuple:
+            params, opt_state = carry
+            grads, aux = grad_fn(params, obs, action, adv, mask, ent_coef)
+            grads, aux["grad_norm"] = clip_by_global_norm(grads, hp.max_grad_norm)
+            params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
+            return (params, opt_state), aux
+
+        (params, opt_state), aux = jax.lax.scan(
+            step, (state.params, state.opt_state), None, length=c.training_epoch
+        )
+        metrics = {
+            **jax.tree.map(jnp.mean, aux),
+            "return_mean": mean,
+            "valid_frac": mask.mean(),
+            "entropy_coef": ent_coef,
+            "lr": lr,
+            **episode_metrics(ro),
+        }
+        state = state.replace(
+            params=params, opt_state=opt_state, env=env, norm=norm, key=key,
+            update_step=state.update_step + 1,
+        )  # fmt: skip
+        return state, metrics
+
+
+# Spec keys that only set ReinforceHyper leaves; schedule names/windows stay static.
+HYPER_KEYS = (
+    "agent.net.optim.lr",
+    "agent.net.lr_schedule.end_val",
+    "agent.net.clip_grad_val",
+    "agent.algorithm.gamma",
+    *schedule_keys("agent.algorithm.entropy_coef"),
+)
+register("REINFORCE", ReinforceConfig, Reinforce, HYPER_KEYS)
+
+__all__ = ["Actor", "Reinforce", "ReinforceConfig", "ReinforceHyper", "ReinforceState"]

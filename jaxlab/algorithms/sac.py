@@ -1,0 +1,395 @@
+"""Soft Actor-Critic (Haarnoja et al., 2018; discrete: Christodoulou, 2019), one session.
+
+One update collects ``train_freq`` steps in ``num_envs`` envs with the stochastic policy
+(uniform random actions while the replay holds fewer than ``learning_starts``
+transitions), adds them to the replay, then, once ``size >= learning_starts``, takes
+``gradient_steps`` minibatch steps. Each step updates the twin critics, then the actor
+(against the just-updated critics), then the temperature, then polyak-averages the
+target critics ``Q' <- tau Q + (1 - tau) Q'``. With ``alpha = exp(log_alpha)``:
+
+continuous (tanh-Gaussian ``pi`` in the env's box, ``a ~ pi`` reparameterised):
+
+    y       = r + gamma (1 - term) (min_j Q'_j(s', a') - alpha log pi(a'|s')),  a' ~ pi(s')
+    L_Q     = sum_j mean_b w_b (Q_j(s, a) - y)^2           (w: PER weights, else 1)
+    L_pi    = mean_b (alpha log pi(a|s) - min_j Q_j(s, a))
+    L_alpha = -mean_b log_alpha * sg(log pi(a|s) + H_target),   H_target = -action_dim
+
+discrete (exact expectations over the ``A`` actions):
+
+    V(s')   = sum_a pi(a|s') (min_j Q'_j(s', a) - alpha log pi(a|s'))
+    L_pi    = mean_b sum_a pi(a|s) (alpha log pi(a|s) - min_j Q_j(s, a))
+    L_alpha = -mean_b log_alpha * sg(sum_a pi(a|s) (log pi(a|s) + H_target)),
+              H_target = target_entropy_scale * log(A)
+
+``auto_alpha: false`` keeps ``alpha = init_alpha`` fixed. Actor, critics and temperature
+have separate optimizer states (the spec's optimizer) and rates ``actor_lr``,
+``critic_lr``, ``alpha_lr`` (default ``net.optim.lr``); ``lr_schedule`` linear_decay
+scales all three by the same factor, from 1 to ``end_val / optim.lr``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxlab.algorithms import base
+from jaxlab.envs import VecEnv, VecEnvState
+from jaxlab.memory import PrioritizedReplay, ReplayBuffer
+from jaxlab.networks import DiscreteActor, QNetwork, SquashedActor, StateActionQ, TorsoDef, twin
+from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
+from jaxlab.spec.parse import SpecError, require_positive, require_range
+from jaxlab.spec.schema import Spec
+
+sg = jax.lax.stop_gradient
+
+
+def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: jax.Array):
+    """``-mean_b log_alpha * sg(log_prob_b + target_entropy)``; ``log_prob [B]`` (continuous:
+    ``log pi(a_b|s_b)`` at sampled actions; discrete: ``sum_a pi log pi``) -> scalar."""
+    return -jnp.mean(log_alpha * sg(log_prob + target_entropy))
+
+
+def discrete_temperature_loss(
+    log_alpha: jax.Array, log_probs: jax.Array, target_entropy: jax.Array
+) -> jax.Array:
+    """``-mean_b log_alpha * sg(sum_a pi(a|s_b) (log pi(a|s_b) + target_entropy))``,
+    ``log_probs [B, A]`` -> scalar (``sum_a pi = 1`` folds the target out of the sum)."""
+    return temperature_loss(log_alpha, jnp.sum(jnp.exp(log_probs) * log_probs, -1), target_entropy)
+
+
+def discrete_soft_value(log_probs: jax.Array, q: jax.Array, alpha: jax.Array) -> jax.Array:
+    """``V(s) = sum_a pi(a|s) (min_j Q_j(s, a) - alpha log pi(a|s))``; ``log_probs [B, A]``,
+    twin ``q [2, B, A]`` -> ``[B]``."""
+    return jnp.sum(jnp.exp(log_probs) * (q.min(axis=0) - alpha * log_probs), axis=-1)
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """``agent.algorithm`` for SAC. ``learning_starts`` counts transitions in the replay;
+    ``target_entropy`` None: ``-action_dim`` (continuous) or ``target_entropy_scale *
+    log(action_dim)`` (discrete). ``*_lr`` None: ``net.optim.lr``."""
+
+    name: Literal["SAC"] = "SAC"
+    gamma: float = 0.99
+    tau: float = 0.005
+    train_freq: int = 1
+    gradient_steps: int = 1
+    learning_starts: int = 1000
+    auto_alpha: bool = True
+    init_alpha: float = 1.0
+    target_entropy: float | None = None
+    target_entropy_scale: float = 0.5
+    actor_lr: float | None = None
+    critic_lr: float | None = None
+    alpha_lr: float | None = None
+
+    def validate(self, path: str) -> None:
+        require_range(self, path, "gamma", 0.0, 1.0)
+        require_range(self, path, "tau", 0.0, 1.0)
+        require_range(self, path, "target_entropy_scale", 0.0, 1.0)
+        require_positive(self, path, "tau", "train_freq", "gradient_steps", "init_alpha")
+        require_positive(self, path, "actor_lr", "critic_lr", "alpha_lr")
+        if self.learning_starts < 0:
+            raise SpecError(f"{path}.learning_starts", f"must be >= 0, got {self.learning_starts}")
+
+    def frames_per_update(self, spec: Spec) -> int:
+        return spec.env.num_envs * self.train_freq
+
+    def grad_steps_per_update(self) -> int:
+        return self.gradient_steps
+
+    def validate_spec(self, spec: Spec) -> None:
+        base.require_memory(spec, ("Replay", "PrioritizedReplay"))
+        frames, cap = self.frames_per_update(spec), spec.agent.memory.capacity
+        problems = [
+            ("agent.memory.capacity", frames > cap,
+             f"{cap} is less than one update's {frames} transitions (num_envs * train_freq)"),
+            ("agent.algorithm.learning_starts", self.learning_starts > cap,
+             f"{self.learning_starts} exceeds agent.memory.capacity ({cap}): never learns"),
+            ("env.max_frame", spec.env.max_frame < frames,
+             f"{spec.env.max_frame} is less than one update ({frames} frames)"),
+        ]  # fmt: skip
+        for path, bad, msg in problems:
+            if bad:
+                raise SpecError(path, msg)
+
+    def shrink(self) -> SACConfig:
+        """At most 2 steps per env and 2 gradient steps; learning from the first update."""
+        freq = min(self.train_freq, 2)
+        steps, starts = min(self.gradient_steps, 2), min(self.learning_starts, freq)
+        return dataclasses.replace(
+            self, train_freq=freq, gradient_steps=steps, learning_starts=starts
+        )
+
+
+@struct.dataclass
+class SACHyper:
+    """Tunable numbers, float32 scalars (``[S]`` once vmapped over sessions)."""
+
+    critic_lr: jax.Array
+    actor_lr: jax.Array
+    alpha_lr: jax.Array
+    lr_end_frac: jax.Array  # linear_decay end factor, end_val / optim.lr
+    gamma: jax.Array
+    tau: jax.Array
+    alpha: jax.Array  # the fixed temperature when auto_alpha is off
+    target_entropy: jax.Array
+    max_grad_norm: jax.Array
+    per_alpha: jax.Array
+    per_beta: jax.Array  # annealed linearly to 1 over the run
+
+
+@struct.dataclass
+class SACOpt:
+    """The three optimizer states (each with its injected learning rate)."""
+
+    actor: Any
+    critic: Any
+    alpha: Any
+
+
+@struct.dataclass
+class SACState:
+    params: Any  # {"actor", "critic" (twin, leading axis 2), "log_alpha" (scalar)}
+    target: Any  # target critic parameters
+    opt: SACOpt
+    memory: ReplayBuffer | PrioritizedReplay
+    env: VecEnvState
+    norm: Normalizers
+    hyper: SACHyper
+    key: jax.Array
+    update_step: jax.Array  # int32
+
+
+METRICS = ("critic_loss", "actor_loss", "alpha", "alpha_loss", "entropy", "q_mean")
+METRICS += ("critic_grad_norm", "actor_grad_norm")
+
+
+class SAC:
+    """SAC for one session on a :class:`VecEnv`; see the module docstring for the losses."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.cfg: SACConfig = spec.agent.algorithm
+        self.env = VecEnv(spec.env.name, spec.env.num_envs, spec.env.params)
+        net, env, dim = spec.agent.net, self.env, self.env.action_dim
+        torso = TorsoDef.from_spec(net, env.obs_shape)
+        self.discrete = env.discrete
+        if self.discrete:
+            self.actor = DiscreteActor(dim, torso)
+            self.critic = twin(QNetwork, action_dim=dim, torso=torso, dueling=net.dueling)
+        else:
+            low = tuple(float(x) for x in env.action_low.reshape(-1))
+            high = tuple(float(x) for x in env.action_high.reshape(-1))
+            self.actor = SquashedActor(env.action_dim, low, high, torso)
+            self.critic = twin(StateActionQ, torso=torso)
+        self.per = spec.agent.memory.name == "PrioritizedReplay"
+        self.tx = base.make_optimizer(net)
+        self.num_updates = spec.derived.num_updates
+
+    def hyper(self) -> SACHyper:
+        c, net, mem = self.cfg, self.spec.agent.net, self.spec.agent.memory
+        lr = net.optim.lr
+        end = net.lr_schedule.end_val / lr if net.lr_schedule.name == "linear_decay" else 1.0
+        clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
+        dim = self.env.action_dim
+        target = c.target_entropy_scale * math.log(dim) if self.discrete else -float(dim)
+        target = target if c.target_entropy is None else c.target_entropy
+        f = jnp.float32
+        return SACHyper(
+            f(c.critic_lr or lr), f(c.actor_lr or lr), f(c.alpha_lr or lr), f(end), f(c.gamma),
+            f(c.tau), f(c.init_alpha), f(target), f(clip), f(mem.alpha), f(mem.beta),
+        )  # fmt: skip
+
+    def _example(self) -> dict[str, jax.Array]:
+        """One replay item (no batch dim)."""
+        d, a = self.env.obs_dim, self.env.action_dim
+        action = jnp.zeros((), jnp.int32) if self.discrete else jnp.zeros((a,), jnp.float32)
+        obs, f = jnp.zeros((d,), jnp.float32), jnp.float32(0)
+        return {"obs": obs, "action": action, "reward": f, "terminated": f, "next_obs": obs}
+
+    def init(self, key: jax.Array) -> SACState:
+        k_actor, k_critic, k_env, k_state = jax.random.split(key, 4)
+        obs = jnp.zeros((1, self.env.obs_dim), jnp.float32)
+        inputs = (obs,) if self.discrete else (obs, jnp.zeros((1, self.env.action_dim)))
+        critic = self.critic.init(k_critic, *inputs)
+        log_alpha = jnp.log(jnp.float32(self.cfg.init_alpha))
+        params = {"actor": self.actor.init(k_actor, obs), "critic": critic, "log_alpha": log_alpha}
+        memory_cls = PrioritizedReplay if self.per else ReplayBuffer
+        opt = SACOpt(self.tx.init(params["actor"]), self.tx.init(critic), self.tx.init(log_alpha))
+        return SACState(
+            params, jax.tree.map(jnp.copy, critic), opt,
+            memory_cls.create(self._example(), self.spec.agent.memory.capacity),
+            self.env.reset(k_env), Normalizers.create(self.env.obs_dim, self.env.num_envs),
+            self.hyper(), k_state, jnp.int32(0),
+        )  # fmt: skip
+
+    def policy(
+        self, state: SACState, obs: jax.Array, key: jax.Array, deterministic: bool = True
+    ) -> jax.Array:
+        """Actions for raw ``obs [N, obs_dim]``: the mode (argmax / tanh(mean)) or a sample."""
+        pi = self.actor.apply(state.params["actor"], state.norm.observe(obs, self.spec.env))
+        return pi.mode() if deterministic else pi.sample(key)
+
+    def value(self, state: SACState, obs: jax.Array) -> jax.Array:
+        """``E_pi[min_j Q_j(s, a)]`` without the entropy bonus, raw ``obs [N, D]`` -> ``[N]``.
+
+        Discrete: the exact sum over actions. Continuous: at the policy's mean action
+        ``tanh(mu(s))`` (a one-point estimate; the deterministic policy's value)."""
+        p, obs = state.params, state.norm.observe(obs, self.spec.env)
+        pi = self.actor.apply(p["actor"], obs)
+        if self.discrete:
+            q = self.critic.apply(p["critic"], obs).min(axis=0)
+            return jnp.sum(jax.nn.softmax(pi.logits) * q, axis=-1)
+        return self.critic.apply(p["critic"], obs, pi.mode()).min(axis=0)
+
+    def _random_actions(self, key: jax.Array, n: int) -> jax.Array:
+        """Uniform actions ``[n]`` (discrete) or ``[n, A]`` in the box."""
+        if self.discrete:
+            return jax.random.randint(key, (n,), 0, self.env.action_dim)
+        shape = (n, self.env.action_dim)
+        low = jnp.broadcast_to(jnp.asarray(self.env.action_low.reshape(-1)), shape)
+        high = jnp.broadcast_to(jnp.asarray(self.env.action_high.reshape(-1)), shape)
+        return low + (high - low) * jax.random.uniform(key, shape)
+
+    def _alpha(self, log_alpha: jax.Array, hp: SACHyper) -> jax.Array:
+        return jnp.exp(log_alpha) if self.cfg.auto_alpha else hp.alpha
+
+    def _target(self, p: Any, target: Any, b: dict, alpha: jax.Array, key: jax.Array, hp):
+        """The soft TD target ``y [B]`` (no gradient)."""
+        pi = self.actor.apply(p["actor"], b["next_obs"])
+        if self.discrete:
+            q_next = self.critic.apply(target, b["next_obs"])
+            v = discrete_soft_value(jax.nn.log_softmax(pi.logits), q_next, alpha)
+        else:
+            a, logp = pi.sample_and_log_prob(key)
+            v = self.critic.apply(target, b["next_obs"], a).min(axis=0) - alpha * logp
+        return sg(b["reward"] + hp.gamma * (1.0 - b["terminated"]) * v)
+
+    def _critic_loss(self, critic: Any, b: dict, y: jax.Array, w: jax.Array):
+        """``sum_j mean_b w (Q_j - y)^2``; aux: (|TD| averaged over the twins [B], mean Q)."""
+        if self.discrete:
+            onehot = jax.nn.one_hot(b["action"], self.env.action_dim)
+            q = jnp.sum(self.critic.apply(critic, b["obs"]) * onehot[None], axis=-1)
+        else:
+            q = self.critic.apply(critic, b["obs"], b["action"])
+        err = q - y[None]
+        loss = jnp.sum(jnp.mean(w[None] * err**2, axis=1))
+        return loss, (jnp.abs(err).mean(axis=0), q.mean())
+
+    def _actor_loss(self, actor: Any, critic: Any, obs: jax.Array, alpha: jax.Array, key):
+        """The actor loss; aux: (what the temperature loss takes, entropy estimate)."""
+        pi = self.actor.apply(actor, obs)
+        if self.discrete:
+            logp = jax.nn.log_softmax(pi.logits)
+            q = self.critic.apply(critic, obs).min(axis=0)
+            loss = jnp.mean(jnp.sum(jnp.exp(logp) * (alpha * logp - q), axis=-1))
+            return loss, (sg(logp), jnp.mean(pi.entropy()))
+        a, logp = pi.sample_and_log_prob(key)
+        q = self.critic.apply(critic, obs, a).min(axis=0)
+        return jnp.mean(alpha * logp - q), (sg(logp), -jnp.mean(logp))
+
+    def _grad_step(self, carry: tuple, key: jax.Array, memory: Any, hp: SACHyper, lrs, beta):
+        """One critic, actor, temperature and target step on one minibatch."""
+        (p, target, opt), prio = carry
+        k_sample, k_next, k_pi = jax.random.split(key, 3)
+        size = self.spec.agent.memory.batch_size
+        if self.per:
+            mem = memory.replace(priority=prio[0], max_priority=prio[1])
+            idx, b, w = mem.sample(k_sample, size, hp.per_alpha, beta)
+        else:
+            idx, b = memory.sample(k_sample, size)
+            w = jnp.ones((size,), jnp.float32)
+        alpha = self._alpha(p["log_alpha"], hp)
+        y = self._target(p, target, b, alpha, k_next, hp)
+        c_grad = jax.value_and_grad(self._critic_loss, has_aux=True)
+        (c_loss, (td, q_mean)), g = c_grad(p["critic"], b, y, w)
+        g, c_norm = base.clip_by_global_norm(g, hp.max_grad_norm)
+        critic, critic_opt = base.apply_gradients(self.tx, p["critic"], opt.critic, g, lrs[0])
+        a_grad = jax.value_and_grad(self._actor_loss, has_aux=True)
+        (a_loss, (logp, entropy)), g = a_grad(p["actor"], critic, b["obs"], alpha, k_pi)
+        g, a_norm = base.clip_by_global_norm(g, hp.max_grad_norm)
+        actor, actor_opt = base.apply_gradients(self.tx, p["actor"], opt.actor, g, lrs[1])
+        t_loss = discrete_temperature_loss if self.discrete else temperature_loss
+        al_loss, g = jax.value_and_grad(t_loss)(p["log_alpha"], logp, hp.target_entropy)
+        log_alpha, alpha_opt = p["log_alpha"], opt.alpha
+        if self.cfg.auto_alpha:
+            log_alpha, alpha_opt = base.apply_gradients(self.tx, log_alpha, alpha_opt, g, lrs[2])
+        target = jax.tree.map(lambda t, c: hp.tau * c + (1.0 - hp.tau) * t, target, critic)
+        params = {"actor": actor, "critic": critic, "log_alpha": log_alpha}
+        lrn = (params, target, SACOpt(actor_opt, critic_opt, alpha_opt))
+        if self.per:
+            mem = mem.update(idx, td, self.spec.agent.memory.epsilon)
+            prio = (mem.priority, mem.max_priority)
+        values = (c_loss, a_loss, alpha, al_loss, entropy, q_mean, c_norm, a_norm)
+        return (lrn, prio), dict(zip(METRICS, values, strict=True))
+
+    def _learn(self, lrn: tuple, prio: tuple, memory: Any, key, hp: SACHyper, lrs, beta):
+        """``gradient_steps`` steps in a scan; metrics averaged over them."""
+        step = functools.partial(self._grad_step, memory=memory, hp=hp, lrs=lrs, beta=beta)
+        keys = jax.random.split(key, self.cfg.gradient_steps)
+        (lrn, prio), metrics = jax.lax.scan(step, (lrn, prio), keys)
+        return lrn, prio, jax.tree.map(jnp.mean, metrics)
+
+    def _idle(self, lrn: tuple, prio: tuple, memory: Any, key, hp: SACHyper, lrs, beta):
+        """Before ``learning_starts``: nothing changes; losses read 0."""
+        metrics = {k: jnp.float32(0.0) for k in METRICS}
+        metrics["alpha"] = self._alpha(lrn[0]["log_alpha"], hp).astype(jnp.float32)
+        return lrn, prio, metrics
+
+    def update(self, state: SACState) -> tuple[SACState, dict[str, jax.Array]]:
+        key, k_roll, k_learn = jax.random.split(state.key, 3)
+        hp, c = state.hyper, self.cfg
+        schedule, step = self.spec.agent.net.lr_schedule.name, state.update_step
+        decay = base.learning_rate(schedule, 1.0, hp.lr_end_frac, step, self.num_updates)
+        lrs = (hp.critic_lr * decay, hp.actor_lr * decay, hp.alpha_lr * decay)
+        explore = state.memory.size < c.learning_starts
+        actor_params = state.params["actor"]
+
+        def act(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, dict]:
+            k_pi, k_rand = jax.random.split(k)
+            action = self.actor.apply(actor_params, obs).sample(k_pi)
+            return jnp.where(explore, self._random_actions(k_rand, obs.shape[0]), action), {}
+
+        env, norm, ro = collect(
+            self.env, state.env, state.norm, act, k_roll, c.train_freq, self.spec.env, hp.gamma
+        )
+        term = ro.terminated.astype(jnp.float32)
+        items = {"obs": ro.obs, "action": ro.action, "reward": ro.reward, "terminated": term,
+                 "next_obs": ro.next_obs}  # fmt: skip
+        memory = state.memory.add(jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), items))
+        progress = jnp.minimum(step.astype(jnp.float32) / self.num_updates, 1.0)
+        beta = hp.per_beta + (1.0 - hp.per_beta) * progress
+        prio = (memory.priority, memory.max_priority) if self.per else ()
+        (params, target, opt), prio, metrics = jax.lax.cond(
+            memory.size >= c.learning_starts, self._learn, self._idle,
+            (state.params, state.target, state.opt), prio, memory, k_learn, hp, lrs, beta,
+        )  # fmt: skip
+        if self.per:
+            memory = memory.replace(priority=prio[0], max_priority=prio[1])
+        state = SACState(params, target, opt, memory, env, norm, hp, key, step + 1)
+        return state, {**metrics, "lr": lrs[0], **episode_metrics(ro)}
+
+
+# Spec keys that only set SACHyper leaves (init_alpha also sets log_alpha's start: static).
+_ALGO_HYPER = ("gamma", "tau", "target_entropy", "target_entropy_scale", "actor_lr", "critic_lr")
+HYPER_KEYS = (
+    "agent.net.optim.lr",
+    "agent.net.lr_schedule.end_val",
+    "agent.net.clip_grad_val",
+    "agent.memory.alpha",
+    "agent.memory.beta",
+    "agent.algorithm.alpha_lr",
+    *(f"agent.algorithm.{k}" for k in _ALGO_HYPER),
+)
+base.register("SAC", SACConfig, SAC, HYPER_KEYS)
+
+__all__ = ["SAC", "SACConfig", "SACHyper", "SACOpt", "SACState", "discrete_soft_value"]
+__all__ += ["discrete_temperature_loss", "temperature_loss"]

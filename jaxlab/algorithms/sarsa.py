@@ -1,0 +1,274 @@
+"""SARSA: on-policy TD control with a Q network, one session, pure and jittable.
+
+One update collects a rollout of ``time_horizon`` steps in ``num_envs`` envs with the
+exploration policy (``epsilon_greedy`` with epsilon, or ``boltzmann`` with temperature
+``explore_var``, a schedule over the session's frames), builds targets once with the
+rollout's parameters, and runs ``training_epoch`` passes of ``minibatch_count`` SGD steps
+over the shuffled ``[T*N]`` batch:
+
+    y_t = r_t + gamma * (1 - x_t) * Q(s'_t, a'_t)
+    a'_t = a_{t+1} (the next action actually taken in that env)   if t < T-1 and not d_t
+           a ~ explore(Q(s'_t, .))                                  otherwise
+    L   = mean(huber(Q(s_t, a_t) - y_t))      (or 0.5 * mean((Q(s_t, a_t) - y_t)^2))
+
+``x_t`` is termination and ``d_t`` episode end: after a truncation ``s'_t`` is the
+pre-reset final observation, whose next action was never taken, so it is sampled from the
+exploration policy (as at the rollout's last step) in one batched forward pass over
+``next_obs``. Exploration:
+
+    epsilon_greedy: a = uniform action with probability eps, else argmax_a Q(s, a)
+    boltzmann:      a ~ softmax(Q(s, .) / temperature)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jaxlab.algorithms.base import (
+    apply_gradients,
+    clip_by_global_norm,
+    learning_rate,
+    make_optimizer,
+    register,
+    require_memory,
+)
+from jaxlab.envs import VecEnv, VecEnvState
+from jaxlab.networks import QNetwork, TorsoDef
+from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
+from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, schedule_keys
+from jaxlab.spec.parse import SpecError, require_positive, require_range
+from jaxlab.spec.schema import Spec
+
+
+def default_explore() -> ScheduleSpec:
+    return ScheduleSpec("linear_decay", 1.0, 0.01, 0, 100_000)
+
+
+@dataclass(frozen=True)
+class SarsaConfig:
+    """``agent.algorithm`` for SARSA. Sizes are static; the rest are tunable leaves."""
+
+    name: Literal["SARSA"] = "SARSA"
+    gamma: float = 0.99
+    explore: Literal["epsilon_greedy", "boltzmann"] = "epsilon_greedy"
+    explore_var: ScheduleSpec = field(default_factory=default_explore)
+    loss: Literal["huber", "mse"] = "huber"
+    time_horizon: int = 16
+    training_epoch: int = 1
+    minibatch_count: int = 1
+
+    def validate(self, path: str) -> None:
+        require_range(self, path, "gamma", 0.0, 1.0)
+        require_positive(self, path, "time_horizon", "training_epoch", "minibatch_count")
+        ev = self.explore_var
+        lo, hi = min(ev.start_val, ev.end_val), max(ev.start_val, ev.end_val)
+        if self.explore == "epsilon_greedy" and not (lo >= 0.0 and hi <= 1.0):
+            raise SpecError(f"{path}.explore_var", "epsilon start_val/end_val must lie in [0, 1]")
+        if self.explore == "boltzmann" and lo <= 0.0:
+            raise SpecError(f"{path}.explore_var", "temperature start_val/end_val must be > 0")
+
+    def frames_per_update(self, spec: Spec) -> int:
+        return spec.env.num_envs * self.time_horizon
+
+    def grad_steps_per_update(self) -> int:
+        return self.training_epoch * self.minibatch_count
+
+    def validate_spec(self, spec: Spec) -> None:
+        require_memory(spec, ("OnPolicyBatch",))
+        batch = self.frames_per_update(spec)
+        if batch % self.minibatch_count:
+            raise SpecError(
+                "agent.algorithm.minibatch_count",
+                f"batch num_envs * time_horizon = {batch} does not divide into "
+                f"{self.minibatch_count} minibatches",
+            )
+        if spec.env.max_frame < batch:
+            raise SpecError(
+                "env.max_frame",
+                f"{spec.env.max_frame} is less than one update ({batch} frames = "
+                "num_envs * time_horizon)",
+            )
+        if not VecEnv(spec.env.name, 1, spec.env.params).discrete:
+            raise SpecError("env.name", f"SARSA needs discrete actions; {spec.env.name} has none")
+
+    def shrink(self) -> SarsaConfig:
+        return dataclasses.replace(
+            self,
+            time_horizon=min(self.time_horizon, 4 * self.minibatch_count),
+            training_epoch=min(self.training_epoch, 2),
+        )
+
+
+@struct.dataclass
+class SarsaHyper:
+    """Tunable numbers, float32 scalars (``[S]`` once vmapped over sessions)."""
+
+    lr: jax.Array
+    lr_end: jax.Array
+    gamma: jax.Array
+    explore_var: ScheduleHyper
+    max_grad_norm: jax.Array
+
+
+@struct.dataclass
+class SarsaState:
+    params: Any
+    opt_state: Any
+    env: VecEnvState
+    norm: Normalizers
+    hyper: SarsaHyper
+    key: jax.Array
+    update_step: jax.Array  # int32, updates done
+
+
+def pick(q: jax.Array, action: jax.Array) -> jax.Array:
+    """``Q [..., A]`` at ``action [...]`` -> ``[...]`` (a one-hot contraction, cheap on CPU)."""
+    return jnp.sum(q * jax.nn.one_hot(action, q.shape[-1], dtype=q.dtype), axis=-1)
+
+
+class Sarsa:
+    """SARSA for one session on a discrete-action :class:`VecEnv`; see the module docstring."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.cfg: SarsaConfig = spec.agent.algorithm
+        self.env = VecEnv(spec.env.name, spec.env.num_envs, spec.env.params)
+        net = spec.agent.net
+        self.net = QNetwork(
+            self.env.action_dim, TorsoDef.from_spec(net, self.env.obs_shape), net.dueling
+        )
+        self.tx = make_optimizer(net)
+        self.num_updates = spec.derived.num_updates
+        self.frames_per_update = self.cfg.frames_per_update(spec)
+
+    def hyper(self) -> SarsaHyper:
+        c, net = self.cfg, self.spec.agent.net
+        lr_end = net.lr_schedule.end_val if net.lr_schedule.name == "linear_decay" else net.optim.lr
+        clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
+        f = jnp.float32
+        return SarsaHyper(f(net.optim.lr), f(lr_end), f(c.gamma), c.explore_var.hyper(), f(clip))
+
+    def init(self, key: jax.Array) -> SarsaState:
+        k_net, k_env, k_state = jax.random.split(key, 3)
+        params = self.net.init(k_net, jnp.zeros((1, self.env.obs_dim), jnp.float32))
+        return SarsaState(
+            params=params,
+            opt_state=self.tx.init(params),
+            env=self.env.reset(k_env),
+            norm=Normalizers.create(self.env.obs_dim, self.env.num_envs),
+            hyper=self.hyper(),
+            key=k_state,
+            update_step=jnp.int32(0),
+        )
+
+    def explore_var(self, state: SarsaState) -> jax.Array:
+        """Epsilon or temperature at the session's current frame (a scalar)."""
+        frame = state.update_step * self.frames_per_update
+        return self.cfg.explore_var.value(state.hyper.explore_var, frame)
+
+    def explore(self, q: jax.Array, var: jax.Array, key: jax.Array) -> jax.Array:
+        """Exploratory actions ``[...]`` int32 from ``Q [..., A]`` (see the module docstring)."""
+        if self.cfg.explore == "boltzmann":
+            return jax.random.categorical(key, q / var).astype(jnp.int32)
+        k_coin, k_rand = jax.random.split(key)
+        lead = q.shape[:-1]
+        rand = jax.random.randint(k_rand, lead, 0, q.shape[-1], jnp.int32)
+        greedy = jnp.argmax(q, axis=-1).astype(jnp.int32)
+        return jnp.where(jax.random.uniform(k_coin, lead) < var, rand, greedy)
+
+    def policy(
+        self, state: SarsaState, obs: jax.Array, key: jax.Array, deterministic: bool = True
+    ) -> jax.Array:
+        """Greedy actions for raw ``obs`` ``[N, obs_dim]``, or exploratory ones at the current
+        epsilon/temperature."""
+        q = self.net.apply(state.params, state.norm.observe(obs, self.spec.env))
+        if deterministic:
+            return jnp.argmax(q, axis=-1).astype(jnp.int32)
+        return self.explore(q, self.explore_var(state), key)
+
+    def value(self, state: SarsaState, obs: jax.Array) -> jax.Array:
+        """The greedy value ``max_a Q(s, a)`` for raw observations ``[N, obs_dim]`` -> ``[N]``."""
+        return self.net.apply(state.params, state.norm.observe(obs, self.spec.env)).max(axis=-1)
+
+    def loss(
+        self, params: Any, obs: jax.Array, action: jax.Array, target: jax.Array
+    ) -> tuple[jax.Array, dict]:
+        q_sa = pick(self.net.apply(params, obs), action)
+        err = q_sa - target
+        if self.cfg.loss == "huber":
+            loss = optax.huber_loss(err, delta=1.0).mean()
+        else:
+            loss = 0.5 * (err**2).mean()
+        return loss, {"loss": loss, "q_mean": q_sa.mean()}
+
+    def update(self, state: SarsaState) -> tuple[SarsaState, dict[str, jax.Array]]:
+        c, hp = self.cfg, state.hyper
+        key, k_roll, k_next, k_learn = jax.random.split(state.key, 4)
+        schedule = self.spec.agent.net.lr_schedule.name
+        lr = learning_rate(schedule, hp.lr, hp.lr_end, state.update_step, self.num_updates)
+        var = self.explore_var(state)
+
+        def act(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+            return self.explore(self.net.apply(state.params, obs), var, k), {}
+
+        env, norm, ro = collect(
+            self.env, state.env, state.norm, act, k_roll, c.time_horizon, self.spec.env, hp.gamma
+        )
+        # a'_t: the action taken next in the env when its episode continues inside the
+        # rollout, else sampled at s'_t (truncation, termination - masked anyway - and t = T-1).
+        q_next = self.net.apply(state.params, ro.next_obs)  # [T, N, A]
+        sampled = self.explore(q_next, var, k_next)
+        taken_next = jnp.concatenate([ro.action[1:], sampled[-1:]], axis=0)
+        within = jnp.arange(c.time_horizon)[:, None] < c.time_horizon - 1
+        next_action = jnp.where(within & ~ro.done, taken_next, sampled)
+        not_term = 1.0 - ro.terminated.astype(jnp.float32)
+        target = ro.reward + hp.gamma * not_term * pick(q_next, next_action)
+
+        size = self.frames_per_update
+        flat = lambda x: x.reshape((size,) + x.shape[2:])  # noqa: E731
+        data = (flat(ro.obs), flat(ro.action), flat(target))
+        grad_fn = jax.grad(self.loss, has_aux=True)
+
+        def minibatch(carry: tuple, mb: tuple) -> tuple:
+            params, opt_state = carry
+            grads, aux = grad_fn(params, *mb)
+            grads, aux["grad_norm"] = clip_by_global_norm(grads, hp.max_grad_norm)
+            params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
+            return (params, opt_state), aux
+
+        def epoch(carry: tuple, k: jax.Array) -> tuple:
+            perm = jax.random.permutation(k, size)
+            mbs = jax.tree.map(
+                lambda x: x[perm].reshape((c.minibatch_count, -1) + x.shape[1:]), data
+            )
+            return jax.lax.scan(minibatch, carry, mbs)
+
+        keys = jax.random.split(k_learn, c.training_epoch)
+        (params, opt_state), aux = jax.lax.scan(epoch, (state.params, state.opt_state), keys)
+        var_name = "epsilon" if c.explore == "epsilon_greedy" else "temperature"
+        metrics = {**jax.tree.map(jnp.mean, aux), var_name: var, "lr": lr, **episode_metrics(ro)}
+        state = state.replace(
+            params=params, opt_state=opt_state, env=env, norm=norm, key=key,
+            update_step=state.update_step + 1,
+        )  # fmt: skip
+        return state, metrics
+
+
+# Spec keys that only set SarsaHyper leaves; the schedule's name/window stay static.
+HYPER_KEYS = (
+    "agent.net.optim.lr",
+    "agent.net.lr_schedule.end_val",
+    "agent.net.clip_grad_val",
+    "agent.algorithm.gamma",
+    *schedule_keys("agent.algorithm.explore_var"),
+)
+register("SARSA", SarsaConfig, Sarsa, HYPER_KEYS)
+
+__all__ = ["Sarsa", "SarsaConfig", "SarsaHyper", "SarsaState"]

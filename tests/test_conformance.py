@@ -1,0 +1,234 @@
+"""The conformance suite: every registered algorithm, every variant it accepts, one contract.
+
+Cases are discovered, not listed: for each algorithm in the registry, each probe action
+space (discrete, continuous) and each memory its spec accepts, the case exists when the
+probe spec parses. A new algorithm gets the whole suite by registering.
+
+Per case, on a shrunk spec (``jaxlab.spec.shrink``):
+
+* **contract** (one Trial, 2 seeds): the chunk (``update`` scanned, ``jit`` + ``vmap``)
+  is compiled once, ahead of time, and accepts its own output chunk after chunk (an
+  executable refuses any other avals, so nothing can silently recompile); the state's
+  tree structure, shapes, dtypes and weak types never change; metrics are finite; the
+  same keys give bit-identical results; an Orbax checkpoint round trip restores the state
+  exactly, and training on from it equals training on from the original.
+* **probes** (one compiled program over the five probe kinds x 2 seeds, see
+  :class:`tests.probes.Probe`): after training, the agent's ``value`` matches the closed
+  form on the value probes (1-3), and its greedy action is the best one on the action
+  probes (4, 5). Agents without a value function (REINFORCE) skip only the value checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlab.algorithms import get_algorithm, registered
+from jaxlab.checkpoint import Checkpointer
+from jaxlab.spec import SpecError, spec_from_dict
+from jaxlab.spec.schema import shrink
+from jaxlab.trial import Trial
+from tests.probes import CONTINUOUS_TARGET, PROBE_KINDS, register_probes
+
+register_probes()
+
+GAMMA = 0.5
+VALUE_TOL = 0.2
+ACTION_TOL = 0.25
+PROBE_UPDATES = 300
+MEMORIES = ("OnPolicyBatch", "Replay", "PrioritizedReplay")
+
+
+def probe_raw(algo: str, continuous: bool, memory: str) -> dict[str, Any]:
+    return {
+        "name": f"probe_{algo}",
+        "agent": {
+            "algorithm": {"name": algo, "gamma": GAMMA},
+            "net": {"hid_layers": [32, 32], "optim": {"lr": 3.0e-3}},
+            "memory": {"name": memory, "capacity": 1024, "batch_size": 32},
+        },
+        "env": {
+            "name": "Probe-continuous" if continuous else "Probe-discrete",
+            "num_envs": 8,
+            "max_frame": 1_000_000,
+        },
+        "meta": {"max_session": 2, "random_seed": 7, "eval_frequency": 0},
+    }
+
+
+def discover() -> list[tuple[str, bool, str]]:
+    cases = []
+    for algo in registered():
+        for continuous in (False, True):
+            for memory in MEMORIES:
+                try:
+                    spec_from_dict(probe_raw(algo, continuous, memory))
+                except SpecError:
+                    continue
+                cases.append((algo, continuous, memory))
+    return cases
+
+
+CASES = discover()
+IDS = [f"{a}-{'cont' if c else 'disc'}-{m}" for a, c, m in CASES]
+
+
+def small_spec(algo: str, continuous: bool, memory: str, updates: int = 3):
+    return shrink(spec_from_dict(probe_raw(algo, continuous, memory)), updates=updates)
+
+
+def test_every_algorithm_has_a_case() -> None:
+    assert {a for a, _, _ in CASES} == set(registered())
+
+
+# ------------------------------------------------------------------------------ contract
+
+
+def _signature(state: Any, weak: bool = True) -> tuple:
+    leaves, treedef = jax.tree.flatten(state)
+    return treedef, [(x.shape, x.dtype, weak and getattr(x, "weak_type", False)) for x in leaves]
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return all(
+        np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+@pytest.mark.parametrize(("algo", "continuous", "memory"), CASES, ids=IDS)
+def test_contract(algo: str, continuous: bool, memory: str, tmp_path) -> None:
+    spec = small_spec(algo, continuous, memory, updates=4)
+    trial = Trial(spec)
+    state0 = trial.init()
+    sig0 = _signature(state0)
+    assert all(x.shape[0] == 2 for x in jax.tree.leaves(state0)), "sessions lead every leaf"
+
+    # The compiled chunk (jit + vmap, compiled ahead of time, so any change in the
+    # state's avals would be refused, not recompiled) over several chunks.
+    a = state0
+    for c in range(3):
+        a, metrics = trial.chunk(a, c)
+        assert _signature(a) == sig0, "the state's structure, shapes or dtypes changed"
+    compiled = trial._chunk
+    assert metrics["updates"].tolist() == [1.0, 1.0]
+    scalars = {k: v for k, v in metrics.items() if k != "actions" and not k.startswith("eval")}
+    assert all(np.isfinite(np.asarray(v)).all() for v in scalars.values()), scalars
+
+    # Same keys -> bit-identical, through the same compiled program.
+    b = trial.init()
+    for c in range(3):
+        b, _ = trial.chunk(b, c)
+    assert trial._chunk is compiled, "the chunk was compiled again"
+    assert _equal(a, b), "the same keys gave different results"
+
+    # Checkpoint round trip, then training on from the restored state.
+    ckpt = Checkpointer(tmp_path / "ckpt")
+    ckpt.save(2, a, {})
+    ckpt.manager.wait_until_finished()
+    restored, _ = ckpt.restore(trial.abstract_state())
+    ckpt.close()
+    # (Orbax restores weakly typed leaves as strong ones; the compiled chunk takes both.)
+    assert _signature(restored, weak=False) == _signature(a, weak=False)
+    assert _equal(restored, a)
+    a_next, _ = trial.chunk(a, 3)
+    r_next, _ = trial.chunk(restored, 3)
+    assert _equal(a_next, r_next)
+
+
+# ------------------------------------------------------------------------------ probes
+
+
+@contextlib.contextmanager
+def probe_kind(env: Any, kind: jax.Array) -> Iterator[None]:
+    """Trace the agent against probe ``kind`` (a traced int): the VecEnv reads its
+    params at trace time, so the kind becomes a vmappable input of one program."""
+    base = env.params
+    env.params = base.replace(kind=kind)
+    try:
+        yield
+    finally:
+        env.params = base
+
+
+def probe_observations() -> dict[int, np.ndarray]:
+    return {1: [[0.0]], 2: [[1.0], [-1.0]], 3: [[0.0], [1.0]], 4: [[0.0]], 5: [[1.0], [-1.0]]}
+
+
+@pytest.mark.parametrize(("algo", "continuous", "memory"), CASES, ids=IDS)
+def test_learns_the_probes(algo: str, continuous: bool, memory: str) -> None:
+    spec = small_spec(algo, continuous, memory, updates=PROBE_UPDATES)
+    agent = get_algorithm(algo).make(spec)
+    has_value = hasattr(agent, "value")
+    obs = {k: jnp.asarray(v, jnp.float32) for k, v in probe_observations().items()}
+    pad = jnp.zeros((2, 1), jnp.float32)
+
+    def run(kind: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        with probe_kind(agent.env, kind):
+            state = agent.init(key)
+            state, _ = jax.lax.scan(lambda s, _: agent.update(s), state, None, PROBE_UPDATES)
+            probe_obs = jnp.select(
+                [kind == k for k in (2, 3, 5)], [obs[2], obs[3], obs[5]], pad
+            )  # kinds 1 and 4 see o = 0 (row 0 used)
+            values = agent.value(state, probe_obs) if has_value else jnp.zeros((2,))
+            actions = agent.policy(state, probe_obs, key, deterministic=True)
+            return values, actions.astype(jnp.float32).reshape(2, -1)[:, 0]
+
+    kinds = jnp.repeat(jnp.arange(1, 6), 2)  # 5 kinds x 2 seeds
+    keys = jax.random.split(jax.random.PRNGKey(0), kinds.shape[0])
+    values, actions = jax.jit(jax.vmap(run))(kinds, keys)
+    values, actions = np.asarray(values).reshape(5, 2, 2), np.asarray(actions).reshape(5, 2, 2)
+
+    failures = []
+    expected_values = {1: [1.0, 1.0], 2: [1.0, -1.0], 3: [GAMMA, 1.0]}
+    if has_value:
+        for kind, want in expected_values.items():
+            got = values[kind - 1][:, : 1 if kind == 1 else 2]
+            want = np.broadcast_to(np.asarray(want)[: got.shape[1]], got.shape)
+            if not np.allclose(got, want, atol=VALUE_TOL):
+                failures.append(f"{PROBE_KINDS[kind]}: V = {got.tolist()}, want {want[0]}")
+    best = {4: [1.0], 5: [1.0, 0.0]}
+    if continuous:
+        best = {4: [CONTINUOUS_TARGET], 5: [CONTINUOUS_TARGET, -CONTINUOUS_TARGET]}
+    for kind, want in best.items():
+        got = actions[kind - 1][:, : len(want)]
+        if not np.allclose(got, np.broadcast_to(want, got.shape), atol=ACTION_TOL):
+            failures.append(f"{PROBE_KINDS[kind]}: greedy actions {got.tolist()}, want {want}")
+    assert not failures, f"{algo} ({'continuous' if continuous else 'discrete'}, {memory}): " + (
+        "; ".join(failures)
+    )
+
+
+def test_probe_kinds_pay_what_their_docstring_says() -> None:
+    """The probes themselves: rewards and episode ends of each kind, by hand."""
+    from tests.probes import KindParams, Probe
+
+    env = Probe(continuous=False)
+    key = jax.random.PRNGKey(1)
+    for kind, action, want_reward in ((1, 0, 1.0), (4, 1, 1.0), (4, 0, -1.0)):
+        params = KindParams(kind=kind)
+        _, state = env.reset_env(key, params)
+        _, _, reward, done, _ = env.step_env(key, state, jnp.int32(action), params)
+        assert float(reward) == want_reward and bool(done)
+    params = KindParams(kind=3)
+    _, state = env.reset_env(key, params)
+    obs, state, reward, done, _ = env.step_env(key, state, jnp.int32(0), params)
+    assert (float(obs[0]), float(reward), bool(done)) == (1.0, 0.0, False)
+    _, _, reward, done, _ = env.step_env(key, state, jnp.int32(0), params)
+    assert (float(reward), bool(done)) == (1.0, True)
+    params = KindParams(kind=5)
+    for k in range(4):
+        o, state = env.reset_env(jax.random.PRNGKey(k), params)
+        good = jnp.int32(int(o[0] > 0))
+        _, _, reward, _, _ = env.step_env(key, state, good, params)
+        assert float(reward) == 1.0 and abs(float(o[0])) == 1.0
+    cont = Probe(continuous=True)
+    o, state = cont.reset_env(key, params)
+    _, _, reward, _, _ = cont.step_env(key, state, jnp.array([0.5 * o[0]]), params)
+    assert float(reward) == pytest.approx(1.0)

@@ -1,0 +1,60 @@
+"""n-step returns and reward-to-go against hand-computed numbers (gamma = 0.5)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from jaxlab.rl.returns import discounted_returns, nstep_returns
+
+F, T = False, True
+
+
+def cols(*columns: list) -> np.ndarray:
+    """Per-env time series -> a time-major ``[T, B]`` array."""
+    return np.stack([np.asarray(c) for c in columns], axis=1)
+
+
+def test_nstep_bootstraps_at_rollout_end_and_truncation_not_termination():
+    reward = cols([1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 1.0, 1.0]).astype(np.float32)
+    next_value = cols([10.0, 20.0, 30.0, 40.0], [2.0, 4.0, 6.0, 8.0]).astype(np.float32)
+    # env 1: terminated at t=1, truncated at t=2
+    terminated = cols([F, F, F, F], [F, T, F, F])
+    done = cols([F, F, F, F], [F, T, T, F])
+    ret = nstep_returns(reward, next_value, terminated, done, 0.5)
+    # env 0: R3 = 4 + .5*40 = 24, R2 = 3 + .5*24 = 15, R1 = 2 + .5*15 = 9.5, R0 = 1 + .5*9.5
+    # env 1: R3 = 1 + .5*8 = 5, R2 = 1 + .5*V(s'_2)=6 -> 4 (truncation), R1 = 1 (termination),
+    #        R0 = 1 + .5*1 = 1.5
+    expected = cols([5.75, 9.5, 15.0, 24.0], [1.5, 1.0, 4.0, 5.0])
+    np.testing.assert_allclose(np.asarray(ret), expected, rtol=1e-6)
+
+
+def test_nstep_terminal_last_step_and_jit():
+    reward = cols([1.0, 1.0, 2.0], [0.0, 0.0, 0.0]).astype(np.float32)
+    next_value = cols([3.0, 3.0, 100.0], [4.0, 8.0, 16.0]).astype(np.float32)
+    terminated = cols([F, F, T], [F, F, F])
+    done = cols([F, F, T], [F, F, F])
+    ret = jax.jit(nstep_returns)(reward, next_value, terminated, done, 0.5)
+    # env 0: R2 = 2 (terminal, no bootstrap), R1 = 1 + 1 = 2, R0 = 1 + 1 = 2
+    # env 1: R2 = .5*16 = 8, R1 = 4, R0 = 2
+    np.testing.assert_allclose(np.asarray(ret), cols([2.0, 2.0, 2.0], [2.0, 4.0, 8.0]))
+
+
+def test_reward_to_go_and_validity_mask():
+    reward = cols([1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 1.0, 1.0]).astype(np.float32)
+    # env 0 ends (terminates) at t=2; env 1 terminates at t=1 and is truncated at t=2
+    done = cols([F, F, T, F], [F, T, T, F])
+    ret, valid = discounted_returns(reward, done, 0.5)
+    # env 0: G2 = 3, G1 = 2 + 1.5 = 3.5, G0 = 1 + 1.75 = 2.75; G3 = 4 (episode unfinished)
+    # env 1: G2 = 1, G1 = 1, G0 = 1.5; G3 = 1 (unfinished)
+    np.testing.assert_allclose(np.asarray(ret), cols([2.75, 3.5, 3.0, 4.0], [1.5, 1.0, 1.0, 1.0]))
+    np.testing.assert_array_equal(np.asarray(valid), cols([T, T, T, F], [T, T, T, F]))
+
+
+def test_reward_to_go_with_no_episode_end_is_all_invalid():
+    reward = cols([1.0, 1.0, 1.0], [2.0, 0.0, 2.0]).astype(np.float32)
+    done = cols([F, F, F], [F, F, T])
+    ret, valid = discounted_returns(reward, done, 0.5)
+    # env 0: truncated sums 1.75, 1.5, 1 - all invalid; env 1: 2 + 0 + .25*2 = 2.5, 1, 2
+    np.testing.assert_allclose(np.asarray(ret), cols([1.75, 1.5, 1.0], [2.5, 1.0, 2.0]))
+    np.testing.assert_array_equal(np.asarray(valid), cols([F, F, F], [T, T, T]))

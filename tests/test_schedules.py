@@ -1,0 +1,106 @@
+"""Schedules by hand, and the memory budget refusing a Trial state that cannot fit."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from jaxlab.memory import ReplayBuffer, check_fits, tree_bytes
+from jaxlab.rl.schedules import ScheduleSpec
+from jaxlab.spec import SpecError
+from jaxlab.spec.parse import build
+
+
+def value(spec: ScheduleSpec, step: int) -> float:
+    return float(jax.jit(spec.value)(spec.hyper(), jnp.int32(step)))
+
+
+def test_no_decay_is_constant() -> None:
+    s = ScheduleSpec("no_decay", 0.3, 0.0, 0, 100)
+    assert [value(s, t) for t in (0, 50, 10_000)] == pytest.approx([0.3, 0.3, 0.3])
+
+
+def test_linear_decay_holds_before_start_and_after_end() -> None:
+    s = ScheduleSpec("linear_decay", 1.0, 0.1, 100, 1100)
+    got = [value(s, t) for t in (0, 100, 600, 1100, 5000)]
+    assert got == pytest.approx([1.0, 1.0, 0.55, 0.1, 0.1])
+
+
+def test_rate_decay_by_hand() -> None:
+    # p = 0.5 of the window, 20 decays over it: 1.0 * 0.9 ** 10 = 0.3486784401
+    s = ScheduleSpec("rate_decay", 1.0, 0.05, 0, 1000, decay_rate=0.9, frequency=20)
+    assert value(s, 500) == pytest.approx(0.9**10, rel=1e-5)
+    assert value(s, 1000) == pytest.approx(0.9**20, rel=1e-5)  # 0.1216 > end_val 0.05
+    s = ScheduleSpec("rate_decay", 1.0, 0.2, 0, 1000, decay_rate=0.9, frequency=20)
+    assert value(s, 1000) == pytest.approx(0.2)  # floored at end_val
+
+
+def test_periodic_decay_by_hand() -> None:
+    # frequency 2: p = 0.25 -> cos(pi) = -1 -> wave 0 -> end_val; p = 0.5 -> wave 1.
+    s = ScheduleSpec("periodic_decay", 1.0, 0.0, 0, 1000, frequency=2)
+    assert value(s, 0) == pytest.approx(1.0)
+    assert value(s, 250) == pytest.approx(0.0, abs=1e-6)
+    assert value(s, 500) == pytest.approx(0.5)  # (1 - p) * wave = 0.5 * 1
+    assert value(s, 1000) == pytest.approx(0.0, abs=1e-6)
+    p = 0.1
+    want = (1 - p) * 0.5 * (1 + math.cos(2 * math.pi * 2 * p))
+    assert value(s, 100) == pytest.approx(want, rel=1e-5)
+
+
+def test_a_number_is_a_constant_schedule() -> None:
+    from dataclasses import dataclass, field
+
+    from jaxlab.rl.schedules import constant
+
+    @dataclass(frozen=True)
+    class Cfg:
+        coef: ScheduleSpec = field(default_factory=lambda: constant(0.5))
+
+    assert build(Cfg, {"coef": 0.02}).coef == ScheduleSpec("no_decay", 0.02, 0.02)
+    assert build(Cfg, {}).coef.start_val == 0.5
+    with pytest.raises(SpecError, match="coef: must be a mapping"):
+        build(Cfg, {"coef": "fast"})
+
+
+def test_schedules_vmap_over_their_end_points() -> None:
+    s = ScheduleSpec("linear_decay", 1.0, 0.0, 0, 10)
+    hyper = jax.vmap(lambda a: s.hyper().replace(start_val=a))(jnp.array([1.0, 2.0]))
+    got = jax.vmap(s.value, in_axes=(0, None))(hyper, jnp.int32(5))
+    assert got.tolist() == pytest.approx([0.5, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"name": "linear_decay", "start_step": 10, "end_step": 10}, "end_step: must be greater"),
+        ({"name": "rate_decay", "end_step": 5, "decay_rate": 1.5}, "decay_rate: must lie in"),
+        ({"name": "periodic_decay", "end_step": 5, "frequency": 0}, "frequency: must be positive"),
+        ({"name": "cosine"}, "name: must be one of"),
+        ({"start_step": -1}, "start_step: must be >= 0"),
+    ],
+)
+def test_bad_schedules_are_one_line_errors(raw: dict, message: str) -> None:
+    with pytest.raises(SpecError) as err:
+        build(ScheduleSpec, raw, "agent.algorithm.explore_var")
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert str(err.value).startswith("agent.algorithm.explore_var.")
+
+
+def test_memory_budget_refuses_a_state_that_cannot_fit() -> None:
+    one = {"obs": jnp.zeros((4,), jnp.float32), "action": jnp.int32(0)}
+    buffer = jax.eval_shape(lambda: ReplayBuffer.create(one, 1_000_000))
+    sessions = jax.eval_shape(lambda: jax.vmap(lambda _: ReplayBuffer.create(one, 1_000_000))(
+        jnp.arange(16)
+    ))  # fmt: skip
+    assert tree_bytes(buffer) == 1_000_000 * 20 + 8
+    assert tree_bytes(sessions) == 16 * tree_bytes(buffer)
+    with pytest.raises(SpecError) as err:
+        check_fits(sessions, 16, free=(512 * 2**20, "test device"))
+    msg = str(err.value)
+    assert msg.startswith("agent.memory.capacity: the Trial state needs 0.30 GiB (16 sessions")
+    assert "test device has 0.50 GiB free" in msg and "\n" not in msg
+    # Sharded over 4 devices, each holds a quarter: that fits.
+    assert check_fits(sessions, 16, devices=4, free=(512 * 2**20, "x")) == tree_bytes(sessions) // 4
