@@ -120,7 +120,8 @@ def dqn_raw(memory: str = "Replay", **algo: object) -> dict:
 
 
 def test_no_learning_before_learning_starts():
-    """8 frames per update, learning_starts 24: updates 1 and 2 leave the params alone."""
+    """8 frames per update, learning_starts 24: updates 1 and 2 leave the params alone;
+    uniform replay, Huber loss and the hard target copy run here."""
     agent = DQN(spec_from_dict(dqn_raw()))
     update = jax.jit(agent.update)
     state = agent.init(jax.random.PRNGKey(0))
@@ -134,28 +135,31 @@ def test_no_learning_before_learning_starts():
     assert float(metrics["loss"]) > 0.0
     changed = jax.tree.map(lambda a, b: not np.array_equal(a, b), state.params, params0)
     assert all(jax.tree.leaves(changed))
+    # target_update_frequency 16 frames = every 2 updates: the third update (step 2) copies
+    jax.tree.map(np.testing.assert_array_equal, state.target_params, state.params)
 
 
-@pytest.mark.parametrize(
-    ("memory", "algo"),
-    [
-        ("Replay", {}),
-        ("PrioritizedReplay", {"double": True, "target_update": "polyak", "loss": "mse"}),
-    ],
-)
-def test_dqn_trains_with_finite_metrics(tmp_path, memory, algo):
-    raw = dqn_raw(memory, **algo)
-    raw["agent"]["net"]["dueling"] = memory == "PrioritizedReplay"
+def test_double_dueling_per_dqn_trains_with_finite_metrics(tmp_path):
+    """Double DQN, dueling head, prioritized replay, polyak target, MSE loss under
+    ``train`` (uniform replay, hard targets and Huber run in the learning_starts test)."""
+    raw = dqn_raw("PrioritizedReplay", double=True, target_update="polyak", loss="mse")
+    raw["agent"]["net"]["dueling"] = True
     result = train(spec_from_dict(raw), root=tmp_path, progress=False, report=False)
     assert result.summary["status"] == "complete" and not result.summary["diverged_sessions"]
     with open(result.run_dir / "session_0" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3
     last = rows[-1]
-    keys = ["loss", "q_mean", "td_abs_mean", "epsilon", "lr", "grad_norm"]
-    if memory == "PrioritizedReplay":
-        keys += ["beta", "weight_mean"]
-    for key in keys:
+    for key in (
+        "loss",
+        "q_mean",
+        "td_abs_mean",
+        "epsilon",
+        "lr",
+        "grad_norm",
+        "beta",
+        "weight_mean",
+    ):
         assert math.isfinite(float(last[key])), (key, last)
     assert float(last["loss"]) > 0.0
     # epsilon at frames 64, 72, 80, 88 (the last chunk's updates) is end_val
