@@ -103,7 +103,7 @@ def test_every_run_writes_metrics_graphs_and_trial_tensorboard(finished):
         b"trial/return_mean" in tb.read_bytes() and b"trial/eval_return_mean_std" in tb.read_bytes()
     )
     events = b"".join(p.read_bytes() for p in (finished / "session_0" / "tb").glob("events*"))
-    assert b"params/params/actor_torso/Dense_0/kernel" in events  # histograms
+    assert b"params/params/actor_torso/MLP_0/Dense_0/kernel" in events  # histograms
     assert b"actions" in events
 
 
