@@ -116,3 +116,36 @@ def test_sarsa_boltzmann_temperature_must_be_positive():
     raw["agent"]["algorithm"]["explore_var"] = {"start_val": 0.0, "end_val": 0.0}
     with pytest.raises(SpecError, match="temperature"):
         spec_from_dict(raw)
+
+
+def test_sarsa_hard_target_copies_params_exactly_every_k_updates():
+    # 4 envs x 8 steps = 32 frames per update, so 96 frames = a copy after every 3rd update
+    overrides = ["agent.algorithm.target_update=hard", "agent.algorithm.target_update_frequency=96"]
+    _, agent = make_agent("SARSA", overrides)
+    assert agent.target_every == 3
+    update = jax.jit(agent.update)
+    state = agent.init(jax.random.PRNGKey(0))
+    init_params = state.params
+    same = lambda a, b: all(  # noqa: E731
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+    for step in (1, 2):
+        state, _ = update(state)
+        assert not same(state.params, init_params)
+        assert same(state.target_params, init_params), step  # not copied before update 3
+    state, _ = update(state)
+    assert same(state.target_params, state.params)  # copied exactly at update 3
+    copied = state.params
+    state, _ = update(state)
+    assert same(state.target_params, copied) and not same(state.target_params, state.params)
+
+
+def test_sarsa_polyak_target_moves_by_tau():
+    _, agent = make_agent(
+        "SARSA", ["agent.algorithm.target_update=polyak", "agent.algorithm.tau=0.25"]
+    )
+    state = agent.init(jax.random.PRNGKey(0))
+    new, _ = jax.jit(agent.update)(state)
+    expected = jax.tree.map(lambda p, t: 0.25 * p + 0.75 * t, new.params, state.target_params)
+    for x, y in zip(jax.tree.leaves(new.target_params), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)

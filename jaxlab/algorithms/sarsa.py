@@ -14,7 +14,14 @@ over the shuffled ``[T*N]`` batch:
 ``x_t`` is termination and ``d_t`` episode end: after a truncation ``s'_t`` is the
 pre-reset final observation, whose next action was never taken, so it is sampled from the
 exploration policy (as at the rollout's last step) in one batched forward pass over
-``next_obs``. Exploration:
+``next_obs``. With ``target_update: hard | polyak`` the bootstrap uses a target network,
+``y_t = r_t + gamma * (1 - x_t) * Q_target(s'_t, a'_t)`` (``a'_t`` chosen as above, with the
+online network); ``hard`` copies ``theta' <- theta`` after every ``target_update_frequency``
+frames (rounded to whole updates, >= 1), ``polyak`` moves
+``theta' <- tau * theta + (1 - tau) * theta'`` after every update. ``none`` (the default)
+bootstraps from the online parameters of the rollout; ``target_params`` then tracks
+``params``. The state always holds ``target_params``, so its structure never changes.
+Exploration:
 
     epsilon_greedy: a = uniform action with probability eps, else argmax_a Q(s, a)
     boltzmann:      a ~ softmax(Q(s, .) / temperature)
@@ -60,13 +67,20 @@ class SarsaConfig:
     explore: Literal["epsilon_greedy", "boltzmann"] = "epsilon_greedy"
     explore_var: ScheduleSpec = field(default_factory=default_explore)
     loss: Literal["huber", "mse"] = "huber"
+    target_update: Literal["none", "hard", "polyak"] = "none"
+    target_update_frequency: int = 1_000  # frames between hard copies
+    tau: float = 0.005
     time_horizon: int = 16
     training_epoch: int = 1
     minibatch_count: int = 1
 
     def validate(self, path: str) -> None:
         require_range(self, path, "gamma", 0.0, 1.0)
-        require_positive(self, path, "time_horizon", "training_epoch", "minibatch_count")
+        require_range(self, path, "tau", 0.0, 1.0)
+        require_positive(
+            self, path, "time_horizon", "training_epoch", "minibatch_count",
+            "target_update_frequency",
+        )  # fmt: skip
         ev = self.explore_var
         lo, hi = min(ev.start_val, ev.end_val), max(ev.start_val, ev.end_val)
         if self.explore == "epsilon_greedy" and not (lo >= 0.0 and hi <= 1.0):
@@ -79,6 +93,10 @@ class SarsaConfig:
 
     def grad_steps_per_update(self) -> int:
         return self.training_epoch * self.minibatch_count
+
+    def target_every(self, spec: Spec) -> int:
+        """Updates between hard target copies (``target_update_frequency`` frames, >= 1)."""
+        return max(1, round(self.target_update_frequency / self.frames_per_update(spec)))
 
     def validate_spec(self, spec: Spec) -> None:
         require_memory(spec, ("OnPolicyBatch",))
@@ -103,6 +121,7 @@ class SarsaConfig:
             self,
             time_horizon=min(self.time_horizon, 4 * self.minibatch_count),
             training_epoch=min(self.training_epoch, 2),
+            target_update_frequency=min(self.target_update_frequency, 8),
         )
 
 
@@ -113,6 +132,7 @@ class SarsaHyper:
     lr: jax.Array
     lr_end: jax.Array
     gamma: jax.Array
+    tau: jax.Array
     explore_var: ScheduleHyper
     max_grad_norm: jax.Array
 
@@ -120,6 +140,7 @@ class SarsaHyper:
 @struct.dataclass
 class SarsaState:
     params: Any
+    target_params: Any  # == params unless target_update is hard/polyak
     opt_state: Any
     env: VecEnvState
     norm: Normalizers
@@ -147,19 +168,23 @@ class Sarsa:
         self.tx = make_optimizer(net)
         self.num_updates = spec.derived.num_updates
         self.frames_per_update = self.cfg.frames_per_update(spec)
+        self.target_every = self.cfg.target_every(spec)
 
     def hyper(self) -> SarsaHyper:
         c, net = self.cfg, self.spec.agent.net
         lr_end = net.lr_schedule.end_val if net.lr_schedule.name == "linear_decay" else net.optim.lr
         clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
         f = jnp.float32
-        return SarsaHyper(f(net.optim.lr), f(lr_end), f(c.gamma), c.explore_var.hyper(), f(clip))
+        return SarsaHyper(
+            f(net.optim.lr), f(lr_end), f(c.gamma), f(c.tau), c.explore_var.hyper(), f(clip)
+        )
 
     def init(self, key: jax.Array) -> SarsaState:
         k_net, k_env, k_state = jax.random.split(key, 3)
         params = self.net.init(k_net, jnp.zeros((1, self.env.obs_dim), jnp.float32))
         return SarsaState(
             params=params,
+            target_params=params,
             opt_state=self.tx.init(params),
             env=self.env.reset(k_env),
             norm=Normalizers.create(self.env.obs_dim, self.env.num_envs),
@@ -229,6 +254,8 @@ class Sarsa:
         within = jnp.arange(c.time_horizon)[:, None] < c.time_horizon - 1
         next_action = jnp.where(within & ~ro.done, taken_next, sampled)
         not_term = 1.0 - ro.terminated.astype(jnp.float32)
+        if c.target_update != "none":
+            q_next = self.net.apply(state.target_params, ro.next_obs)
         target = ro.reward + hp.gamma * not_term * pick(q_next, next_action)
 
         size = self.frames_per_update
@@ -254,11 +281,22 @@ class Sarsa:
         (params, opt_state), aux = jax.lax.scan(epoch, (state.params, state.opt_state), keys)
         var_name = "epsilon" if c.explore == "epsilon_greedy" else "temperature"
         metrics = {**jax.tree.map(jnp.mean, aux), var_name: var, "lr": lr, **episode_metrics(ro)}
+        step = state.update_step + 1
         state = state.replace(
-            params=params, opt_state=opt_state, env=env, norm=norm, key=key,
-            update_step=state.update_step + 1,
+            params=params, opt_state=opt_state, env=env, norm=norm, key=key, update_step=step,
+            target_params=self._update_target(params, state.target_params, hp.tau, step),
         )  # fmt: skip
         return state, metrics
+
+    def _update_target(self, params: Any, target: Any, tau: jax.Array, step: jax.Array) -> Any:
+        """The target after update number ``step`` (1-based): ``params`` for ``none``, a hard
+        copy when ``step % target_every == 0``, or a Polyak step."""
+        if self.cfg.target_update == "none":
+            return params
+        if self.cfg.target_update == "polyak":
+            return jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, params, target)
+        copy = step % self.target_every == 0
+        return jax.tree.map(lambda p, t: jnp.where(copy, p, t), params, target)
 
 
 # Spec keys that only set SarsaHyper leaves; the schedule's name/window stay static.
@@ -267,6 +305,7 @@ HYPER_KEYS = (
     "agent.net.lr_schedule.end_val",
     "agent.net.clip_grad_val",
     "agent.algorithm.gamma",
+    "agent.algorithm.tau",
     *schedule_keys("agent.algorithm.explore_var"),
 )
 register("SARSA", SarsaConfig, Sarsa, HYPER_KEYS)
