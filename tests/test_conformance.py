@@ -77,6 +77,11 @@ def discover() -> list[tuple[str, bool, str]]:
 
 CASES = discover()
 IDS = [f"{a}-{'cont' if c else 'disc'}-{m}" for a, c, m in CASES]
+# Learning is checked once per algorithm and action space, with the first memory it
+# accepts (prioritized replay's sampling and weights have their own hand-computed tests,
+# and the Double DQN + PER specs learn CartPole and Acrobot); the contract covers all.
+LEARN_CASES = [c for i, c in enumerate(CASES) if all(c[:2] != d[:2] for d in CASES[:i])]
+LEARN_IDS = [IDS[CASES.index(c)] for c in LEARN_CASES]
 
 
 def small_spec(algo: str, continuous: bool, memory: str, updates: int = 3):
@@ -161,7 +166,7 @@ def probe_observations() -> dict[int, np.ndarray]:
     return {1: [[0.0]], 2: [[1.0], [-1.0]], 3: [[0.0], [1.0]], 4: [[0.0]], 5: [[1.0], [-1.0]]}
 
 
-@pytest.mark.parametrize(("algo", "continuous", "memory"), CASES, ids=IDS)
+@pytest.mark.parametrize(("algo", "continuous", "memory"), LEARN_CASES, ids=LEARN_IDS)
 def test_learns_the_probes(algo: str, continuous: bool, memory: str) -> None:
     spec = small_spec(algo, continuous, memory, updates=PROBE_UPDATES)
     agent = get_algorithm(algo).make(spec)
