@@ -5,8 +5,9 @@
         [--timeout 1800] [--overhead-seeds 4] [--overhead-frames 200000] [--no-overhead]
 
 Configurations (the issue's list): PPO on CartPole-v1 and Breakout-MinAtar, DQN and SAC on
-CartPole-v1. DQN and SAC are reported as "not implemented yet" until jaxlab registers them
-(and a spec and rejax peer are added to ``CONFIGS``). PPO uses ``specs/ppo/ppo_cartpole.yaml``
+CartPole-v1. DQN trains ``specs/dqn/dqn_cartpole.yaml`` and SAC
+``specs/sac/sac_discrete_cartpole.yaml`` (``SPECS``); they have no rejax peer wired yet, so
+their rejax column records that and no ratio. PPO uses ``specs/ppo/ppo_cartpole.yaml``
 (4 envs x 128 steps, 4 epochs x 4 minibatches, 64-64 tanh MLPs) on both envs, and rejax the
 same numbers (``rejax_peer.py``, with the differences rejax cannot configure listed there).
 
@@ -47,12 +48,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SPEC = REPO / "specs" / "ppo" / "ppo_cartpole.yaml"
-# (algo, env) -> jaxlab spec overrides on SPEC; None = not implemented yet in jaxlab.
+# (algo, env) -> the jaxlab spec (default SPEC) and its overrides; None = not in jaxlab.
+SPECS = {
+    ("DQN", "CartPole-v1"): REPO / "specs" / "dqn" / "dqn_cartpole.yaml",
+    ("SAC", "CartPole-v1"): REPO / "specs" / "sac" / "sac_discrete_cartpole.yaml",
+}
 CONFIGS: dict[tuple[str, str], list[str] | None] = {
     ("PPO", "CartPole-v1"): [],
     ("PPO", "Breakout-MinAtar"): ["env.name=Breakout-MinAtar"],
-    ("DQN", "CartPole-v1"): None,
-    ("SAC", "CartPole-v1"): None,
+    ("DQN", "CartPole-v1"): [],
+    ("SAC", "CartPole-v1"): [],
 }
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory", "MemoryError")
 
@@ -79,7 +84,7 @@ def run_jaxlab(algo: str, env: str, seeds: int, frames: int, repeats: int = 1) -
 
     extra = CONFIGS[(algo, env)] or []
     sets = [f"meta.max_session={seeds}", f"env.max_frame={frames}", "meta.eval_frequency=0"]
-    spec = load_spec(SPEC, [*extra, *sets])
+    spec = load_spec(SPECS.get((algo, env), SPEC), [*extra, *sets])
     summaries = []
     with tempfile.TemporaryDirectory() as root:
         if repeats > 1:
