@@ -20,9 +20,6 @@ from jaxlab.cli import main
 from jaxlab.run import train
 from jaxlab.spec import spec_from_dict
 
-# Its tests share a module-scoped fixture: keep them in one xdist worker.
-pytestmark = pytest.mark.xdist_group("analysis")
-
 NAN = float("nan")
 
 

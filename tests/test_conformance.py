@@ -12,16 +12,12 @@ Per case, on a shrunk spec (``jaxlab.spec.shrink``):
   tree structure, shapes, dtypes and weak types never change; metrics are finite; the
   same keys give bit-identical results; an Orbax checkpoint round trip restores the state
   exactly, and training on from it equals training on from the original.
-* **probes** (one compiled program over the five probe kinds x 2 seeds, see
-  :class:`tests.probes.Probe`): after training, the agent's ``value`` matches the closed
-  form on the value probes (1-3), and its greedy action is the best one on the action
-  probes (4, 5). Agents without a value function (REINFORCE) skip only the value checks.
+* **probes** (``tests/test_conformance_probes.py``, once per algorithm and action space):
+  learning the five probe environments of :class:`tests.probes.Probe`.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -29,19 +25,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab.algorithms import get_algorithm, registered
+from jaxlab.algorithms import registered
 from jaxlab.checkpoint import Checkpointer
 from jaxlab.spec import SpecError, spec_from_dict
 from jaxlab.spec.schema import shrink
 from jaxlab.trial import Trial
-from tests.probes import CONTINUOUS_TARGET, PROBE_KINDS, register_probes
+from tests.probes import register_probes
 
 register_probes()
 
 GAMMA = 0.5
-VALUE_TOL = 0.2
-ACTION_TOL = 0.25
-PROBE_UPDATES = 300
 MEMORIES = ("OnPolicyBatch", "Replay", "PrioritizedReplay")
 
 
@@ -145,69 +138,6 @@ def test_contract(algo: str, continuous: bool, memory: str, tmp_path) -> None:
     a_next, _ = trial.chunk(a, 3)
     r_next, _ = trial.chunk(restored, 3)
     assert _equal(a_next, r_next)
-
-
-# ------------------------------------------------------------------------------ probes
-
-
-@contextlib.contextmanager
-def probe_kind(env: Any, kind: jax.Array) -> Iterator[None]:
-    """Trace the agent against probe ``kind`` (a traced int): the VecEnv reads its
-    params at trace time, so the kind becomes a vmappable input of one program."""
-    base = env.params
-    env.params = base.replace(kind=kind)
-    try:
-        yield
-    finally:
-        env.params = base
-
-
-def probe_observations() -> dict[int, np.ndarray]:
-    return {1: [[0.0]], 2: [[1.0], [-1.0]], 3: [[0.0], [1.0]], 4: [[0.0]], 5: [[1.0], [-1.0]]}
-
-
-@pytest.mark.parametrize(("algo", "continuous", "memory"), LEARN_CASES, ids=LEARN_IDS)
-def test_learns_the_probes(algo: str, continuous: bool, memory: str) -> None:
-    spec = small_spec(algo, continuous, memory, updates=PROBE_UPDATES)
-    agent = get_algorithm(algo).make(spec)
-    has_value = hasattr(agent, "value")
-    obs = {k: jnp.asarray(v, jnp.float32) for k, v in probe_observations().items()}
-    pad = jnp.zeros((2, 1), jnp.float32)
-
-    def run(kind: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        with probe_kind(agent.env, kind):
-            state = agent.init(key)
-            state, _ = jax.lax.scan(lambda s, _: agent.update(s), state, None, PROBE_UPDATES)
-            probe_obs = jnp.select(
-                [kind == k for k in (2, 3, 5)], [obs[2], obs[3], obs[5]], pad
-            )  # kinds 1 and 4 see o = 0 (row 0 used)
-            values = agent.value(state, probe_obs) if has_value else jnp.zeros((2,))
-            actions = agent.policy(state, probe_obs, key, deterministic=True)
-            return values, actions.astype(jnp.float32).reshape(2, -1)[:, 0]
-
-    kinds = jnp.repeat(jnp.arange(1, 6), 2)  # 5 kinds x 2 seeds
-    keys = jax.random.split(jax.random.PRNGKey(0), kinds.shape[0])
-    values, actions = jax.jit(jax.vmap(run))(kinds, keys)
-    values, actions = np.asarray(values).reshape(5, 2, 2), np.asarray(actions).reshape(5, 2, 2)
-
-    failures = []
-    expected_values = {1: [1.0, 1.0], 2: [1.0, -1.0], 3: [GAMMA, 1.0]}
-    if has_value:
-        for kind, want in expected_values.items():
-            got = values[kind - 1][:, : 1 if kind == 1 else 2]
-            want = np.broadcast_to(np.asarray(want)[: got.shape[1]], got.shape)
-            if not np.allclose(got, want, atol=VALUE_TOL):
-                failures.append(f"{PROBE_KINDS[kind]}: V = {got.tolist()}, want {want[0]}")
-    best = {4: [1.0], 5: [1.0, 0.0]}
-    if continuous:
-        best = {4: [CONTINUOUS_TARGET], 5: [CONTINUOUS_TARGET, -CONTINUOUS_TARGET]}
-    for kind, want in best.items():
-        got = actions[kind - 1][:, : len(want)]
-        if not np.allclose(got, np.broadcast_to(want, got.shape), atol=ACTION_TOL):
-            failures.append(f"{PROBE_KINDS[kind]}: greedy actions {got.tolist()}, want {want}")
-    assert not failures, f"{algo} ({'continuous' if continuous else 'discrete'}, {memory}): " + (
-        "; ".join(failures)
-    )
 
 
 def test_probe_kinds_pay_what_their_docstring_says() -> None:

@@ -12,9 +12,6 @@ from jaxlab.run import train
 from jaxlab.spec import spec_from_dict
 from tests.probes import register_probes
 
-# Its tests share a module-scoped fixture: keep them in one xdist worker.
-pytestmark = pytest.mark.xdist_group("enjoy")
-
 
 def snapshot(run):
     return {

@@ -20,9 +20,6 @@ from jaxlab.run import train, train_batch
 from jaxlab.spec import SpecError, spec_from_dict
 from jaxlab.spec.search import parse_search, sample_settings
 
-# Its tests share a module-scoped fixture: keep them in one xdist worker.
-pytestmark = pytest.mark.xdist_group("search")
-
 EVERY = {
     "agent.net.optim.lr__loguniform": [1.0e-4, 1.0e-2],
     "agent": {
