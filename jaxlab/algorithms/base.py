@@ -141,3 +141,42 @@ def apply_gradients(
     opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
+
+
+def minibatch_epochs(
+    tx: optax.GradientTransformation,
+    loss: Callable[[Any, Any], tuple[jax.Array, dict[str, jax.Array]]],
+    params: Any,
+    opt_state: Any,
+    data: Any,
+    key: jax.Array,
+    epochs: int,
+    minibatches: int,
+    lr: jax.Array,
+    max_grad_norm: jax.Array,
+) -> tuple[Any, Any, dict[str, jax.Array]]:
+    """``epochs`` passes over ``data`` (leaves ``[B, ...]``), each shuffled into
+    ``minibatches`` equal minibatches, one clipped optimizer step per minibatch.
+
+    ``loss(params, minibatch) -> (loss, aux)``. Returns the new params and optimizer state
+    and ``aux`` (plus ``grad_norm``) averaged over every step. Used by PPO and SARSA.
+    """
+    size = jax.tree.leaves(data)[0].shape[0]
+    grad_fn = jax.grad(loss, has_aux=True)
+
+    def step(carry: tuple, mb: Any) -> tuple:
+        params, opt_state = carry
+        grads, aux = grad_fn(params, mb)
+        grads, aux["grad_norm"] = clip_by_global_norm(grads, max_grad_norm)
+        params, opt_state = apply_gradients(tx, params, opt_state, grads, lr)
+        return (params, opt_state), aux
+
+    def epoch(carry: tuple, k: jax.Array) -> tuple:
+        perm = jax.random.permutation(k, size)
+        mbs = jax.tree.map(lambda x: x[perm].reshape((minibatches, -1) + x.shape[1:]), data)
+        return jax.lax.scan(step, carry, mbs)
+
+    (params, opt_state), aux = jax.lax.scan(
+        epoch, (params, opt_state), jax.random.split(key, epochs)
+    )
+    return params, opt_state, jax.tree.map(jnp.mean, aux)

@@ -26,10 +26,9 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxlab.algorithms.base import (
-    apply_gradients,
-    clip_by_global_norm,
     learning_rate,
     make_optimizer,
+    minibatch_epochs,
     register,
     require_memory,
 )
@@ -245,25 +244,12 @@ class PPO:
         c = self.cfg
         size = c.time_horizon * self.env.num_envs
         flat = jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:]), batch)
-        grad_fn = jax.grad(self.loss, has_aux=True)
-
-        def minibatch(carry: tuple, mb: Batch) -> tuple:
-            params, opt_state = carry
-            grads, aux = grad_fn(params, state.hyper, mb)
-            grads, aux["grad_norm"] = clip_by_global_norm(grads, state.hyper.max_grad_norm)
-            params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
-            return (params, opt_state), aux
-
-        def epoch(carry: tuple, k: jax.Array) -> tuple:
-            perm = jax.random.permutation(k, size)
-            mbs = jax.tree.map(
-                lambda x: x[perm].reshape((c.minibatch_count, -1) + x.shape[1:]), flat
-            )
-            return jax.lax.scan(minibatch, carry, mbs)
-
-        keys = jax.random.split(key, c.training_epoch)
-        (params, opt_state), aux = jax.lax.scan(epoch, (state.params, state.opt_state), keys)
-        return state.replace(params=params, opt_state=opt_state), jax.tree.map(jnp.mean, aux)
+        hp = state.hyper
+        params, opt_state, aux = minibatch_epochs(
+            self.tx, lambda p, mb: self.loss(p, hp, mb), state.params, state.opt_state, flat,
+            key, c.training_epoch, c.minibatch_count, lr, hp.max_grad_norm,
+        )  # fmt: skip
+        return state.replace(params=params, opt_state=opt_state), aux
 
     def update(self, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
         key, k_roll, k_learn = jax.random.split(state.key, 3)

@@ -39,10 +39,9 @@ import optax
 from flax import struct
 
 from jaxlab.algorithms.base import (
-    apply_gradients,
-    clip_by_global_norm,
     learning_rate,
     make_optimizer,
+    minibatch_epochs,
     register,
     require_memory,
 )
@@ -261,26 +260,12 @@ class Sarsa:
         size = self.frames_per_update
         flat = lambda x: x.reshape((size,) + x.shape[2:])  # noqa: E731
         data = (flat(ro.obs), flat(ro.action), flat(target))
-        grad_fn = jax.grad(self.loss, has_aux=True)
-
-        def minibatch(carry: tuple, mb: tuple) -> tuple:
-            params, opt_state = carry
-            grads, aux = grad_fn(params, *mb)
-            grads, aux["grad_norm"] = clip_by_global_norm(grads, hp.max_grad_norm)
-            params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
-            return (params, opt_state), aux
-
-        def epoch(carry: tuple, k: jax.Array) -> tuple:
-            perm = jax.random.permutation(k, size)
-            mbs = jax.tree.map(
-                lambda x: x[perm].reshape((c.minibatch_count, -1) + x.shape[1:]), data
-            )
-            return jax.lax.scan(minibatch, carry, mbs)
-
-        keys = jax.random.split(k_learn, c.training_epoch)
-        (params, opt_state), aux = jax.lax.scan(epoch, (state.params, state.opt_state), keys)
+        params, opt_state, aux = minibatch_epochs(
+            self.tx, lambda p, mb: self.loss(p, *mb), state.params, state.opt_state, data,
+            k_learn, c.training_epoch, c.minibatch_count, lr, hp.max_grad_norm,
+        )  # fmt: skip
         var_name = "epsilon" if c.explore == "epsilon_greedy" else "temperature"
-        metrics = {**jax.tree.map(jnp.mean, aux), var_name: var, "lr": lr, **episode_metrics(ro)}
+        metrics = {**aux, var_name: var, "lr": lr, **episode_metrics(ro)}
         step = state.update_step + 1
         state = state.replace(
             params=params, opt_state=opt_state, env=env, norm=norm, key=key, update_step=step,
