@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import copy
-import os
 import tempfile
 from pathlib import Path
 
-# The suite is compile-bound (dozens of small programs, each compiled once): skip XLA's
-# expensive CPU backend optimisations. Tiny programs run a little slower, compiles take
-# ~40% less time (SAC's Trial: 24.8 s -> 14.6 s). Subprocesses started by tests inherit
-# it, so runs compared across processes compile the same way. An explicit setting wins.
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "")
-        + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-    ).strip()
+import jax
+import pytest
 
-import jax  # noqa: E402
-import pytest  # noqa: E402
-
-import jaxlab  # noqa: E402, F401  (sets XLA flags before jax initialises its backend)
+import jaxlab  # noqa: F401  (sets XLA flags before jax initialises its backend)
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = sorted((REPO / "specs").rglob("*.yaml"))

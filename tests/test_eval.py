@@ -98,7 +98,9 @@ def test_a_diverging_session_is_flagged_and_the_others_are_unharmed(tiny_raw, tm
     pick = lambda tree: jax.tree.map(lambda x: np.asarray(x)[healthy], jax.device_get(tree))  # noqa: E731
     assert leaves_equal(pick(clean.state), pick(bad.state))
     assert not np.all(
-        np.isfinite(np.asarray(bad.state.params["params"]["actor_torso"]["Dense_0"]["kernel"][1]))
+        np.isfinite(
+            np.asarray(bad.state.params["params"]["actor_torso"]["MLP_0"]["Dense_0"]["kernel"][1])
+        )
     )
     s = bad.summary
     assert s["diverged_sessions"] == [1] and s["diverged_at_frame"][1] == 64
