@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from jaxlab.algorithms.base import SAMPLE_METRICS
 from jaxlab.checkpoint import Checkpointer
 from jaxlab.evaluate import EVAL_METRICS
 from jaxlab.logging import SessionWriter, TrialWriter
+from jaxlab.logging.writers import FLUSH_SECONDS, write_histograms, write_param_histograms
 from jaxlab.spec.schema import Spec
 from jaxlab.trial import episode_means, summarize
 
@@ -110,6 +112,14 @@ class TrialOutputs:
         self.best: Checkpointer | None = None
         if self.derived.eval_every:
             self.best = Checkpointer(run_dir / "best", keep=1)
+        self._flushed = time.monotonic()
+
+    def flush(self) -> None:
+        """Put every buffered CSV row and TensorBoard event on disk."""
+        for writer in self.writers:
+            writer.flush()
+        self.trial_tb.flush()
+        self._flushed = time.monotonic()
 
     def meta(self, chunk: int) -> dict[str, Any]:
         return {
@@ -125,9 +135,7 @@ class TrialOutputs:
         metrics = dict(metrics)
         for key in SAMPLE_METRICS:
             if key in metrics:
-                samples = metrics.pop(key)
-                for k, writer in enumerate(self.writers):
-                    writer.histogram(key, samples[k], frame)
+                write_histograms(self.writers, key, metrics.pop(key), frame)
         for k in np.flatnonzero(metrics.pop("nonfinite") > 0):
             if host.diverged_at[k] is None:
                 host.diverged_at[k] = frame
@@ -151,6 +159,8 @@ class TrialOutputs:
         if "eval_return_mean" in metrics and self.derived.is_eval_chunk(i):
             ev = metrics["eval_return_mean"]
             host.last_eval = [float(v) if np.isfinite(v) else None for v in ev]
+        if time.monotonic() - self._flushed > FLUSH_SECONDS:
+            self.flush()
         return ret
 
     def maybe_save_best(self, i: int, frame: int, state: Any) -> None:
@@ -165,12 +175,17 @@ class TrialOutputs:
         # ties go to the later checkpoint: same score, more training behind it
         if self.host.best_eval is None or score >= self.host.best_eval:
             self.host.best_eval, self.host.best_frame = score, frame
+            self.flush()  # the rows it was chosen on are on disk before it
             self.best.save(frame, state, {**self.meta(i), "eval_score": score})
 
     def histograms(self, params: Any, frame: int) -> None:
         """Parameter histograms per session (``params``: this Trial's rows, on the host)."""
-        for k, writer in enumerate(self.writers):
-            writer.histograms(jax.tree.map(lambda x, k=k: x[k], params), frame)
+        write_param_histograms(self.writers, params, frame)
+
+    def save(self, i: int, frame: int, state: Any) -> None:
+        """Checkpoint ``state`` (this Trial's rows) after chunk ``i``, rows flushed first."""
+        self.flush()
+        self.ckpt.save(frame, state, self.meta(i))
 
     def close(self) -> None:
         self.trial_tb.close()

@@ -1,5 +1,12 @@
 """Host-side metric sinks: one CSV and one TensorBoard event stream per session.
 
+Rows and events are buffered in memory and appended to disk on :meth:`SessionWriter.flush`
+(the host loop flushes before every checkpoint, at the end, and every
+:data:`FLUSH_SECONDS` in between; see :class:`jaxlab.outputs.TrialOutputs`). Every row a
+checkpoint covers is on disk before that checkpoint exists, so a kill loses only rows a
+resume would discard anyway. No file handle or thread is held per session, so a Trial of
+thousands of sessions costs one buffer each.
+
 Resuming at frame ``F`` keeps the CSV rows with ``frame <= F`` (rows written after the
 checkpoint are dropped; training re-creates them) and starts TensorBoard with
 ``purge_step = F + 1``, which tells TensorBoard to discard the older stream's events past
@@ -9,13 +16,19 @@ checkpoint are dropped; training re-creates them) and starts TensorBoard with
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
-from tensorboardX import SummaryWriter
+from tensorboardX.proto.summary_pb2 import HistogramProto
+
+from jaxlab.logging.events import EventFile, histogram_protos
+
+# Seconds between flushes of the buffered rows when no checkpoint comes sooner.
+FLUSH_SECONDS = 10.0
 
 # The columns every run has, in order. "frame" is frames per session; "wall_time" seconds
 # since start. The algorithm's own metrics follow (see ``columns_for``).
@@ -42,49 +55,63 @@ def columns_for(metric_names: Any) -> tuple[str, ...]:
 
 
 class SessionWriter:
-    """Writes one row per log point to ``metrics.csv`` and the same scalars to TensorBoard."""
+    """One row per log point for ``metrics.csv`` and the same scalars for TensorBoard
+    (``tb/``), buffered until :meth:`flush`."""
 
     def __init__(
         self, directory: Path, columns: tuple[str, ...] = COLUMNS, resume_frame: int | None = None
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / "metrics.csv"
+        self.path = directory / "metrics.csv"
         self.columns = columns
+        self._rows = io.StringIO()
         if resume_frame is None:
-            self._file = open(path, "w", newline="")  # noqa: SIM115
-            self._csv = csv.DictWriter(self._file, fieldnames=columns, extrasaction="ignore")
-            self._csv.writeheader()
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(columns)
         else:
-            self.columns = truncate_csv(path, resume_frame)
-            self._file = open(path, "a", newline="")  # noqa: SIM115
-            self._csv = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore")
+            self.columns = truncate_csv(self.path, resume_frame)
+        self._csv = csv.DictWriter(self._rows, fieldnames=self.columns, extrasaction="ignore")
         purge = None if resume_frame is None else resume_frame + 1
-        self._tb = SummaryWriter(str(directory / "tb"), purge_step=purge)
+        self._tb = EventFile(directory / "tb", purge_step=purge)
 
     def write(self, row: dict[str, Any]) -> None:
         self._csv.writerow({k: _fmt(row.get(k)) for k in self.columns})
-        self._file.flush()
-        frame = int(row["frame"])
+        scalars = {}
         for key in self.columns[1:]:
             value = row.get(key)
             if value is not None and math.isfinite(float(value)):
-                self._tb.add_scalar(f"session/{key}", float(value), frame)
+                scalars[f"session/{key}"] = float(value)
+        self._tb.scalars(scalars, int(row["frame"]))
 
-    def histogram(self, tag: str, values: Any, frame: int) -> None:
-        """A TensorBoard histogram of ``values`` (skipped when empty or non-finite)."""
-        values = np.asarray(values, np.float64).ravel()
-        if values.size and np.all(np.isfinite(values)):
-            self._tb.add_histogram(tag, values, frame)
+    def histogram(self, tag: str, histo: HistogramProto | None, frame: int) -> None:
+        """A TensorBoard histogram (one row of :func:`histogram_protos`); None: nothing."""
+        self._tb.histogram(tag, histo, frame)
 
-    def histograms(self, params: Any, frame: int) -> None:
-        """One TensorBoard histogram per parameter array (``params/<path>``)."""
-        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-            name = "/".join(str(getattr(k, "key", k)) for k in path)
-            self.histogram(f"params/{name}", leaf, frame)
+    def flush(self) -> None:
+        """Append the buffered rows to ``metrics.csv`` and the events to TensorBoard."""
+        text = self._rows.getvalue()
+        if text:
+            with open(self.path, "a", newline="") as f:
+                f.write(text)
+            self._rows.seek(0)
+            self._rows.truncate()
+        self._tb.flush()
 
     def close(self) -> None:
-        self._file.close()
-        self._tb.close()
+        self.flush()
+
+
+def write_histograms(writers: list[SessionWriter], tag: str, values: Any, frame: int) -> None:
+    """Histogram ``tag`` of session k's ``values[k]`` into ``writers[k]``, for all at once."""
+    for writer, histo in zip(writers, histogram_protos(values), strict=True):
+        writer.histogram(tag, histo, frame)
+
+
+def write_param_histograms(writers: list[SessionWriter], params: Any, frame: int) -> None:
+    """One histogram per parameter array (``params/<path>``) per session; leaves ``[S, ...]``."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        name = "/".join(str(getattr(k, "key", k)) for k in path)
+        write_histograms(writers, f"params/{name}", leaf, frame)
 
 
 class TrialWriter:
@@ -97,18 +124,22 @@ class TrialWriter:
 
     def __init__(self, directory: Path, resume_frame: int | None = None) -> None:
         purge = None if resume_frame is None else resume_frame + 1
-        self._tb = SummaryWriter(str(directory), purge_step=purge)
+        self._tb = EventFile(directory, purge_step=purge)
 
     def write(self, rows: dict[str, np.ndarray], diverged: np.ndarray, frame: int) -> None:
-        self._tb.add_scalar("trial/diverged_sessions", float(diverged.sum()), frame)
+        scalars = {"trial/diverged_sessions": float(diverged.sum())}
         for key in self.KEYS:
             if key not in rows:
                 continue
             x = np.asarray(rows[key], np.float64)[~diverged]
             x = x[np.isfinite(x)]
             if x.size:
-                self._tb.add_scalar(f"trial/{key}_mean", float(x.mean()), frame)
-                self._tb.add_scalar(f"trial/{key}_std", float(x.std()), frame)
+                scalars[f"trial/{key}_mean"] = float(x.mean())
+                scalars[f"trial/{key}_std"] = float(x.std())
+        self._tb.scalars(scalars, frame)
+
+    def flush(self) -> None:
+        self._tb.flush()
 
     def close(self) -> None:
         self._tb.close()
