@@ -36,37 +36,36 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be used: wrong format version, corrupt, none left, or misfit."""
 
 
-def _as_u32(x: jax.Array) -> jax.Array:
-    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-        x = jax.random.key_data(x)
-    if x.dtype == jnp.bool_:
-        return x.astype(jnp.uint32).ravel()
+def _as_u32(x: np.ndarray) -> np.ndarray:
+    """The leaf's bytes as uint32 words (1- and 2-byte items widened, bools as 0/1)."""
+    x = np.ascontiguousarray(x).reshape(-1)
+    if x.dtype == np.bool_:
+        return x.astype(np.uint32)
     size = x.dtype.itemsize
-    if size == 4:
-        return jax.lax.bitcast_convert_type(x, jnp.uint32).ravel()
     if size in (1, 2):
-        unsigned = jnp.uint8 if size == 1 else jnp.uint16
-        return jax.lax.bitcast_convert_type(x, unsigned).astype(jnp.uint32).ravel()
-    return jax.lax.bitcast_convert_type(x, jnp.uint32).ravel()  # 8 bytes -> [..., 2]
+        return x.view(np.uint8 if size == 1 else np.uint16).astype(np.uint32)
+    return x.view(np.uint32)  # 4 bytes; 8 bytes -> two words each, low word first
 
 
-@jax.jit
-def _fingerprint(tree: Any) -> jax.Array:
-    out = []
-    for leaf in jax.tree.leaves(tree):
-        u = _as_u32(jnp.asarray(leaf))
-        idx = jnp.arange(u.size, dtype=jnp.uint32)
-        mixed = (u ^ (idx * jnp.uint32(0x9E3779B1))) * jnp.uint32(0x85EBCA77)
-        out.append(jnp.sum(mixed, dtype=jnp.uint32) ^ jnp.uint32(u.size))
-    return jnp.stack(out) if out else jnp.zeros((0,), jnp.uint32)
+def _host(leaf: Any) -> np.ndarray:
+    if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return np.asarray(jax.device_get(leaf))
 
 
 def fingerprint(tree: Any) -> list[int]:
     """One uint32 per leaf: ``sum_i (bits_i XOR i*c1) * c2 mod 2**32``, XOR the leaf size.
 
-    Position-dependent, so swapped or zeroed values change it; computed on device.
+    Position-dependent, so swapped or zeroed values change it. Computed on the host in
+    numpy (uint32 arithmetic wraps mod 2**32), so a save never waits on an XLA compile.
     """
-    return [int(v) for v in np.asarray(jax.device_get(_fingerprint(tree)))]
+    out = []
+    for leaf in jax.tree.leaves(tree):
+        u = _as_u32(_host(leaf))
+        idx = np.arange(u.size, dtype=np.uint32)
+        mixed = (u ^ (idx * np.uint32(0x9E3779B1))) * np.uint32(0x85EBCA77)
+        out.append(int(np.sum(mixed, dtype=np.uint32) ^ np.uint32(u.size)))
+    return out
 
 
 class Checkpointer:
@@ -99,7 +98,8 @@ class Checkpointer:
             )
 
     def save(self, frame: int, state: Any, meta: dict[str, Any]) -> None:
-        """Save ``state`` at ``frame``; returns once device arrays are copied to the host."""
+        """Save ``state`` (device or host arrays) at ``frame``; returns once it is on the
+        host, writing in the background."""
         meta = {
             **meta,
             "format_version": FORMAT_VERSION,

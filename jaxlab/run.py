@@ -9,8 +9,9 @@ the chunk in flight, checkpoint and stop. Nothing here runs inside ``jit``.
 
 Chunks are pipelined: chunk i+1 is dispatched before chunk i's metrics are read, so
 host I/O overlaps device compute. Chunks that checkpoint or evaluate are read first
-(their rows are on disk before their checkpoint exists) and the state is saved before
-the next dispatch donates its buffers.
+(their rows are recorded, and flushed to disk before their checkpoint exists) and the
+state is copied to the host before the next dispatch donates its buffers; histograms
+and Orbax saves then work on that copy while the next chunk computes.
 """
 
 from __future__ import annotations
@@ -142,13 +143,14 @@ def train_batch(
                 spec, run_dir, prov["git_sha"], writers, ckpt, host, rows=rows, extra=extra
             )
         )
+
+    def prepare(state: Any) -> Any:
+        if count > 1:
+            state = state.replace(hyper=stack_hypers(specs, sessions))
+        return state if state_fn is None else state_fn(state)
+
     setup_start = time.perf_counter()
-    state = trial.init()
-    if count > 1:
-        state = state.replace(hyper=stack_hypers(specs, sessions))
-    if state_fn is not None:
-        state = state_fn(state)
-    trial.compile(state)
+    state = trial.init_and_compile(prepare)
     compile_s = time.perf_counter() - setup_start  # init (compiled too) + the chunk
     loop = Loop(trial, outputs)
     return loop.run(
@@ -183,15 +185,15 @@ class Loop:
         return rets, fps
 
     def sync(self, i: int, frame: int, state: Any, save: bool) -> None:
-        """Histograms, ``best`` and (``save``) the checkpoint of every Trial at chunk ``i``."""
-        params = jax.device_get(state.params)
+        """Histograms, ``best`` and (``save``) the checkpoint of every Trial at chunk ``i``
+        (``state``: the host copy taken after chunk ``i``)."""
         for out in self.outputs:
-            out.histograms(take(params, out.rows), frame)
+            out.histograms(take(state.params, out.rows), frame)
             if out.best is not None and out.derived.is_eval_chunk(i) or save:
                 mine = take(state, out.rows)
                 out.maybe_save_best(i, frame, mine)
                 if save:
-                    out.ckpt.save(frame, mine, out.meta(i))
+                    out.save(i, frame, mine)
 
     def run(
         self,
@@ -239,15 +241,17 @@ class Loop:
                     if dev:
                         after = jax.device_get(state.params)
                         self.dev_params, before = (before, after), after
-                    if sync:  # rows on disk before the checkpoint; state saved before donation
-                        rets, fps = self.read(i, pending)
-                        self.sync(i, frame, state, save)
-                        if save:
-                            last_ckpt = frame
+                    if sync:  # rows recorded before the checkpoint; a host copy of the
+                        rets, fps = self.read(i, pending)  # state taken before donation
+                        snapshot = jax.device_get(state)
                     this = pending
                     if not final and not stopping:
                         state, pending = trial.dispatch(state, i + 1)
-                    if not sync:
+                    if sync:  # histograms and saves overlap the next chunk's compute
+                        self.sync(i, frame, snapshot, save)
+                        if save:
+                            last_ckpt = frame
+                    else:
                         rets, fps = self.read(i, this)
                     bar.update(frame - bar.n)
                     ret = np.concatenate(rets)
