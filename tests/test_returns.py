@@ -58,3 +58,42 @@ def test_reward_to_go_with_no_episode_end_is_all_invalid():
     # env 0: truncated sums 1.75, 1.5, 1 - all invalid; env 1: 2 + 0 + .25*2 = 2.5, 1, 2
     np.testing.assert_allclose(np.asarray(ret), cols([1.75, 1.5, 1.0], [2.5, 1.0, 2.0]))
     np.testing.assert_array_equal(np.asarray(valid), cols([F, F, F], [T, T, T]))
+
+
+def test_next_values_match_a_full_critic_pass_wherever_they_are_used():
+    """The rollout's own values plus a pass over the last and truncated steps give the
+    same ``V(s'_t)`` as evaluating every ``next_obs``, at every non-terminated step."""
+    import jax.numpy as jnp
+
+    from jaxlab.envs import VecEnv
+    from jaxlab.rl.rollout import Normalizers, collect, next_values
+    from jaxlab.spec.schema import EnvSpec
+
+    env = VecEnv("CartPole-v1", 3, {"max_steps_in_episode": 4})  # truncations every 4 steps
+    w = jnp.array([0.3, -1.2, 0.7, 2.0])
+
+    def critic(obs):
+        return jnp.tanh(obs @ w) + obs[..., 0]
+
+    def act(obs, key):
+        return jax.random.bernoulli(key, 0.5, obs.shape[:1]).astype(jnp.int32), {
+            "value": critic(obs)
+        }
+
+    steps = 10
+    assert env.max_truncations(steps) == 3 * 3  # ceil(10 / 4) per env
+    spec = EnvSpec(name="CartPole-v1", num_envs=3)
+    _, _, ro = collect(
+        env, env.reset(jax.random.PRNGKey(0)), Normalizers.create(4, 3), act,
+        jax.random.PRNGKey(1), steps, spec,
+    )  # fmt: skip
+    truncated = np.asarray(ro.done & ~ro.terminated)
+    assert truncated.sum() >= 3  # the case under test happens
+    got = next_values(ro.extra["value"], ro, critic, env.max_truncations(steps))
+    full = critic(ro.next_obs)
+    used = ~np.asarray(ro.terminated)
+    np.testing.assert_allclose(np.asarray(got)[used], np.asarray(full)[used], rtol=1e-6)
+    # no bound: the full pass itself
+    np.testing.assert_array_equal(
+        np.asarray(next_values(ro.extra["value"], ro, critic, steps * 3)), np.asarray(full)
+    )

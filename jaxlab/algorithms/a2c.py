@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import jax
@@ -39,7 +40,7 @@ from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.networks import ActorCritic, TorsoDef
 from jaxlab.rl import gae
 from jaxlab.rl.returns import nstep_returns
-from jaxlab.rl.rollout import Normalizers, Transition, collect, episode_metrics
+from jaxlab.rl.rollout import Normalizers, Transition, collect, episode_metrics, next_values
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, constant, schedule_keys
 from jaxlab.spec.parse import SpecError, require_positive, require_range
 from jaxlab.spec.schema import Spec
@@ -140,6 +141,7 @@ class A2C:
         )
         self.tx = make_optimizer(net)
         self.num_updates = spec.derived.num_updates
+        self.truncations = self.env.max_truncations(self.cfg.time_horizon)
         self.frames_per_update = self.cfg.frames_per_update(spec)
 
     def hyper(self) -> A2CHyper:
@@ -192,10 +194,12 @@ class A2C:
         return state.replace(env=env, norm=norm), rollout
 
     def _advantages(self, state: A2CState, ro: Transition) -> Batch:
-        """``V(s'_t)`` in one batched critic pass, then GAE or n-step returns on ``[T, N]``."""
+        """``V(s'_t)`` (:func:`~jaxlab.rl.rollout.next_values`), then GAE or n-step returns
+        on ``[T, N]``."""
         hp = state.hyper
-        next_value = self.net.apply(state.params, ro.next_obs, method=self.net.value)
         value = ro.extra["value"]
+        critic = partial(self.net.apply, state.params, method=self.net.value)
+        next_value = next_values(value, ro, critic, self.truncations)
         if self.cfg.advantage == "gae":
             adv, target = gae(
                 ro.reward, value, next_value, ro.terminated, ro.done, hp.gamma, hp.lam

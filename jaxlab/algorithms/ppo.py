@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import jax
@@ -35,7 +36,7 @@ from jaxlab.algorithms.base import (
 from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.networks import ActorCritic, TorsoDef
 from jaxlab.rl import gae
-from jaxlab.rl.rollout import Normalizers, Transition, collect, episode_metrics
+from jaxlab.rl.rollout import Normalizers, Transition, collect, episode_metrics, next_values
 from jaxlab.spec.parse import SpecError, require_positive, require_range
 from jaxlab.spec.schema import Spec
 
@@ -148,6 +149,7 @@ class PPO:
         )
         self.tx = make_optimizer(net)
         self.num_updates = spec.derived.num_updates
+        self.truncations = self.env.max_truncations(self.cfg.time_horizon)
 
     def hyper(self) -> PPOHyper:
         c, net = self.cfg, self.spec.agent.net
@@ -197,14 +199,17 @@ class PPO:
         return state.replace(env=env, norm=norm), rollout
 
     def _advantages(self, state: PPOState, ro: Transition) -> Batch:
-        """Phase 2: ``V(s'_t)`` for every step in one batched critic pass, then GAE on ``[T, N]``.
+        """Phase 2: ``V(s'_t)`` for every step (:func:`~jaxlab.rl.rollout.next_values`: the
+        rollout's own values, plus one critic pass over the last and the truncated steps),
+        then GAE on ``[T, N]``.
 
         The pre-reset next observation is the true successor, so truncated steps bootstrap
         from it (see :mod:`jaxlab.rl.gae`).
         """
         hp = state.hyper
-        next_value = self.net.apply(state.params, ro.next_obs, method=self.net.value)
         value = ro.extra["value"]
+        critic = partial(self.net.apply, state.params, method=self.net.value)
+        next_value = next_values(value, ro, critic, self.truncations)
         adv, target = gae(ro.reward, value, next_value, ro.terminated, ro.done, hp.gamma, hp.lam)
         return Batch(ro.obs, ro.action, ro.extra["log_prob"], value, adv, target)
 

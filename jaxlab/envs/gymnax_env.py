@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 from gymnax.environments import spaces
+from gymnax.environments.environment import Environment
 
 
 @struct.dataclass
@@ -58,6 +59,8 @@ class VecEnv:
         action_dim: number of actions (discrete) or action vector size (continuous).
         action_low/action_high: bounds for continuous actions (actions are clipped to
             them before the env step; learners keep the unclipped sample).
+        time_limit: ``max_steps_in_episode`` when truncation is gymnax's time limit and
+            nothing else (the base ``is_truncated``), else None.
     """
 
     def __init__(self, name: str, num_envs: int, params: dict[str, Any] | None = None) -> None:
@@ -68,6 +71,9 @@ class VecEnv:
         obs_space = self.env.observation_space(self.params)
         self.obs_shape = tuple(int(d) for d in obs_space.shape)
         self.obs_dim = int(np.prod(obs_space.shape))
+        own_limit = type(self.env).is_truncated is Environment.is_truncated
+        limit = getattr(self.params, "max_steps_in_episode", None)
+        self.time_limit = int(limit) if own_limit and limit is not None and limit >= 1 else None
         space = self.env.action_space(self.params)
         self.discrete = isinstance(space, spaces.Discrete)
         if self.discrete:
@@ -80,6 +86,16 @@ class VecEnv:
             self.action_high = np.broadcast_to(np.asarray(space.high, np.float32), space.shape)
         else:
             raise ValueError(f"{name}: action space {type(space).__name__} is not supported")
+
+    def max_truncations(self, steps: int) -> int:
+        """At most how many of ``steps`` consecutive steps of all envs can be truncated.
+
+        A time limit of ``L`` truncates each env at most once in any ``L`` consecutive
+        steps, so ``N * ceil(steps / L)``; without a known limit, every step (``N * steps``).
+        """
+        if self.time_limit is None:
+            return self.num_envs * steps
+        return min(self.num_envs * -(-steps // self.time_limit), self.num_envs * steps)
 
     def reset(self, key: chex.PRNGKey) -> VecEnvState:
         keys = jax.random.split(key, self.num_envs)

@@ -106,6 +106,36 @@ def collect(
     return env_state, norm, rollout
 
 
+def next_values(
+    value: jax.Array,
+    tr: Transition,
+    critic: Callable[[jax.Array], jax.Array],
+    max_truncated: int,
+) -> jax.Array:
+    """``V(s'_t)`` for every step of a rollout, ``[T, N]``, for bootstrapping.
+
+    ``value`` ``[T, N]`` is ``V(s_t)`` as the rollout computed it. Where step t did not end
+    its episode, ``s'_t = s_{t+1}``, so ``V(s'_t) = value[t+1]``; the last step's successor
+    is ``next_obs[-1]`` (one critic pass over ``[N]``). Where the episode terminated the
+    bootstrap is multiplied by zero, so any value serves. Where it was truncated, the
+    critic evaluates the true final observation: the truncated steps (at most
+    ``max_truncated``, see :meth:`jaxlab.envs.VecEnv.max_truncations`) are gathered with a
+    static size, evaluated in one pass and scattered in. So the critic sees
+    ``N + max_truncated`` rows instead of ``T * N``; with no useful bound it sees all.
+    """
+    steps, envs = value.shape
+    size = steps * envs
+    if max_truncated >= size:
+        return critic(tr.next_obs)
+    last = critic(tr.next_obs[-1])
+    shifted = jnp.concatenate([value[1:], last[None]], axis=0).reshape(size)
+    truncated = (tr.done & ~tr.terminated).reshape(size)
+    (idx,) = jnp.nonzero(truncated, size=max_truncated, fill_value=size)
+    flat = tr.next_obs.reshape((size,) + tr.next_obs.shape[2:])
+    final = critic(flat[jnp.minimum(idx, size - 1)])
+    return shifted.at[idx].set(final, mode="drop").reshape(steps, envs)
+
+
 def episode_metrics(tr: Transition) -> dict[str, Any]:
     """The episode sums every update reports, plus env 0's actions for a histogram."""
     return {
@@ -116,4 +146,4 @@ def episode_metrics(tr: Transition) -> dict[str, Any]:
     }
 
 
-__all__ = ["ActFn", "Normalizers", "Transition", "collect", "episode_metrics"]
+__all__ = ["ActFn", "Normalizers", "Transition", "collect", "episode_metrics", "next_values"]
