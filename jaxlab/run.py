@@ -144,13 +144,13 @@ def train_batch(
             )
         )
 
-    def prepare(state: Any) -> Any:
-        if count > 1:
-            state = state.replace(hyper=stack_hypers(specs, sessions))
-        return state if state_fn is None else state_fn(state)
-
     setup_start = time.perf_counter()
-    state = trial.init_and_compile(prepare)
+    state = trial.init()
+    if count > 1:
+        state = state.replace(hyper=stack_hypers(specs, sessions))
+    if state_fn is not None:
+        state = state_fn(state)
+    trial.compile(state)
     compile_s = time.perf_counter() - setup_start  # init (compiled too) + the chunk
     loop = Loop(trial, outputs)
     return loop.run(
