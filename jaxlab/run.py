@@ -10,8 +10,9 @@ the chunk in flight, checkpoint and stop. Nothing here runs inside ``jit``.
 Chunks are pipelined: chunk i+1 is dispatched before chunk i's metrics are read, so
 host I/O overlaps device compute. Chunks that checkpoint or evaluate are read first
 (their rows are recorded, and flushed to disk before their checkpoint exists) and the
-state is copied to the host before the next dispatch donates its buffers; histograms
-and Orbax saves then work on that copy while the next chunk computes.
+state is copied (on device; the memory budget's 2x headroom covers it) before the next
+dispatch donates its buffers; histograms and Orbax saves then work on that copy while
+the next chunk computes.
 """
 
 from __future__ import annotations
@@ -186,9 +187,10 @@ class Loop:
 
     def sync(self, i: int, frame: int, state: Any, save: bool) -> None:
         """Histograms, ``best`` and (``save``) the checkpoint of every Trial at chunk ``i``
-        (``state``: the host copy taken after chunk ``i``)."""
+        (``state``: the copy taken after chunk ``i``)."""
+        params = jax.device_get(state.params)
         for out in self.outputs:
-            out.histograms(take(state.params, out.rows), frame)
+            out.histograms(take(params, out.rows), frame)
             if out.best is not None and out.derived.is_eval_chunk(i) or save:
                 mine = take(state, out.rows)
                 out.maybe_save_best(i, frame, mine)
@@ -241,9 +243,9 @@ class Loop:
                     if dev:
                         after = jax.device_get(state.params)
                         self.dev_params, before = (before, after), after
-                    if sync:  # rows recorded before the checkpoint; a host copy of the
-                        rets, fps = self.read(i, pending)  # state taken before donation
-                        snapshot = jax.device_get(state)
+                    if sync:  # rows recorded before the checkpoint; a device copy of
+                        rets, fps = self.read(i, pending)  # the state taken before donation
+                        snapshot = jax.tree.map(jnp.copy, state)
                     this = pending
                     if not final and not stopping:
                         state, pending = trial.dispatch(state, i + 1)
