@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 from pathlib import Path
 
-import jax
-import pytest
+# One persistent XLA cache for the whole test run, shared by both xdist workers (same
+# PYTEST_XDIST_TESTRUNUID) and inherited by every subprocess and Ray worker they start (set
+# in the environment before jax is imported): identical programs compile once per run.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"jaxlab-test-xla-{_RUN}")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
-import jaxlab  # noqa: F401  (sets XLA flags before jax initialises its backend)
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+import jaxlab  # noqa: E402, F401  (sets XLA flags before jax initialises its backend)
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = sorted((REPO / "specs").rglob("*.yaml"))
 
 # Catch (B,) vs (B, 1) broadcasting bugs everywhere under test.
 jax.config.update("jax_numpy_rank_promotion", "raise")
-# Many tests build identical programs; a per-run persistent cache compiles each once.
-jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="jaxlab-test-cache-"))
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 TINY = {
