@@ -108,6 +108,27 @@ def _no_eval(algo: Any, ts: Any, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
     return jnp.zeros((1,)), jnp.full((1,), jnp.nan)
 
 
+def compile_rejax_ppo(
+    num_seeds: int,
+    total_timesteps: int = 500_000,
+    seed: int = 0,
+    with_eval: bool = True,
+    env_name: str = ENV_NAME,
+) -> tuple[Any, jax.Array, float]:
+    """``jit(vmap(algo.train))`` over ``num_seeds`` keys, compiled ahead of time.
+
+    Returns ``(compiled, keys, compile seconds)``; ``compiled(keys)`` trains. With
+    ``with_eval=False`` rejax's final evaluation is a no-op, so a call is training only.
+    """
+    algo = make_rejax_ppo(total_timesteps, env_name)
+    if not with_eval:
+        algo = algo.replace(eval_callback=_no_eval)
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    t0 = time.perf_counter()
+    compiled = jax.jit(jax.vmap(algo.train)).lower(keys).compile()
+    return compiled, keys, time.perf_counter() - t0
+
+
 def time_rejax_ppo(
     num_seeds: int,
     total_timesteps: int = 500_000,
@@ -127,16 +148,9 @@ def time_rejax_ppo(
     frames as ``num_seeds * total_timesteps`` (rejax actually rounds up to whole
     iterations) and excludes the final-eval steps.
     """
-    algo = make_rejax_ppo(total_timesteps, env_name)
-    if not with_eval:
-        algo = algo.replace(eval_callback=_no_eval)
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
-    train = jax.jit(jax.vmap(algo.train))
-
-    t0 = time.perf_counter()
-    compiled = train.lower(keys).compile()
-    compile_s = time.perf_counter() - t0
-
+    compiled, keys, compile_s = compile_rejax_ppo(
+        num_seeds, total_timesteps, seed, with_eval, env_name
+    )
     runs = []
     for _ in range(repeats):  # run_s: the best of ``repeats`` calls
         t0 = time.perf_counter()

@@ -11,10 +11,12 @@ their rejax column records that and no ratio. PPO uses ``specs/ppo/ppo_cartpole.
 (4 envs x 128 steps, 4 epochs x 4 minibatches, 64-64 tanh MLPs) on both envs, and rejax the
 same numbers (``rejax_peer.py``, with the differences rejax cannot configure listed there).
 
-Every (framework, config, seed count) runs in its own subprocess, so compile time is
-cold, peak memory is that run's own, and running out of memory (XLA RESOURCE_EXHAUSTED,
-MemoryError, or the process killed) is recorded as "OOM" without stopping the sweep; the
-larger seed counts of that framework and config are then skipped as OOM too.
+Every (config, seed count) runs in its own subprocess, which builds both frameworks and
+interleaves their training runs (jaxlab, rejax, jaxlab, ...), so a shared machine's load
+hits both alike and the ratio compares runs taken side by side. Compile time is cold for
+each, and running out of memory (XLA RESOURCE_EXHAUSTED, MemoryError, or the process
+killed) is recorded as "OOM" without stopping the sweep; the larger seed counts of that
+framework and config are then skipped as OOM too.
 
 * jaxlab trains through ``jaxlab.run.train`` (CSV/TensorBoard logging and checkpoints on),
   **evaluation off**; rejax trains ``jit(vmap(algo.train))`` with its evaluation replaced
@@ -22,10 +24,12 @@ larger seed counts of that framework and config are then skipped as OOM too.
 * compile s: jaxlab's init + chunk compile (``compile_s``); rejax's ``lower().compile()``.
   run s: after compilation (jaxlab's ``wall_clock_s``, rejax's blocked call), the best of
   ``--repeats`` runs (jaxlab's later runs reuse the compiled programs through a throwaway
-  persistent cache; rejax's re-run its compiled function).
+  persistent cache; rejax re-runs its compiled function).
   env-steps/s = seeds x frames per seed / run s. ratio = jaxlab / rejax env-steps/s.
-* peak memory: ``device.memory_stats()["peak_bytes_in_use"]`` where the backend has it
-  (GPU/TPU), else the process's peak RSS (``resource.getrusage``), labelled as such.
+* device memory: what the training program (jaxlab's chunk, rejax's whole ``train``)
+  needs at its peak by XLA's own accounting (``compiled.memory_analysis()``: arguments +
+  outputs + temporaries - donated buffers), so it is per framework even though both share
+  a process, and the same on CPU and GPU. The process's peak RSS is kept in the JSON.
 * The framework overhead (``overhead.py``: train with logging, evaluation and checkpoints
   against a bare scan of the same updates) is measured once, at ``--overhead-seeds``.
 
@@ -62,87 +66,158 @@ CONFIGS: dict[tuple[str, str], list[str] | None] = {
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory", "MemoryError")
 
 
-def peak_memory() -> dict[str, Any]:
-    """The run's peak memory: the device's own counter where it has one, else peak RSS."""
-    import jax
-
-    stats = jax.devices()[0].memory_stats() or {}
-    if "peak_bytes_in_use" in stats:
-        return {"peak_mem_bytes": int(stats["peak_bytes_in_use"]), "peak_mem_kind": "device peak"}
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    return {"peak_mem_bytes": int(rss), "peak_mem_kind": "process peak RSS"}
+def peak_rss() -> int:
+    """The measuring process's peak resident memory in bytes (both frameworks together)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def run_jaxlab(algo: str, env: str, seeds: int, frames: int, repeats: int = 1) -> dict[str, Any]:
-    """``repeats`` full trainings; compile s from the first (cold), run s the best of all.
-
-    Later repeats load the compiled programs from a throwaway persistent cache."""
-    import jax
-
-    from jaxlab.run import train
-    from jaxlab.spec import load_spec
-
-    extra = CONFIGS[(algo, env)] or []
-    sets = [f"meta.max_session={seeds}", f"env.max_frame={frames}", "meta.eval_frequency=0"]
-    spec = load_spec(SPECS.get((algo, env), SPEC), [*extra, *sets])
-    summaries = []
-    with tempfile.TemporaryDirectory() as root:
-        if repeats > 1:
-            jax.config.update("jax_compilation_cache_dir", f"{root}/xla_cache")
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        for _ in range(repeats):
-            summaries.append(train(spec, root=root, progress=False, report=False).summary)
-    s = min(summaries, key=lambda x: x["wall_clock_s"])
-    return {
-        "compile_s": summaries[0]["compile_s"],
-        "run_s": s["wall_clock_s"],
-        "runs_s": [x["wall_clock_s"] for x in summaries],
-        "env_steps": s["frames_total"],
-        "steps_per_s": s["fps_total"],
-        "final_return_mean": s["final_return_mean"],
-    }
+def program_bytes(compiled: Any) -> int | None:
+    """Device memory one compiled program needs at its peak, from XLA's own accounting:
+    arguments + outputs + temporaries - buffers donated to outputs (None if unknown)."""
+    m = compiled.memory_analysis()
+    if m is None:
+        return None
+    used = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+    return int(used - m.alias_size_in_bytes)
 
 
-def run_rejax(algo: str, env: str, seeds: int, frames: int, repeats: int = 1) -> dict[str, Any]:
-    sys.path.insert(0, str(HERE))
-    from rejax_peer import time_rejax_ppo
+class JaxlabRun:
+    """``jaxlab.run.train`` of one configuration; each :meth:`run` is a whole training.
 
-    if algo != "PPO":
-        raise NotImplementedError(f"no rejax peer for {algo} yet")
-    r = time_rejax_ppo(seeds, frames, with_eval=False, env_name=env, repeats=repeats)
-    return {k: r[k] for k in ("compile_s", "run_s", "env_steps", "steps_per_s")}
+    Runs after the first load the compiled programs from a throwaway persistent cache, so
+    only the first one's ``compile_s`` is cold; ``run_s`` is ``wall_clock_s`` (after
+    compilation) of each."""
+
+    def __init__(self, algo: str, env: str, seeds: int, frames: int, root: str) -> None:
+        import jax
+
+        from jaxlab.spec import load_spec
+        from jaxlab.trial import Trial
+
+        extra = CONFIGS[(algo, env)] or []
+        sets = [f"meta.max_session={seeds}", f"env.max_frame={frames}", "meta.eval_frequency=0"]
+        self.spec = load_spec(SPECS.get((algo, env), SPEC), [*extra, *sets])
+        self.root = root
+        jax.config.update("jax_compilation_cache_dir", f"{root}/xla_cache")
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        self.summaries: list[dict[str, Any]] = []
+        self.run()  # cold: its compile_s is the one reported
+        trial = Trial(self.spec)  # the same program again (from the cache) for its memory
+        trial.compile(trial.abstract_state())
+        self.mem_bytes = program_bytes(trial._chunk)
+
+    def run(self) -> None:
+        from jaxlab.run import train
+
+        self.summaries.append(
+            train(self.spec, root=self.root, progress=False, report=False).summary
+        )
+
+    def result(self) -> dict[str, Any]:
+        runs = [x["wall_clock_s"] for x in self.summaries]
+        best = min(self.summaries, key=lambda x: x["wall_clock_s"])
+        return {
+            "compile_s": self.summaries[0]["compile_s"],
+            "run_s": best["wall_clock_s"],
+            "runs_s": runs,
+            "env_steps": best["frames_total"],
+            "steps_per_s": best["fps_total"],
+            "final_return_mean": best["final_return_mean"],
+            "program_bytes": self.mem_bytes,
+        }
+
+
+class RejaxRun:
+    """rejax's ``jit(vmap(train))`` of the same configuration, compiled once, run many times."""
+
+    def __init__(self, algo: str, env: str, seeds: int, frames: int) -> None:
+        sys.path.insert(0, str(HERE))
+        from rejax_peer import compile_rejax_ppo
+
+        if algo != "PPO":
+            raise NotImplementedError(f"no rejax peer for {algo} yet")
+        self.compiled, self.keys, self.compile_s = compile_rejax_ppo(
+            seeds, frames, with_eval=False, env_name=env
+        )
+        self.env_steps, self.runs_s = seeds * frames, []
+        self.run()
+
+    def run(self) -> None:
+        import jax
+
+        t0 = time.perf_counter()
+        jax.block_until_ready(self.compiled(self.keys))
+        self.runs_s.append(time.perf_counter() - t0)
+
+    def result(self) -> dict[str, Any]:
+        run_s = min(self.runs_s)
+        return {
+            "compile_s": self.compile_s,
+            "run_s": run_s,
+            "runs_s": self.runs_s,
+            "env_steps": self.env_steps,
+            "steps_per_s": self.env_steps / run_s,
+            "program_bytes": program_bytes(self.compiled),
+        }
+
+
+def failure(err: BaseException) -> dict[str, Any]:
+    text = f"{type(err).__name__}: {err}"
+    oom = isinstance(err, MemoryError) or any(m in text for m in OOM_MARKERS)
+    return {"status": "OOM" if oom else "error", "error": text.splitlines()[0][:300]}
 
 
 def worker(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one measurement in this process; never raises (errors become a status)."""
+    """Both frameworks in this one process, their runs interleaved (J R J R ...), so load
+    on a shared machine hits both alike; never raises (errors become a status)."""
     import jaxlab  # noqa: F401  (XLA flags before jax starts; they apply to both frameworks)
 
-    fn = run_jaxlab if job["framework"] == "jaxlab" else run_rejax
-    try:
-        out = fn(job["algo"], job["env"], job["seeds"], job["frames"], job.get("repeats", 1))
-        out["status"] = "ok"
-    except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
-        text = f"{type(err).__name__}: {err}"
-        oom = isinstance(err, MemoryError) or any(m in text for m in OOM_MARKERS)
-        out = {"status": "OOM" if oom else "error", "error": text.splitlines()[0][:300]}
-    return {**out, **peak_memory()}
+    args = (job["algo"], job["env"], job["seeds"], job["frames"])
+    runners: dict[str, Any] = {}
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as root:
+        for fw, make in (
+            ("jaxlab", lambda: JaxlabRun(*args, root)),
+            ("rejax", lambda: RejaxRun(*args)),
+        ):
+            if fw in job.get("skip", ()):
+                out[fw] = {"status": "OOM", "error": "OOM at fewer seeds; skipped"}
+                continue
+            try:
+                runners[fw] = make()
+            except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
+                out[fw] = failure(err)
+        for _ in range(job.get("repeats", 1) - 1):
+            for fw, runner in list(runners.items()):
+                try:
+                    runner.run()
+                except Exception as err:  # noqa: BLE001
+                    out[fw] = failure(err)
+                    del runners[fw]
+        for fw, runner in runners.items():
+            out[fw] = {**runner.result(), "status": "ok"}
+    return {**out, "peak_rss_bytes": peak_rss()}
 
 
 def measure(job: dict[str, Any], timeout: float) -> dict[str, Any]:
     """``worker(job)`` in a fresh subprocess; a killed process (OOM killer) reads as OOM."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)]
+
+    def both(status: str, error: str) -> dict[str, Any]:
+        return {fw: {"status": status, "error": error} for fw in ("jaxlab", "rejax")}
+
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     except subprocess.TimeoutExpired:
-        return {"status": "timeout", "error": f"over {timeout:.0f} s"}
+        return both("timeout", f"over {timeout:.0f} s")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode == 0 and lines:
         return json.loads(lines[-1])
     if proc.returncode in (-9, 137):
-        return {"status": "OOM", "error": "process killed (SIGKILL, likely the OOM killer)"}
+        return both("OOM", "process killed (SIGKILL, likely the OOM killer)")
     tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     status = "OOM" if any(m in proc.stderr for m in OOM_MARKERS) else "error"
-    return {"status": status, "error": f"exit {proc.returncode}: {tail[:300]}"}
+    return both(status, f"exit {proc.returncode}: {tail[:300]}")
 
 
 def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -159,15 +234,10 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
         dead: set[str] = set()
         for seeds in args.seeds:
             row: dict[str, Any] = {"algo": algo, "env": env, "seeds": seeds, "status": "ok"}
-            for fw in ("jaxlab", "rejax"):
-                job = {"framework": fw, "algo": algo, "env": env, "seeds": seeds}
-                if fw in dead:
-                    row[fw] = {"status": "OOM", "error": "OOM at fewer seeds; skipped"}
-                else:
-                    job.update(frames=args.frames, repeats=args.repeats)
-                    row[fw] = measure(job, args.timeout)
-                    if row[fw]["status"] == "OOM":
-                        dead.add(fw)
+            job = {"algo": algo, "env": env, "seeds": seeds, "frames": args.frames}
+            job.update(repeats=args.repeats, skip=sorted(dead))
+            row.update(measure(job, args.timeout))
+            dead |= {fw for fw in ("jaxlab", "rejax") if row[fw]["status"] == "OOM"}
             a, b = row["jaxlab"], row["rejax"]
             ok = a["status"] == b["status"] == "ok"
             row["ratio"] = a["steps_per_s"] / b["steps_per_s"] if ok else None
@@ -181,7 +251,8 @@ def cell(r: dict[str, Any], key: str, fmt: str) -> str:
 
 
 def mem(r: dict[str, Any]) -> str:
-    return f"{r['peak_mem_bytes'] / 2**20:,.0f} MiB" if "peak_mem_bytes" in r else ""
+    b = r.get("program_bytes")
+    return f"{b / 2**20:,.1f} MiB" if b is not None and r.get("status") == "ok" else ""
 
 
 def format_row(row: dict[str, Any]) -> str:
@@ -197,31 +268,23 @@ def format_row(row: dict[str, Any]) -> str:
 
 HEADER = (
     "| algo | env | seeds | jaxlab steps/s | rejax steps/s | ratio | jaxlab compile s | "
-    "rejax compile s | jaxlab run s | rejax run s | jaxlab peak mem | rejax peak mem |\n"
+    "rejax compile s | jaxlab run s | rejax run s | jaxlab device mem | rejax device mem |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
 def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], overhead: str | None) -> str:
     dev, v = meta["device"], meta["versions"]
-    kinds = sorted(
-        {
-            r[fw]["peak_mem_kind"]
-            for r in rows
-            if "seeds" in r
-            for fw in ("jaxlab", "rejax")
-            if "peak_mem_kind" in r[fw]
-        }
-    )
     lines = [
         f"# Seed scaling ({dev['platform']} {dev['kind']}, {dev['count']} device(s))",
         "",
         f"git {meta['git_sha']}{' (dirty)' if meta['git_dirty'] else ''}; jax {v['jax']}, "
         f"jaxlib {v['jaxlib']}, flax {v['flax']}, optax {v['optax']}, gymnax {v['gymnax']}, "
         f"rejax {meta['rejax']}; {meta['frames']:,} frames per seed; run s = best of "
-        f"{meta['repeats']} (compile s: the first, cold); evaluation off on both "
-        f"sides; jaxlab through `train` (logging and checkpoints on). Peak memory: "
-        f"{', '.join(kinds) or 'n/a'}.",
+        f"{meta['repeats']}, both frameworks in one process per row with their runs "
+        f"interleaved (compile s: the first, cold); evaluation off on both sides; jaxlab "
+        f"through `train` (logging and checkpoints on). Device memory: the training "
+        f"program's peak by XLA's accounting (arguments + outputs + temporaries - donated).",
         "",
         HEADER,
         *[format_row(r) for r in rows if "seeds" in r],
