@@ -76,6 +76,14 @@ def test_histograms_of_many_rows_match_numpy_row_by_row():
         np.testing.assert_allclose(protos[k].bucket_limit, edges)
         np.testing.assert_allclose(protos[k].sum_squares, (values[k] ** 2).sum())
         assert protos[k].num == values[k].size
+    from jaxlab.logging import events
+
+    blocks = events.BLOCK_ELEMENTS
+    try:  # the same histograms when rows are processed a few at a time
+        events.BLOCK_ELEMENTS = 2 * 63
+        assert histogram_protos(values, bins=30) == protos
+    finally:
+        events.BLOCK_ELEMENTS = blocks
     assert sorted(protos[2].bucket)[-1] == 63 and sum(protos[2].bucket) == 63
     assert protos[2].min == protos[2].max == 4.0
 
