@@ -245,7 +245,8 @@ class Loop:
                         self.dev_params, before = (before, after), after
                     if sync:  # rows recorded before the checkpoint; a device copy of
                         rets, fps = self.read(i, pending)  # the state taken before donation
-                        snapshot = jax.tree.map(jnp.copy, state)
+                        last = final or stopping  # nothing will be dispatched: no copy
+                        snapshot = state if last else jax.tree.map(jnp.copy, state)
                     this = pending
                     if not final and not stopping:
                         state, pending = trial.dispatch(state, i + 1)
