@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 import jaxlab  # noqa: F401  (XLA flags before jax starts)
-from jaxlab.session import make_chunk
 from jaxlab.spec import load_spec
 from jaxlab.trial import Trial
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from overhead import compile_all_chunks  # noqa: E402
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "ppo" / "ppo_cartpole.yaml"
 
@@ -40,10 +42,7 @@ def main() -> None:
     spec = load_spec(args.spec, [*sets, "meta.eval_frequency=0"])
     trial, d = Trial(spec), spec.derived
     trial.compile(trial.abstract_state())
-    chunk = jax.vmap(make_chunk(trial.agent, d, None), in_axes=(0, None))
-    indices = jnp.arange(d.num_chunks, dtype=jnp.int32)
-    scan = jax.jit(lambda s: jax.lax.scan(chunk, s, indices), donate_argnums=0)
-    scanned = scan.lower(trial.abstract_state()).compile()
+    scanned = compile_all_chunks(trial)
 
     def calls() -> float:
         state = jax.block_until_ready(trial.init())

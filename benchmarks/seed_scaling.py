@@ -104,7 +104,7 @@ class JaxlabRun:
         self.run()  # cold: its compile_s is the one reported
         trial = Trial(self.spec)  # the same program again (from the cache) for its memory
         trial.compile(trial.abstract_state())
-        self.mem_bytes = program_bytes(trial._chunk)
+        self.mem_bytes = program_bytes(trial.executable)
 
     def run(self) -> None:
         from jaxlab.run import train

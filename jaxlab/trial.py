@@ -127,6 +127,12 @@ class Trial:
         """Compile the chunk for ``state``'s shapes, ahead of time and once."""
         self._chunk = self._chunk_jit.lower(self.place(state), jnp.int32(0)).compile()
 
+    @property
+    def executable(self) -> Any:
+        """The compiled chunk (None before :meth:`compile`); e.g. for its
+        ``memory_analysis()``."""
+        return self._chunk
+
     def dispatch(self, state: Any, chunk_index: int) -> tuple[Any, dict[str, jax.Array]]:
         """Start one chunk on every session and return at once (JAX dispatches async).
 
