@@ -37,24 +37,26 @@ def test_double_dqn_target_by_hand():
     np.testing.assert_allclose(y, [1.9, 0.95, -1.0], rtol=1e-6)
 
 
-def per_with_priorities() -> PrioritizedReplay:
-    """Capacity 8, slots 0..3 filled with p = [1, 2, 4, 8] (|td| + eps, eps = 0.5)."""
-    mem = PrioritizedReplay.create({"x": jnp.float32(0)}, 8)
-    mem = mem.add({"x": jnp.arange(4, dtype=jnp.float32)})
+def per_with_priorities(block: int = 1) -> PrioritizedReplay:
+    """Capacity 8, slots 0..3 filled with p = [1, 2, 4, 8] (|td| + eps, eps = 0.5), alpha
+    0.5, in blocks of ``block`` slots."""
+    mem = PrioritizedReplay.create({"x": jnp.float32(0)}, 8, block=block)
+    mem = mem.add({"x": jnp.arange(4, dtype=jnp.float32)}, 0.5)
     np.testing.assert_allclose(mem.priority, [1, 1, 1, 1, 0, 0, 0, 0])  # at max_priority 1
-    return mem.update(jnp.arange(4), jnp.array([-0.5, 1.5, -3.5, 7.5]), 0.5)
+    return mem.update(jnp.arange(4), jnp.array([-0.5, 1.5, -3.5, 7.5]), 0.5, 0.5)
 
 
 def test_prioritized_update_sets_abs_td_plus_eps_and_raises_max():
     mem = per_with_priorities()
     np.testing.assert_allclose(mem.priority, [1, 2, 4, 8, 0, 0, 0, 0])
     assert float(mem.max_priority) == 8.0
-    mem = mem.add({"x": jnp.array([9.0])})  # new items enter at the running maximum
+    mem = mem.add({"x": jnp.array([9.0])}, 0.5)  # new items enter at the running maximum
     assert float(mem.priority[4]) == 8.0
 
 
-def test_prioritized_probabilities_and_weights_by_hand():
-    mem = per_with_priorities()
+@pytest.mark.parametrize("block", [1, 2, 4, 8])
+def test_prioritized_probabilities_and_weights_by_hand(block: int):
+    mem = per_with_priorities(block)
     # alpha = 0.5: p^alpha = [1, 1.41421, 2, 2.82843], sum 7.24264
     expected = np.array([0.138071, 0.195262, 0.276142, 0.390524, 0, 0, 0, 0])
     np.testing.assert_allclose(mem.probabilities(0.5), expected, atol=1e-6)
@@ -70,8 +72,9 @@ def test_prioritized_probabilities_and_weights_by_hand():
     np.testing.assert_allclose(weight, np.sqrt(table[np.asarray(idx)]), rtol=1e-5)
 
 
-def test_prioritized_sampling_frequencies_match_probabilities():
-    mem = per_with_priorities()
+@pytest.mark.parametrize("block", [1, 2, 4])
+def test_prioritized_sampling_frequencies_match_probabilities(block: int):
+    mem = per_with_priorities(block)
     draws, batch = 2000, 32
     keys = jax.random.split(jax.random.PRNGKey(7), draws)
     idx = jax.jit(jax.vmap(lambda k: mem.sample(k, batch, 0.5, 0.4)[0]))(keys)
@@ -82,6 +85,47 @@ def test_prioritized_sampling_frequencies_match_probabilities():
     chi2 = (((counts[:4] - n * prob) ** 2) / (n * prob)).sum()
     assert chi2 < 16.3, (counts, chi2)  # the 99.9% quantile of chi-square with 3 dof
     np.testing.assert_allclose(counts[:4] / n, prob, atol=0.01)
+
+
+def test_prioritized_block_totals_stay_exact_through_wraps_and_updates():
+    # capacity 37 in blocks of 4 (the last block is partial): 60 adds of 3 wrap the ring
+    # several times; every block total must equal the sum recomputed from the priorities.
+    alpha, rng = 0.7, np.random.default_rng(0)
+    mem = PrioritizedReplay.create({"x": jnp.float32(0)}, 37, block=4)
+    add = jax.jit(lambda m, x: m.add({"x": x}, alpha))
+    update = jax.jit(lambda m, i, td: m.update(i, td, 0.01, alpha))
+    for step in range(60):
+        mem = add(mem, jnp.full((3,), float(step)))
+        filled = int(mem.size)
+        idx = jnp.asarray(rng.integers(0, filled, 5), jnp.int32)
+        mem = update(mem, idx, jnp.asarray(rng.normal(size=5) * 3, jnp.float32))
+        mass = np.where(np.arange(37) < filled, np.asarray(mem.priority) ** alpha, 0.0)
+        expected = np.pad(mass, (0, 3)).reshape(10, 4).sum(axis=1)
+        np.testing.assert_allclose(mem.block_mass, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("filled", [23, 37])
+def test_prioritized_two_level_sampling_matches_probabilities(filled: int):
+    # A partly and a fully filled memory whose last block is partial; random priorities.
+    alpha, rng = 0.6, np.random.default_rng(filled)
+    mem = PrioritizedReplay.create({"x": jnp.float32(0)}, 37, block=8)
+    mem = mem.add({"x": jnp.arange(filled, dtype=jnp.float32)}, alpha)
+    td = jnp.asarray(rng.exponential(size=filled), jnp.float32)
+    mem = mem.update(jnp.arange(filled, dtype=jnp.int32), td, 0.01, alpha)
+    prob = np.asarray(mem.probabilities(alpha))
+    assert prob[filled:].sum() == 0 and abs(prob.sum() - 1) < 1e-5
+    keys = jax.random.split(jax.random.PRNGKey(3), 4000)
+    idx, items, weight = jax.jit(jax.vmap(lambda k: mem.sample(k, 16, alpha, 1.0)))(keys)
+    np.testing.assert_array_equal(items["x"], np.asarray(idx, np.float32))
+    counts = np.bincount(np.asarray(idx).ravel(), minlength=37)
+    n = counts.sum()
+    assert counts[filled:].sum() == 0
+    chi2 = (((counts[:filled] - n * prob[:filled]) ** 2) / (n * prob[:filled])).sum()
+    # 99.9% quantile of chi-square: 49.7 (22 dof), 67.98 (36 dof)
+    assert chi2 < {23: 49.7, 37: 67.98}[filled], chi2
+    # beta = 1: w_i = (n P_i)^-1 / max over the batch = min_batch P / P_i
+    p = prob[np.asarray(idx)]
+    np.testing.assert_allclose(weight, p.min(axis=1, keepdims=True) / p, rtol=1e-4)
 
 
 def test_replay_ring_wraps_and_overwrites_the_oldest():

@@ -215,12 +215,11 @@ class DQN:
             "next_obs": jnp.zeros((obs_dim,), jnp.float32),
             "terminated": jnp.float32(0),
         }
-        mem_cls = PrioritizedReplay if self.prioritized else ReplayBuffer
         return DQNState(
             params=params,
             target_params=params,
             opt_state=self.tx.init(params),
-            memory=mem_cls.create(example, self.spec.agent.memory.capacity),
+            memory=self._new_memory(example),
             env=self.env.reset(k_env),
             norm=Normalizers.create(obs_dim, self.env.num_envs),
             hyper=self.hyper(),
@@ -279,6 +278,15 @@ class DQN:
         aux = {"loss": total, "q_mean": q_sa.mean(), "td_abs_mean": jnp.abs(td).mean(), "td": td}
         return total, aux
 
+    def _new_memory(self, example: dict) -> ReplayBuffer | PrioritizedReplay:
+        mem = self.spec.agent.memory
+        if self.prioritized:
+            return PrioritizedReplay.create(example, mem.capacity, mem.batch_size)
+        return ReplayBuffer.create(example, mem.capacity)
+
+    def _add(self, memory: Any, items: dict, hp: DQNHyper) -> ReplayBuffer | PrioritizedReplay:
+        return memory.add(items, hp.alpha) if self.prioritized else memory.add(items)
+
     def _learn(self, state: DQNState, key: jax.Array, lr: jax.Array) -> tuple[DQNState, dict]:
         """``gradient_steps`` minibatch steps on the replay memory."""
         hp, mem_spec = state.hyper, self.spec.agent.memory
@@ -298,7 +306,7 @@ class DQN:
             params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
             td = aux.pop("td")
             if self.prioritized:
-                memory = memory.update(idx, td, hp.priority_eps)
+                memory = memory.update(idx, td, hp.priority_eps, hp.alpha)
                 aux["weight_mean"] = weight.mean()
             aux["grad_norm"] = grad_norm
             return (params, opt_state, memory), aux
@@ -342,7 +350,7 @@ class DQN:
             "next_obs": ro.next_obs.reshape((n, -1)),
             "terminated": ro.terminated.reshape((n,)).astype(jnp.float32),
         }
-        state = state.replace(env=env, norm=norm, memory=state.memory.add(items))
+        state = state.replace(env=env, norm=norm, memory=self._add(state.memory, items, hp))
 
         def skip(s: DQNState, k: jax.Array, lr: jax.Array) -> tuple[DQNState, dict]:
             shapes = jax.eval_shape(self._learn, s, k, lr)[1]

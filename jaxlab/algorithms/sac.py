@@ -222,14 +222,19 @@ class SAC:
         critic = self.critic.init(k_critic, *inputs)
         log_alpha = jnp.log(jnp.float32(self.cfg.init_alpha))
         params = {"actor": self.actor.init(k_actor, obs), "critic": critic, "log_alpha": log_alpha}
-        memory_cls = PrioritizedReplay if self.per else ReplayBuffer
         opt = SACOpt(self.tx.init(params["actor"]), self.tx.init(critic), self.tx.init(log_alpha))
         return SACState(
             params, jax.tree.map(jnp.copy, critic), opt,
-            memory_cls.create(self._example(), self.spec.agent.memory.capacity),
+            self._new_memory(),
             self.env.reset(k_env), Normalizers.create(self.env.obs_dim, self.env.num_envs),
             self.hyper(), k_state, jnp.int32(0),
         )  # fmt: skip
+
+    def _new_memory(self) -> ReplayBuffer | PrioritizedReplay:
+        mem = self.spec.agent.memory
+        if self.per:
+            return PrioritizedReplay.create(self._example(), mem.capacity, mem.batch_size)
+        return ReplayBuffer.create(self._example(), mem.capacity)
 
     def policy(
         self, state: SACState, obs: jax.Array, key: jax.Array, deterministic: bool = True
@@ -302,7 +307,7 @@ class SAC:
         k_sample, k_next, k_pi = jax.random.split(key, 3)
         size = self.spec.agent.memory.batch_size
         if self.per:
-            mem = memory.replace(priority=prio[0], max_priority=prio[1])
+            mem = memory.with_priorities(prio)
             idx, b, w = mem.sample(k_sample, size, hp.per_alpha, beta)
         else:
             idx, b = memory.sample(k_sample, size)
@@ -326,8 +331,8 @@ class SAC:
         params = {"actor": actor, "critic": critic, "log_alpha": log_alpha}
         lrn = (params, target, SACOpt(actor_opt, critic_opt, alpha_opt))
         if self.per:
-            mem = mem.update(idx, td, self.spec.agent.memory.epsilon)
-            prio = (mem.priority, mem.max_priority)
+            mem = mem.update(idx, td, self.spec.agent.memory.epsilon, hp.per_alpha)
+            prio = mem.priorities
         values = (c_loss, a_loss, alpha, al_loss, entropy, q_mean, c_norm, a_norm)
         return (lrn, prio), dict(zip(METRICS, values, strict=True))
 
@@ -364,16 +369,17 @@ class SAC:
         term = ro.terminated.astype(jnp.float32)
         items = {"obs": ro.obs, "action": ro.action, "reward": ro.reward, "terminated": term,
                  "next_obs": ro.next_obs}  # fmt: skip
-        memory = state.memory.add(jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), items))
+        items = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), items)
+        memory = state.memory.add(items, hp.per_alpha) if self.per else state.memory.add(items)
         progress = jnp.minimum(step.astype(jnp.float32) / self.num_updates, 1.0)
         beta = hp.per_beta + (1.0 - hp.per_beta) * progress
-        prio = (memory.priority, memory.max_priority) if self.per else ()
+        prio = memory.priorities if self.per else ()
         (params, target, opt), prio, metrics = jax.lax.cond(
             memory.size >= c.learning_starts, self._learn, self._idle,
             (state.params, state.target, state.opt), prio, memory, k_learn, hp, lrs, beta,
         )  # fmt: skip
         if self.per:
-            memory = memory.replace(priority=prio[0], max_priority=prio[1])
+            memory = memory.with_priorities(prio)
         state = SACState(params, target, opt, memory, env, norm, hp, key, step + 1)
         return state, {**metrics, "lr": lrs[0], **episode_metrics(ro)}
 

@@ -11,15 +11,20 @@ New transitions enter at the largest priority seen so far, so each is replayed a
 once with high probability; after learning, ``update`` sets ``p_i = |delta_i| + epsilon``.
 
 Sampling is stratified: the total mass is cut into ``B`` equal segments and one point is
-drawn uniformly in each, then located with a binary search (``searchsorted``) in the
-cumulative sum of ``p^alpha``. That replaces a sum-tree: one vectorised ``cumsum`` of
-``capacity`` entries per minibatch, no per-item tree walks, so it is a handful of fused
-kernels under ``jit`` and ``vmap`` (a sum-tree's sequential updates serialise badly on an
-accelerator). The cumulative sum runs in float32; priorities are clipped to >= epsilon.
+drawn uniformly in each. Each point is located in a two-level sum over blocks of ``b``
+slots (``b`` about ``sqrt(capacity / 2B)``): a prefix sum over the per-block totals, which
+are kept in the state, finds the block, and a prefix sum over that block's ``b`` values of
+``p^alpha`` finds the slot. ``add`` and ``update`` recompute the totals of the blocks they
+touch. A draw plus its update costs ``O(B b + capacity / b)`` = ``O(sqrt(B capacity))``
+instead of a ``cumsum`` over the whole capacity, and stays a few gathers and fused
+reductions under ``jit`` and ``vmap``. A sum-tree's per-item walks and updates would
+serialise badly on an accelerator. The sums run in float32, and priorities are at least
+``epsilon``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -71,61 +76,120 @@ class ReplayBuffer:
         return idx, self.get(idx)
 
 
+def block_size(capacity: int, batch_size: int = 128) -> int:
+    """The power of two nearest ``sqrt(capacity / (2 * batch_size))`` (at least 1).
+
+    A draw costs about ``2 * B * b`` (the sampled and the updated blocks) plus ``capacity /
+    b`` (the prefix sum over block totals); this ``b`` minimises the sum.
+    """
+    target = max(capacity / (2.0 * batch_size), 1.0) ** 0.5
+    return 1 << max(0, round(math.log2(target)))
+
+
 @struct.dataclass
 class PrioritizedReplay:
-    """Proportional prioritized replay over a :class:`ReplayBuffer`; see the module docstring."""
+    """Proportional prioritized replay over a :class:`ReplayBuffer`; see the module docstring.
+
+    ``block_mass[k]`` is the exact sum of ``p_i^alpha`` over the filled slots of block
+    ``k`` (slots ``[k b, (k + 1) b)``), recomputed from the priorities of every block that
+    :meth:`add` or :meth:`update` touches, so it never drifts. The exponent ``alpha`` is a
+    hyperparameter (a state leaf, searchable), so every method that changes priorities
+    takes it; pass the same value throughout a run.
+    """
 
     buffer: ReplayBuffer
     priority: jax.Array  # [capacity] float32, p_i (0 for empty slots)
+    block_mass: jax.Array  # [ceil(capacity / block)] float32, sum of p^alpha per block
     max_priority: jax.Array  # float32
+    block: int = struct.field(pytree_node=False, default=1)
 
     @classmethod
-    def create(cls, example: Any, capacity: int) -> PrioritizedReplay:
+    def create(
+        cls, example: Any, capacity: int, batch_size: int = 128, block: int | None = None
+    ) -> PrioritizedReplay:
+        """An empty memory; ``block`` slots per block (default :func:`block_size`)."""
+        block = block or block_size(capacity, batch_size)
         return cls(
             ReplayBuffer.create(example, capacity),
             jnp.zeros((capacity,), jnp.float32),
+            jnp.zeros((-(-capacity // block),), jnp.float32),
             jnp.float32(1.0),
+            block,
         )
 
     @property
     def size(self) -> jax.Array:
         return self.buffer.size
 
-    def add(self, batch: Any) -> PrioritizedReplay:
+    @property
+    def priorities(self) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """The priority leaves without the stored items: what a learner carries through a
+        scan of gradient steps (:meth:`with_priorities` puts them back)."""
+        return self.priority, self.block_mass, self.max_priority
+
+    def with_priorities(self, prio: tuple[jax.Array, jax.Array, jax.Array]) -> PrioritizedReplay:
+        return self.replace(priority=prio[0], block_mass=prio[1], max_priority=prio[2])
+
+    def _mass(self, priority: jax.Array, slots: jax.Array, alpha: jax.Array | float) -> jax.Array:
+        """``p^alpha`` at ``slots`` (any shape), 0 for empty slots and padding past capacity."""
+        capacity = priority.shape[0]
+        filled = (slots < self.buffer.size) & (slots < capacity)
+        p = priority[jnp.minimum(slots, capacity - 1)]
+        return jnp.where(filled, p**alpha, 0.0)
+
+    def _with(self, priority: jax.Array, touched: jax.Array, alpha: jax.Array | float, **kw):
+        """``priority`` written back with the totals of the blocks holding ``touched [K]``."""
+        new = self.replace(priority=priority, **kw)
+        blocks = touched // self.block
+        slots = blocks[:, None] * self.block + jnp.arange(self.block, dtype=jnp.int32)[None]
+        sums = new._mass(priority, slots, alpha).sum(axis=1)
+        return new.replace(block_mass=self.block_mass.at[blocks].set(sums))
+
+    def add(self, batch: Any, alpha: jax.Array | float) -> PrioritizedReplay:
+        """Write ``batch`` (leaves ``[K, ...]``) at the largest priority seen so far."""
         count = jax.tree.leaves(batch)[0].shape[0]
         idx = self.buffer.slots(count)
-        return self.replace(
-            buffer=self.buffer.add(batch), priority=self.priority.at[idx].set(self.max_priority)
-        )
+        priority = self.priority.at[idx].set(self.max_priority)
+        return self._with(priority, idx, alpha, buffer=self.buffer.add(batch))
 
     def probabilities(self, alpha: jax.Array | float) -> jax.Array:
         """``P(i)`` for every slot, ``[capacity]`` (0 for empty slots)."""
-        filled = jnp.arange(self.priority.shape[0]) < self.buffer.size
-        mass = jnp.where(filled, self.priority**alpha, 0.0)
+        mass = self._mass(self.priority, jnp.arange(self.priority.shape[0]), alpha)
         return mass / jnp.maximum(mass.sum(), 1e-30)
 
     def sample(
         self, key: jax.Array, batch_size: int, alpha: jax.Array | float, beta: jax.Array | float
     ) -> tuple[jax.Array, Any, jax.Array]:
-        """Stratified proportional sample: slots ``[B]``, items, importance weights ``[B]``."""
-        filled = jnp.arange(self.priority.shape[0]) < self.buffer.size
-        mass = jnp.where(filled, self.priority**alpha, 0.0)
-        cdf = jnp.cumsum(mass)
+        """Stratified proportional sample: slots ``[B]``, items, importance weights ``[B]``.
+
+        Point ``t`` is located in two steps: its block by binary search in the prefix sums
+        of ``block_mass``, then its slot by a prefix sum over that block's ``p^alpha``.
+        """
+        b, size = self.block, self.buffer.size
+        cdf = jnp.cumsum(self.block_mass)
         total = cdf[-1]
         u = (jnp.arange(batch_size) + jax.random.uniform(key, (batch_size,))) / batch_size
-        idx = jnp.searchsorted(cdf, u * total, side="right").astype(jnp.int32)
-        idx = jnp.clip(idx, 0, jnp.maximum(self.buffer.size - 1, 0))
-        prob = mass[idx] / jnp.maximum(total, 1e-30)
-        n = jnp.maximum(self.buffer.size, 1).astype(jnp.float32)
+        t = u * total
+        last_block = jnp.maximum(size - 1, 0) // b
+        blk = jnp.minimum(jnp.searchsorted(cdf, t, side="right"), last_block).astype(jnp.int32)
+        rest = t - (cdf[blk] - self.block_mass[blk])
+        slots = blk[:, None] * b + jnp.arange(b, dtype=jnp.int32)[None]
+        within = jnp.cumsum(self._mass(self.priority, slots, alpha), axis=1)
+        j = jnp.minimum(jnp.sum(within <= rest[:, None], axis=1), b - 1)
+        idx = jnp.clip(blk * b + j, 0, jnp.maximum(size - 1, 0)).astype(jnp.int32)
+        prob = self._mass(self.priority, idx, alpha) / jnp.maximum(total, 1e-30)
+        n = jnp.maximum(size, 1).astype(jnp.float32)
         weight = (n * jnp.maximum(prob, 1e-30)) ** (-beta)
         return idx, self.buffer.get(idx), weight / weight.max()
 
-    def update(self, idx: jax.Array, td_error: jax.Array, epsilon: float) -> PrioritizedReplay:
+    def update(
+        self, idx: jax.Array, td_error: jax.Array, epsilon: float, alpha: jax.Array | float
+    ) -> PrioritizedReplay:
         """Set ``p_i = |td_error_i| + epsilon`` for the sampled slots ``idx [B]``."""
         p = jnp.abs(td_error).astype(jnp.float32) + epsilon
-        return self.replace(
-            priority=self.priority.at[idx].set(p),
-            max_priority=jnp.maximum(self.max_priority, p.max()),
+        priority = self.priority.at[idx].set(p)
+        return self._with(
+            priority, idx, alpha, max_priority=jnp.maximum(self.max_priority, p.max())
         )
 
 
