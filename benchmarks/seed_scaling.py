@@ -6,10 +6,11 @@
 
 Configurations (the issue's list): PPO on CartPole-v1 and Breakout-MinAtar, DQN and SAC on
 CartPole-v1. DQN trains ``specs/dqn/dqn_cartpole.yaml`` and SAC
-``specs/sac/sac_discrete_cartpole.yaml`` (``SPECS``); they have no rejax peer wired yet, so
-their rejax column records that and no ratio. PPO uses ``specs/ppo/ppo_cartpole.yaml``
-(4 envs x 128 steps, 4 epochs x 4 minibatches, 64-64 tanh MLPs) on both envs, and rejax the
-same numbers (``rejax_peer.py``, with the differences rejax cannot configure listed there).
+``specs/sac/sac_discrete_cartpole.yaml`` (``SPECS``), and rejax DQN / discrete SAC the same
+configurations over the same frames (``rejax_offpolicy.py``). PPO uses
+``specs/ppo/ppo_cartpole.yaml`` (4 envs x 128 steps, 4 epochs x 4 minibatches, 64-64 tanh
+MLPs) on both envs, and rejax the same numbers (``rejax_peer.py``). Each peer module lists
+the differences rejax cannot configure.
 
 Every (config, seed count) runs in its own subprocess, which builds both frameworks and
 interleaves their training runs (jaxlab, rejax, jaxlab, ...), so a shared machine's load
@@ -60,7 +61,7 @@ SPECS = {
 CONFIGS: dict[tuple[str, str], list[str] | None] = {
     ("PPO", "CartPole-v1"): [],
     ("PPO", "Breakout-MinAtar"): ["env.name=Breakout-MinAtar"],
-    ("DQN", "CartPole-v1"): [],
+    ("DQN", "CartPole-v1"): ["env.num_envs=40", "agent.algorithm.train_freq=1"],  # rejax's layout
     ("SAC", "CartPole-v1"): [],
 }
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory", "MemoryError")
@@ -132,14 +133,14 @@ class RejaxRun:
 
     def __init__(self, algo: str, env: str, seeds: int, frames: int) -> None:
         sys.path.insert(0, str(HERE))
-        from rejax_peer import compile_rejax_ppo
+        from rejax_offpolicy import PEERS, peer_frames
 
-        if algo != "PPO":
+        if algo not in PEERS:
             raise NotImplementedError(f"no rejax peer for {algo} yet")
-        self.compiled, self.keys, self.compile_s = compile_rejax_ppo(
+        self.compiled, self.keys, self.compile_s = PEERS[algo](
             seeds, frames, with_eval=False, env_name=env
         )
-        self.env_steps, self.runs_s = seeds * frames, []
+        self.env_steps, self.runs_s = seeds * peer_frames(algo, frames), []
         self.run()
 
     def run(self) -> None:
