@@ -93,7 +93,7 @@ from rejax import DQN, SAC
 from rejax.networks import DiscretePolicy, DiscreteQNetwork, EpsilonGreedyPolicy
 from rejax_peer import NUM_ENVS as PPO_ENVS
 from rejax_peer import NUM_STEPS as PPO_STEPS
-from rejax_peer import OldStepAPI, _no_eval, compile_rejax_ppo
+from rejax_peer import OldStepAPI, compile_algo, compile_rejax_ppo
 
 ENV_NAME = "CartPole-v1"
 
@@ -209,15 +209,6 @@ def make_rejax_sac(total_timesteps: int = 100_000, env_name: str = ENV_NAME) -> 
     )
 
 
-def _compile(algo: Any, num_seeds: int, seed: int, with_eval: bool) -> tuple[Any, jax.Array, float]:
-    if not with_eval:
-        algo = algo.replace(eval_callback=_no_eval)
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
-    t0 = time.perf_counter()
-    compiled = jax.jit(jax.vmap(algo.train)).lower(keys).compile()
-    return compiled, keys, time.perf_counter() - t0
-
-
 def compile_rejax_dqn(
     num_seeds: int,
     total_timesteps: int = 500_000,
@@ -227,7 +218,7 @@ def compile_rejax_dqn(
 ) -> tuple[Any, jax.Array, float]:
     """``jit(vmap(DQN.train))`` over ``num_seeds`` keys, compiled ahead of time:
     ``(compiled, keys, compile seconds)``, like ``rejax_peer.compile_rejax_ppo``."""
-    return _compile(make_rejax_dqn(total_timesteps, env_name), num_seeds, seed, with_eval)
+    return compile_algo(make_rejax_dqn(total_timesteps, env_name), num_seeds, seed, with_eval)
 
 
 def compile_rejax_sac(
@@ -239,7 +230,7 @@ def compile_rejax_sac(
 ) -> tuple[Any, jax.Array, float]:
     """``jit(vmap(SAC.train))`` over ``num_seeds`` keys, compiled ahead of time:
     ``(compiled, keys, compile seconds)``, like ``rejax_peer.compile_rejax_ppo``."""
-    return _compile(make_rejax_sac(total_timesteps, env_name), num_seeds, seed, with_eval)
+    return compile_algo(make_rejax_sac(total_timesteps, env_name), num_seeds, seed, with_eval)
 
 
 # algo -> its rejax peer's compile function (seed_scaling.RejaxRun dispatches on this).

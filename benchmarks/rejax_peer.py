@@ -120,7 +120,15 @@ def compile_rejax_ppo(
     Returns ``(compiled, keys, compile seconds)``; ``compiled(keys)`` trains. With
     ``with_eval=False`` rejax's final evaluation is a no-op, so a call is training only.
     """
-    algo = make_rejax_ppo(total_timesteps, env_name)
+    return compile_algo(make_rejax_ppo(total_timesteps, env_name), num_seeds, seed, with_eval)
+
+
+def compile_algo(
+    algo: Any, num_seeds: int, seed: int = 0, with_eval: bool = True
+) -> tuple[Any, jax.Array, float]:
+    """``jit(vmap(algo.train))`` of any rejax algorithm over ``num_seeds`` keys, compiled
+    ahead of time: ``(compiled, keys, compile seconds)`` (evaluation a no-op unless
+    ``with_eval``)."""
     if not with_eval:
         algo = algo.replace(eval_callback=_no_eval)
     keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
