@@ -231,10 +231,9 @@ class SAC:
         )  # fmt: skip
 
     def _new_memory(self) -> ReplayBuffer | PrioritizedReplay:
-        mem = self.spec.agent.memory
-        if self.per:
-            return PrioritizedReplay.create(self._example(), mem.capacity, mem.batch_size)
-        return ReplayBuffer.create(self._example(), mem.capacity)
+        m, example = self.spec.agent.memory, self._example()
+        per = PrioritizedReplay.create(example, m.capacity, m.batch_size) if self.per else None
+        return per or ReplayBuffer.create(example, m.capacity)
 
     def policy(
         self, state: SACState, obs: jax.Array, key: jax.Array, deterministic: bool = True
