@@ -1,10 +1,12 @@
-"""The same training as chunks called one by one, or as one compiled scan of the chunks.
+"""The same training as chunks called one by one, in groups, or as one compiled scan.
 
     python benchmarks/chunk_calls.py [--spec specs/ppo/ppo_cartpole.yaml] [--seeds 4]
                                      [--frames 100000] [--repeats 6]
 
-*calls*: the Trial's compiled chunk invoked once per log point, as ``train`` does, but with
-no host work at all (dispatched back to back, read once at the end). *scan*: one program
+*calls*: the Trial's compiled program invoked once per log point (one chunk per call),
+with no host work at all (dispatched back to back, read once at the end). *groups*: the
+same program running ``Trial.group_size`` chunks per call, as ``train`` does when chunks
+are short. *scan*: one program
 that ``lax.scan``s the same vmapped chunk over every chunk index. Both are compiled once
 and run interleaved in this process; the ratio is what invoking the chunk per log point
 costs by itself, apart from any I/O (``overhead.py`` measures the whole ``train``).
@@ -53,21 +55,32 @@ def main() -> None:
         jax.block_until_ready((state, pending))
         return time.perf_counter() - t0
 
+    def groups() -> float:
+        state = jax.block_until_ready(trial.init())
+        t0, pending, size = time.perf_counter(), [], trial.group_size
+        for i in range(0, d.num_chunks, size):
+            state, metrics = trial.dispatch(state, i, min(size, d.num_chunks - i))
+            pending.append(metrics)
+        jax.block_until_ready((state, pending))
+        return time.perf_counter() - t0
+
     def one_scan() -> float:
         state = jax.block_until_ready(trial.init())
         t0 = time.perf_counter()
         jax.block_until_ready(scanned(state))
         return time.perf_counter() - t0
 
-    runs: dict[str, list[float]] = {"calls": [], "scan": []}
+    runs: dict[str, list[float]] = {"calls": [], "groups": [], "scan": []}
     for _ in range(args.repeats):
         runs["calls"].append(calls())
+        runs["groups"].append(groups())
         runs["scan"].append(one_scan())
     med: dict[str, Any] = {k: statistics.median(v) for k, v in runs.items()}
     for k, v in runs.items():
-        print(f"{k:5s} ({d.num_chunks} chunks): best {min(v):.3f} s, median {med[k]:.3f} s, "
+        print(f"{k:6s} ({d.num_chunks} chunks): best {min(v):.3f} s, median {med[k]:.3f} s, "
               f"runs {[round(x, 3) for x in v]}")  # fmt: skip
     print(f"chunk calls / one scan: {med['calls'] / med['scan']:.3f} (medians)")
+    print(f"groups of {trial.group_size} / one scan: {med['groups'] / med['scan']:.3f} (medians)")
 
 
 if __name__ == "__main__":

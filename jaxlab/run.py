@@ -5,10 +5,14 @@ TensorBoard scalars per session, the progress bar; on checkpoint points an Orbax
 checkpoint of the full Trial state plus the host loop state (:class:`HostState`), so a
 resumed run (:mod:`jaxlab.resume`) continues every counter and history; on eval points
 the ``best`` checkpoint when the Trial's mean eval return improves. SIGINT/SIGTERM finish
-the chunk in flight, checkpoint and stop. Nothing here runs inside ``jit``.
+the chunks in flight, checkpoint and stop. Nothing here runs inside ``jit``.
 
-Chunks are pipelined: chunk i+1 is dispatched before chunk i's metrics are read, so
-host I/O overlaps device compute. Chunks that checkpoint or evaluate are read first
+Chunks run in groups: one call runs up to ``Trial.group_size`` consecutive chunks, as
+many as fit in :data:`GROUP_SECONDS` at the measured pace (one at first, and always one
+in ``dev`` mode), never past a chunk that checkpoints or evaluates. Each chunk still
+gets its own rows; a group's wall time is shared out over its chunks by frames.
+Groups are pipelined: group g+1 is dispatched before group g's metrics are read, so
+host I/O overlaps device compute. Groups that checkpoint or evaluate are read first
 (their rows are recorded, and flushed to disk before their checkpoint exists) and the
 state is copied (on device; the memory budget's 2x headroom covers it) before the next
 dispatch donates its buffers; histograms and Orbax saves then work on that copy while
@@ -40,6 +44,8 @@ from jaxlab.spec.schema import Spec
 from jaxlab.trial import Trial, default_keys
 
 # on_chunk(chunk, frame, per-Trial returns [S]) -> True to stop early
+# A call runs several chunks when they take less than this together (the row latency).
+GROUP_SECONDS = 0.5
 ChunkHook = Callable[[int, int, list[np.ndarray]], bool]
 
 
@@ -170,20 +176,49 @@ class Loop:
         self.trial, self.outputs = trial, outputs
         self.spec = trial.spec
 
-    def read(self, i: int, pending: Any) -> tuple[list[np.ndarray], float]:
-        """Wait for chunk ``i``'s metrics, time it, record it; returns (returns, fps)."""
+    def read(self, first: int, count: int, pending: Any) -> tuple[list[list[np.ndarray]], float]:
+        """Wait for the group of chunks ``first..first+count-1`` and record a row per chunk.
+
+        Returns each chunk's per-Trial returns and the group's frames per second. The
+        group's seconds are shared out over its chunks by frames (their ``wall_time``).
+        """
         metrics = jax.device_get(pending)
-        frame, now = self.trial.frames_after(i), time.perf_counter()
-        fps = (frame - self.frames_done) / max(now - self.last, 1e-9)
-        self.frames_done, self.last = frame, now
-        if self.dev_params is not None:
-            before, after = self.dev_params
-            _dev_checks(metrics, before, after, i)
-        rets = []
-        for out, offset in zip(self.outputs, self.offsets, strict=True):
-            out.host.wall_time = offset + now - self.t0
-            rets.append(out.record(i, frame, take(metrics, out.rows), fps))
-        return rets, fps
+        now, end = time.perf_counter(), self.trial.frames_after(first + count - 1)
+        since, done = self.last, self.frames_done
+        span = max(now - since, 1e-9)
+        fps = (end - done) / span
+        self.frames_done, self.last = end, now
+        self.chunk_seconds = span / count
+        rows = []
+        for j in range(count):
+            i, row = first + j, {k: v[:, j] for k, v in metrics.items()}
+            frame = self.trial.frames_after(i)
+            when = since + span * (frame - done) / max(end - done, 1)
+            if self.dev_params is not None:
+                before, after = self.dev_params
+                _dev_checks(row, before, after, i)
+            rets = []
+            for out, offset in zip(self.outputs, self.offsets, strict=True):
+                out.host.wall_time = offset + when - self.t0
+                rets.append(out.record(i, frame, take(row, out.rows), fps))
+            rows.append(rets)
+        return rows, fps
+
+    def needs_host(self, i: int) -> bool:
+        """Chunk ``i`` evaluates or checkpoints (so a group must end there)."""
+        every, frames = self.spec.meta.checkpoint_frequency, self.trial.frames_after
+        return self.trial.derived.is_eval_chunk(i) or frames(i) // every > frames(i - 1) // every
+
+    def group_after(self, first: int, dev: bool) -> int:
+        """How many chunks the call starting at chunk ``first`` runs (module docstring)."""
+        limit = min(self.trial.group_size, self.trial.derived.num_chunks - first)
+        if dev or self.chunk_seconds is None:
+            return 1
+        limit = min(limit, max(1, int(GROUP_SECONDS / max(self.chunk_seconds, 1e-9))))
+        count = 1
+        while count < limit and not self.needs_host(first + count - 1):
+            count += 1
+        return count
 
     def sync(self, i: int, frame: int, state: Any, save: bool) -> None:
         """Histograms, ``best`` and (``save``) the checkpoint of every Trial at chunk ``i``
@@ -212,7 +247,8 @@ class Loop:
 
         ``on_chunk(chunk, frame, returns)`` (``returns``: each Trial's per-session mean
         episode return of the chunk) runs after every chunk is recorded; when it returns
-        True the loop stops there like a signal would, but with status ``stopped``.
+        True the loop stops like a signal would (after the group in flight), but with status
+        ``stopped``.
         """
         trial, d = self.trial, self.trial.derived
         every = self.spec.meta.checkpoint_frequency
@@ -228,13 +264,15 @@ class Loop:
         )
         self.t0 = self.last = time.perf_counter()
         self.offsets = [out.host.wall_time for out in self.outputs]
-        self.dev_params = None
+        self.dev_params, self.chunk_seconds = None, None
         before = jax.device_get(state.params) if dev else None
         stop_by: int | str | None = None
         try:
             with StopRequest() as stop:
-                state, pending = trial.dispatch(state, start)
-                for i in range(start, d.num_chunks):
+                first, count = start, 1
+                state, pending = trial.dispatch(state, first, count)
+                while True:
+                    i = first + count - 1  # the group's last chunk
                     frame = trial.frames_after(i)
                     final = i == d.num_chunks - 1
                     stopping = stop.signum is not None or stop_by is not None
@@ -244,30 +282,37 @@ class Loop:
                         after = jax.device_get(state.params)
                         self.dev_params, before = (before, after), after
                     if sync:  # rows recorded before the checkpoint; a device copy of
-                        rets, fps = self.read(i, pending)  # the state taken before donation
-                        last = final or stopping  # nothing will be dispatched: no copy
+                        rows, fps = self.read(first, count, pending)  # the state before
+                        last = final or stopping  # donation (none if nothing follows)
                         snapshot = state if last else jax.tree.map(jnp.copy, state)
                     this = pending
                     if not final and not stopping:
-                        state, pending = trial.dispatch(state, i + 1)
-                    if sync:  # histograms and saves overlap the next chunk's compute
+                        nxt = self.group_after(i + 1, dev)
+                        state, pending = trial.dispatch(state, i + 1, nxt)
+                    if sync:  # histograms and saves overlap the next group's compute
                         self.sync(i, frame, snapshot, save)
                         if save:
                             last_ckpt = frame
                     else:
-                        rets, fps = self.read(i, this)
-                    bar.update(frame - bar.n)
-                    ret = np.concatenate(rets)
-                    bar.set_postfix(
-                        fps=f"{fps * trial.num_sessions:,.0f}",
-                        ret=f"{np.nanmean(ret):.1f}" if np.isfinite(ret).any() else "n/a",
-                        refresh=False,
-                    )
+                        rows, fps = self.read(first, count, this)
+                    for j, rets in enumerate(rows):
+                        chunk = first + j
+                        at = trial.frames_after(chunk)
+                        bar.update(at - bar.n)
+                        ret = np.concatenate(rets)
+                        bar.set_postfix(
+                            fps=f"{fps * trial.num_sessions:,.0f}",
+                            ret=f"{np.nanmean(ret):.1f}" if np.isfinite(ret).any() else "n/a",
+                            refresh=False,
+                        )
+                        if on_chunk is not None and on_chunk(chunk, at, rets) and not final:
+                            stop_by = "stopped"  # the group in flight finishes, checkpoints
                     if stopping:
                         stop_by = stop.signum if stop.signum is not None else stop_by
                         break
-                    if on_chunk is not None and on_chunk(i, frame, rets) and not final:
-                        stop_by = "stopped"  # the chunk in flight finishes and checkpoints
+                    if final:
+                        break
+                    first, count = i + 1, nxt
         finally:
             bar.close()
             for out in self.outputs:

@@ -105,7 +105,7 @@ def main() -> None:
     init_compile = time.perf_counter() - t0
     state = jax.block_until_ready(init(trial.keys))
     t0 = time.perf_counter()
-    lowered = trial._chunk_jit.lower(state, jnp.int32(0))
+    lowered = trial._chunk_jit.lower(state, jnp.int32(0), jnp.int32(1))  # one chunk per call
     lower_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     trial._chunk = lowered.compile()

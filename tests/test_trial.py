@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 
 import jax
@@ -9,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxlab import run as run_module
 from jaxlab.checkpoint import FORMAT_VERSION, Checkpointer
 from jaxlab.evaluate import EVAL_METRICS
 from jaxlab.run import train
@@ -77,9 +79,56 @@ def test_chunk_compiles_once_per_run(tiny_raw, tmp_path, caplog):
         jax.config.update("jax_log_compiles", False)
         jax.config.update("jax_enable_compilation_cache", True)
     chunk_compiles = [
-        r for r in caplog.records if "Finished XLA compilation of jit(chunk)" in r.getMessage()
+        r for r in caplog.records if "Finished XLA compilation of jit(group)" in r.getMessage()
     ]
     assert len(chunk_compiles) == 1
+
+
+def test_grouped_calls_write_what_one_chunk_per_call_writes(tiny_raw, tmp_path, monkeypatch):
+    """Several log points per call: the same rows, checkpoints and final state as one chunk
+    per call; groups never run past a chunk that evaluates or checkpoints."""
+    spec = spec_from_dict(
+        tiny_raw,
+        ["env.max_frame=640", "meta.eval_frequency=256", "meta.checkpoint_frequency=384"],
+    )
+    assert spec.derived.num_chunks == 10
+    calls, dispatch = [], Trial.dispatch
+
+    def spy(self, state, start, count=1):
+        calls.append((start, count))
+        return dispatch(self, state, start, count)
+
+    monkeypatch.setattr(Trial, "dispatch", spy)
+    runs = {}
+    for name, seconds in (("grouped", 1e9), ("single", 0.0)):
+        monkeypatch.setattr(run_module, "GROUP_SECONDS", seconds)
+        calls.clear()
+        result = train(spec, root=tmp_path / name, progress=False, report=False)
+        runs[name] = (list(calls), result)
+    single, grouped = runs["single"][0], runs["grouped"][0]
+    assert single == [(i, 1) for i in range(10)]
+    # chunk 0 and 1 alone (no pace measured yet), then up to each eval (3, 7, 9) or
+    # checkpoint (5: frame 384) chunk
+    assert grouped == [(0, 1), (1, 1), (2, 2), (4, 2), (6, 2), (8, 2)]
+    a, b = runs["grouped"][1], runs["single"][1]
+    for x, y in zip(jax.tree.leaves(a.state), jax.tree.leaves(b.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    for k in range(2):
+        rows = [
+            list(csv.DictReader((r.run_dir / f"session_{k}" / "metrics.csv").open()))
+            for r in (a, b)
+        ]
+        assert len(rows[0]) == len(rows[1]) == 10
+        for x, y in zip(*rows, strict=True):
+            timing = ("wall_time", "fps")
+            assert {c: v for c, v in x.items() if c not in timing} == {
+                c: v for c, v in y.items() if c not in timing
+            }
+            assert float(x["fps"]) > 0 and float(x["wall_time"]) > 0
+        times = [float(r["wall_time"]) for r in rows[0]]
+        assert times == sorted(times)
+    steps = [sorted(p.name for p in (r.run_dir / "checkpoints").iterdir()) for r in (a, b)]
+    assert steps[0] == steps[1]
 
 
 def test_last_chunk_masks_updates_past_the_budget(tiny_raw):
