@@ -14,10 +14,9 @@ the differences rejax cannot configure.
 
 Every (config, seed count) runs in its own subprocess, which builds both frameworks and
 interleaves their training runs (jaxlab, rejax, jaxlab, ...), so a shared machine's load
-hits both alike and the ratio compares runs taken side by side. Compile time is cold for
-each, and running out of memory (XLA RESOURCE_EXHAUSTED, MemoryError, or the process
-killed) is recorded as "OOM" without stopping the sweep; the larger seed counts of that
-framework and config are then skipped as OOM too.
+hits both alike. Compile time is cold for each. Running out of memory (RESOURCE_EXHAUSTED,
+MemoryError, the process killed) is recorded as "OOM" and the sweep goes on, skipping
+that framework's larger seed counts of the config.
 
 * jaxlab trains through ``jaxlab.run.train`` (CSV/TensorBoard logging and checkpoints on),
   **evaluation off**; rejax trains ``jit(vmap(algo.train))`` with its evaluation replaced
@@ -26,7 +25,9 @@ framework and config are then skipped as OOM too.
   run s: after compilation (jaxlab's ``wall_clock_s``, rejax's blocked call), the best of
   ``--repeats`` runs (jaxlab's later runs reuse the compiled programs through a throwaway
   persistent cache; rejax re-runs its compiled function).
-  env-steps/s = seeds x frames per seed / run s. ratio = jaxlab / rejax env-steps/s.
+  env-steps/s = seeds x frames per seed / run s. ratio (best) = jaxlab / rejax env-steps/s
+  of the best runs; ratio (paired median) = the median over repeats of the same ratio for
+  the two runs taken back to back in each repeat.
 * device memory: what the training program (jaxlab's chunk, rejax's whole ``train``)
   needs at its peak by XLA's own accounting (``compiled.memory_analysis()``: arguments +
   outputs + temporaries - donated buffers), so it is per framework even though both share
@@ -43,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -242,9 +244,16 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
             a, b = row["jaxlab"], row["rejax"]
             ok = a["status"] == b["status"] == "ok"
             row["ratio"] = a["steps_per_s"] / b["steps_per_s"] if ok else None
+            row["ratio_paired"] = paired_ratio(a, b) if ok else None
             print(format_row(row), flush=True)
             rows.append(row)
     return rows
+
+
+def paired_ratio(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Median over repeats of jaxlab / rejax env-steps/s of the two runs taken back to back."""
+    pairs = zip(a["runs_s"], b["runs_s"], strict=False)
+    return statistics.median((a["env_steps"] / x) / (b["env_steps"] / y) for x, y in pairs)
 
 
 def cell(r: dict[str, Any], key: str, fmt: str) -> str:
@@ -259,18 +268,20 @@ def mem(r: dict[str, Any]) -> str:
 def format_row(row: dict[str, Any]) -> str:
     a, b = row["jaxlab"], row["rejax"]
     ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "n/a"
+    paired = row.get("ratio_paired")
+    paired = f"{paired:.2f}" if paired is not None else "n/a"
     return (
         f"| {row['algo']} | {row['env']} | {row['seeds']} | {cell(a, 'steps_per_s', ',.0f')} | "
-        f"{cell(b, 'steps_per_s', ',.0f')} | {ratio} | {cell(a, 'compile_s', '.1f')} | "
+        f"{cell(b, 'steps_per_s', ',.0f')} | {ratio} | {paired} | {cell(a, 'compile_s', '.1f')} | "
         f"{cell(b, 'compile_s', '.1f')} | {cell(a, 'run_s', '.1f')} | {cell(b, 'run_s', '.1f')} | "
         f"{mem(a)} | {mem(b)} |"
     )
 
 
 HEADER = (
-    "| algo | env | seeds | jaxlab steps/s | rejax steps/s | ratio | jaxlab compile s | "
-    "rejax compile s | jaxlab run s | rejax run s | jaxlab device mem | rejax device mem |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| algo | env | seeds | jaxlab steps/s | rejax steps/s | ratio (best) | ratio (paired median)"
+    " | jaxlab compile s | rejax compile s | jaxlab run s | rejax run s | jaxlab device mem | "
+    "rejax device mem |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -296,38 +307,6 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], overhead: str | N
     if overhead:
         lines += ["", overhead]
     return "\n".join(lines) + "\n"
-
-
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    configs = sorted({(r["algo"], r["env"]) for r in rows if "seeds" in r})
-    if not configs:
-        return
-    fig, axes = plt.subplots(1, len(configs), figsize=(5.5 * len(configs), 4), squeeze=False)
-    for ax, (algo, env) in zip(axes[0], configs, strict=True):
-        mine = [r for r in rows if (r.get("algo"), r.get("env")) == (algo, env) and "seeds" in r]
-        for fw, style in (("jaxlab", "o-"), ("rejax", "s--")):
-            pts = [(r["seeds"], r[fw]["steps_per_s"]) for r in mine if r[fw]["status"] == "ok"]
-            if pts:
-                ax.plot(*zip(*pts, strict=True), style, label=fw)
-            for r in mine:
-                if r[fw]["status"] == "OOM":
-                    ax.axvline(r["seeds"], color="grey", ls=":", lw=1)
-        ax.set(xscale="log", yscale="log", xlabel="seeds", ylabel="training env-steps/s")
-        ax.set_xticks([r["seeds"] for r in mine], [str(r["seeds"]) for r in mine])
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-        ax.set_title(f"{algo} {env}")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main() -> None:
@@ -390,6 +369,9 @@ def main() -> None:
         json.dumps({"meta": meta, "rows": rows, "overhead": overhead}, indent=2)
     )
     (args.out / "results.md").write_text(markdown(meta, rows, overhead_line))
+    sys.path.insert(0, str(HERE))
+    from scaling_plot import plot
+
     plot(rows, args.out / "seed_scaling.png")
     print(f"wrote {args.out}/results.json, results.md, seed_scaling.png")
 
