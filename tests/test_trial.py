@@ -131,6 +131,28 @@ def test_grouped_calls_write_what_one_chunk_per_call_writes(tiny_raw, tmp_path, 
     assert steps[0] == steps[1]
 
 
+def test_one_call_of_several_chunks_equals_the_chunks_one_by_one(tiny_raw):
+    trial = Trial(spec_from_dict(tiny_raw))
+    assert trial.group_size == 5  # all five chunks of the run fit in one call
+    one_by_one, _ = trial.chunk(trial.init(), 0)
+    rows = []
+    for i in (1, 2, 3):
+        one_by_one, m = trial.chunk(one_by_one, i)
+        rows.append(m)
+    state, _ = trial.chunk(trial.init(), 0)
+    state, stacked = trial.dispatch(state, 1, 3)
+    stacked = jax.device_get(stacked)
+    for j, row in enumerate(rows):
+        for k, v in row.items():
+            np.testing.assert_array_equal(stacked[k][:, j], v, err_msg=k)
+    for k, v in stacked.items():  # the slots past count are skipped: zeros
+        assert not np.any(v[:, 3:]), k
+    for x, y in zip(jax.tree.leaves(state), jax.tree.leaves(one_by_one), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    with pytest.raises(ValueError, match="count must be in 1..5"):
+        trial.dispatch(state, 4, 6)
+
+
 def test_last_chunk_masks_updates_past_the_budget(tiny_raw):
     # 11 updates in chunks of 2: six chunks, the last one does a single update.
     spec = spec_from_dict(tiny_raw, ["env.max_frame=352"])
