@@ -43,9 +43,9 @@ from jaxlab.signals import StopRequest
 from jaxlab.spec.schema import Spec
 from jaxlab.trial import Trial, default_keys
 
-# on_chunk(chunk, frame, per-Trial returns [S]) -> True to stop early
 # A call runs several chunks when they take less than this together (the row latency).
 GROUP_SECONDS = 0.5
+# on_chunk(chunk, frame, per-Trial returns [S]) -> True to stop early
 ChunkHook = Callable[[int, int, list[np.ndarray]], bool]
 
 
@@ -204,18 +204,22 @@ class Loop:
             rows.append(rets)
         return rows, fps
 
+    def checkpoint_due(self, first: int, last: int) -> bool:
+        """Chunks ``first..last`` cross a multiple of ``meta.checkpoint_frequency`` frames."""
+        every, frames = self.spec.meta.checkpoint_frequency, self.trial.frames_after
+        return frames(last) // every > frames(first - 1) // every
+
     def needs_host(self, i: int) -> bool:
         """Chunk ``i`` evaluates or checkpoints (so a group must end there)."""
-        every, frames = self.spec.meta.checkpoint_frequency, self.trial.frames_after
-        return self.trial.derived.is_eval_chunk(i) or frames(i) // every > frames(i - 1) // every
+        return self.trial.derived.is_eval_chunk(i) or self.checkpoint_due(i, i)
 
     def group_after(self, first: int, dev: bool) -> int:
         """How many chunks the call starting at chunk ``first`` runs (module docstring)."""
-        limit = min(self.trial.group_size, self.trial.derived.num_chunks - first)
         if dev or self.chunk_seconds is None:
             return 1
+        limit = min(self.trial.group_size, self.trial.derived.num_chunks - first)
         limit = min(limit, max(1, int(GROUP_SECONDS / max(self.chunk_seconds, 1e-9))))
-        count = 1
+        count = 1  # a chunk that evaluates or checkpoints ends the group
         while count < limit and not self.needs_host(first + count - 1):
             count += 1
         return count
@@ -251,11 +255,10 @@ class Loop:
         ``stopped``.
         """
         trial, d = self.trial, self.trial.derived
-        every = self.spec.meta.checkpoint_frequency
-        last_ckpt = self.frames_done = trial.frames_after(start - 1) if start else 0
+        self.frames_done = trial.frames_after(start - 1) if start else 0
         bar = tqdm(
             total=d.total_frames,
-            initial=last_ckpt,
+            initial=self.frames_done,
             unit="frame",
             unit_scale=True,
             disable=not progress,
@@ -276,7 +279,7 @@ class Loop:
                     frame = trial.frames_after(i)
                     final = i == d.num_chunks - 1
                     stopping = stop.signum is not None or stop_by is not None
-                    save = frame // every > last_ckpt // every or final or stopping
+                    save = self.checkpoint_due(first, i) or final or stopping
                     sync = save or dev or d.is_eval_chunk(i)
                     if dev:
                         after = jax.device_get(state.params)
@@ -291,8 +294,6 @@ class Loop:
                         state, pending = trial.dispatch(state, i + 1, nxt)
                     if sync:  # histograms and saves overlap the next group's compute
                         self.sync(i, frame, snapshot, save)
-                        if save:
-                            last_ckpt = frame
                     else:
                         rows, fps = self.read(first, count, this)
                     for j, rets in enumerate(rows):
