@@ -55,16 +55,18 @@ def make_chunk(
     do not evaluate).
     """
     upc, total = derived.updates_per_chunk, derived.num_updates
+    # Jitted so its trace is cached: the shape query below and the cond branch share one.
+    update = jax.jit(agent.update)
 
     def chunk(state: Any, chunk_index: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
-        metric_shapes = jax.eval_shape(agent.update, state)[1]
+        metric_shapes = jax.eval_shape(update, state)[1]
 
         def skip(s: Any) -> tuple[Any, dict[str, jax.Array]]:
             return s, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
 
         def body(s: Any, i: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
             active = chunk_index * upc + i < total
-            s, metrics = jax.lax.cond(active, agent.update, skip, s)
+            s, metrics = jax.lax.cond(active, update, skip, s)
             return s, {**metrics, "active": active}
 
         state, ms = jax.lax.scan(body, state, jnp.arange(upc))

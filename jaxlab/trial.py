@@ -61,6 +61,17 @@ def make_group(
     return group
 
 
+def one_session(state: Any) -> Any:
+    """The abstract state of one session from a Trial's ``[S, ...]`` one.
+
+    ``weak_type`` is kept (gymnax's step counters are weakly typed): with it these shapes
+    hit the trace cache of the jitted chunk and update that the group program calls, so
+    asking for metric shapes costs no second trace."""
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype, weak_type=x.weak_type), state
+    )
+
+
 def default_keys(spec: Spec) -> jax.Array:
     """The spec's session keys ``[meta.max_session, 2]``: session k gets
     :func:`~jaxlab.session.session_key` ``(meta.random_seed, k)``."""
@@ -95,26 +106,41 @@ class Trial:
             keys = default_keys(spec)
         self.num_sessions = int(keys.shape[0])
         self.sharding = seed_sharding(self.num_sessions, devices)
-        evaluate = make_evaluate(self.agent, spec) if self.derived.eval_every else None
-        one = make_chunk(self.agent, self.derived, evaluate)
-        self._init = jax.jit(jax.vmap(self.agent.init))
-        shapes = self._metric_shapes(one, keys)
-        per_chunk = self.num_sessions * sum(m.size * m.dtype.itemsize for m in shapes.values())
-        fit = max(1, GROUP_METRIC_BYTES // max(per_chunk, 1))
-        self.group_size = int(min(GROUP_MAX, self.derived.num_chunks, fit))
-        group = make_group(one, self.group_size, shapes)
-        chunk = jax.vmap(group, in_axes=(0, None, None))
         if self.sharding is None:
             if devices is not None:
                 keys = jax.device_put(keys, devices[0])
-            self._chunk_jit = jax.jit(chunk, donate_argnums=0)
-        else:  # each device runs the vmapped program on its own slice of the seeds
-            mesh, seeds, whole = self.sharding.mesh, PartitionSpec("seed"), PartitionSpec()
+            self._init = jax.jit(jax.vmap(self.agent.init))
+        else:  # each device runs the vmapped programs on its own slice of the seeds
+            mesh, seeds = self.sharding.mesh, PartitionSpec("seed")
             keys = jax.device_put(keys, self.sharding)
             init = jax.vmap(self.agent.init)
             self._init = jax.jit(
                 jax.shard_map(init, mesh=mesh, in_specs=seeds, out_specs=seeds, check_vma=False)
             )
+        self.keys = keys
+        self._chunk: Any = None
+        self._init_compiled: Any = None
+        devices_used = 1 if self.sharding is None else len(self.sharding.mesh.devices.flat)
+        # Refuse (one line) before compiling when seeds x state (replay) cannot fit.
+        self.state_bytes = check_fits(
+            self.abstract_state(), self.num_sessions, devices=devices_used
+        )
+        self._build_group(spec)
+
+    def _build_group(self, spec: Spec) -> None:
+        """Trace the chunk once (for its metric shapes), size the group, wrap the program."""
+        evaluate = make_evaluate(self.agent, spec) if self.derived.eval_every else None
+        # Jitted so this trace serves the group program's lowering too (trace cache).
+        one = jax.jit(make_chunk(self.agent, self.derived, evaluate))
+        shapes = jax.eval_shape(one, one_session(self.abstract_state()), jnp.int32(0))[1]
+        per_chunk = self.num_sessions * sum(m.size * m.dtype.itemsize for m in shapes.values())
+        fit = max(1, GROUP_METRIC_BYTES // max(per_chunk, 1))
+        self.group_size = int(min(GROUP_MAX, self.derived.num_chunks, fit))
+        chunk = jax.vmap(make_group(one, self.group_size, shapes), in_axes=(0, None, None))
+        if self.sharding is None:
+            self._chunk_jit = jax.jit(chunk, donate_argnums=0)
+        else:
+            mesh, seeds, whole = self.sharding.mesh, PartitionSpec("seed"), PartitionSpec()
             per_device = jax.shard_map(
                 chunk, mesh=mesh, in_specs=(seeds, whole, whole), out_specs=seeds,
                 check_vma=False,
@@ -126,20 +152,6 @@ class Trial:
                 out_shardings=self.sharding,
                 donate_argnums=0,
             )
-        self.keys = keys
-        self._chunk: Any = None
-        self._init_compiled: Any = None
-        devices_used = 1 if self.sharding is None else len(self.sharding.mesh.devices.flat)
-        # Refuse (one line) before compiling when seeds x state (replay) cannot fit.
-        self.state_bytes = check_fits(
-            self.abstract_state(), self.num_sessions, devices=devices_used
-        )
-
-    def _metric_shapes(self, chunk: Any, keys: jax.Array) -> dict[str, jax.ShapeDtypeStruct]:
-        """One session's chunk metrics (shapes only, no compute)."""
-        state = jax.eval_shape(jax.vmap(self.agent.init), keys)
-        one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), state)
-        return jax.eval_shape(chunk, one, jnp.int32(0))[1]
 
     def init(self) -> Any:
         """The initial state of every session, ``[S, ...]`` leaves.
@@ -160,10 +172,7 @@ class Trial:
 
     def metric_names(self) -> list[str]:
         """The names of the metrics one update returns (from shapes only, no compute)."""
-        state = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), self.abstract_state()
-        )
-        return sorted(jax.eval_shape(self.agent.update, state)[1])
+        return sorted(jax.eval_shape(self.agent.update, one_session(self.abstract_state()))[1])
 
     def place(self, state: Any) -> Any:
         """``state`` laid out as the compiled chunk expects (sharded over the seed axis on

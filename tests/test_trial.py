@@ -84,6 +84,28 @@ def test_chunk_compiles_once_per_run(tiny_raw, tmp_path, caplog):
     assert len(chunk_compiles) == 1
 
 
+def test_a_run_traces_the_update_once(tiny_raw, tmp_path, monkeypatch):
+    """Metric shapes, column names and the group program share one trace of the update
+    (each trace of PPO's update costs a fraction of a second of start-up)."""
+    from jaxlab.algorithms.ppo import PPO
+
+    spec = spec_from_dict(tiny_raw, ["meta.eval_frequency=128"])
+    traces, update = [], PPO.update
+
+    def counting(self, state):
+        traces.append(1)
+        return update(self, state)
+
+    monkeypatch.setattr(PPO, "update", counting)
+    jax.config.update("jax_enable_compilation_cache", False)  # a cache hit skips the trace
+    try:
+        summary = train(spec, root=tmp_path, progress=False, report=False).summary
+    finally:
+        jax.config.update("jax_enable_compilation_cache", True)
+    assert summary["status"] == "complete"
+    assert len(traces) == 1
+
+
 def test_grouped_calls_write_what_one_chunk_per_call_writes(tiny_raw, tmp_path, monkeypatch):
     """Several log points per call: the same rows, checkpoints and final state as one chunk
     per call; groups never run past a chunk that evaluates or checkpoints."""
