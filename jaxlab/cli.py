@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -34,6 +35,37 @@ EPILOG = """examples:
   python -m jaxlab report data/ppo_cartpole_2026_01_01_120000/
   python -m jaxlab plot data/ppo_cartpole_2026_01_01_120000/ data/ppo_cartpole_2026_01_02_090000/
 """
+
+
+# Where compiled programs persist between runs: a path, or off/0/false/no to disable.
+CACHE_ENV = "JAXLAB_XLA_CACHE"
+CACHE_MAX_BYTES = 2 << 30  # least recently used programs are evicted past this
+
+
+def use_compile_cache(environ: dict[str, str] | None = None) -> Path | None:
+    """Keep compiled XLA programs on disk, so running a spec again (a rerun, a resume,
+    ``enjoy``, the same shapes with another seed) loads them instead of compiling.
+
+    The directory is ``$JAXLAB_XLA_CACHE``, else ``$XDG_CACHE_HOME/jaxlab/xla`` (default
+    ``~/.cache/jaxlab/xla``); ``JAXLAB_XLA_CACHE=off`` disables it, and a cache the user
+    set up for JAX (``JAX_COMPILATION_CACHE_DIR``) is left alone. A loaded program is the
+    one XLA would compile (the key covers the program, options and versions), so results
+    do not change. Returns the directory in use, or None.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("JAX_COMPILATION_CACHE_DIR"):
+        return None
+    choice = env.get(CACHE_ENV, "").strip()
+    if choice.lower() in ("off", "0", "false", "no"):
+        return None
+    home = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = Path(choice).expanduser() if choice else home / "jaxlab" / "xla"
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_compilation_cache_max_size", CACHE_MAX_BYTES)
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None = None) -> int:
     argv = split_at_mode(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    if args.mode in ("train", "dev", "enjoy"):  # search workers share the experiment's own
+        use_compile_cache()
     if args.mode == "enjoy":
         return _enjoy(args)
     if args.mode == "report":

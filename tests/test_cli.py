@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 import yaml
 
-from jaxlab.cli import main
+from jaxlab.cli import main, use_compile_cache
 from jaxlab.logging import COLUMNS
 from jaxlab.run import DevCheckError, _dev_checks
 from jaxlab.spec import load_spec, parse_spec, shrink
@@ -60,6 +62,44 @@ def test_every_shipped_spec_trains_in_shrink_mode(path, tmp_path, capsys):
         "session_0.png",
         "session_1.png",
     }
+
+
+def test_a_rerun_loads_its_compiled_programs_from_the_cache(tmp_path, tiny_raw):
+    """``train`` keeps compiled programs in ``JAXLAB_XLA_CACHE``; the same spec again
+    loads them (no new entries) and reproduces the first run's metrics exactly."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_raw))
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env["JAXLAB_XLA_CACHE"] = str(cache)
+
+    def run(data):
+        cmd = [sys.executable, "-m", "jaxlab", "train", str(path), "--data", str(data)]
+        subprocess.run([*cmd, "--no-progress", "--no-report"], env=env, cwd=REPO, check=True)
+        rows = csv.DictReader((only_run(data) / "session_0" / "metrics.csv").open())
+        return [{k: v for k, v in r.items() if k not in ("wall_time", "fps")} for r in rows]
+
+    first = run(tmp_path / "a")
+    entries = sorted(p.name for p in cache.iterdir())
+    assert any(name.endswith("-cache") for name in entries), entries
+    assert run(tmp_path / "b") == first
+    assert sorted(p.name for p in cache.iterdir()) == entries
+
+
+def test_compile_cache_leaves_a_users_jax_cache_alone_and_can_be_turned_off(tmp_path):
+    assert use_compile_cache({"JAX_COMPILATION_CACHE_DIR": str(tmp_path)}) is None
+    for off in ("off", "0", "NO"):
+        assert use_compile_cache({"JAXLAB_XLA_CACHE": off}) is None
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    names += ("jax_compilation_cache_max_size",)
+    old = {name: getattr(jax.config, name) for name in names}
+    try:
+        default = use_compile_cache({"XDG_CACHE_HOME": str(tmp_path)})
+        assert default == tmp_path / "jaxlab" / "xla"
+        assert jax.config.jax_compilation_cache_dir == str(default)
+    finally:
+        for name, value in old.items():
+            jax.config.update(name, value)
 
 
 def test_dev_mode_runs_checks(tmp_path, capsys):
