@@ -134,9 +134,7 @@ def resume(
     prov_path = run_dir / "provenance.json"
     prov = json.loads(prov_path.read_text())
     keys = session_keys(prov, spec.meta.max_session)
-    trace_start = time.perf_counter()
     trial = Trial(spec, keys)
-    trace_s = time.perf_counter() - trace_start  # counted in compile_s, as train counts it
     template = trial.abstract_state()
     ckpt = Checkpointer(run_dir / "checkpoints", keep=spec.meta.checkpoint_keep)
     try:
@@ -188,5 +186,5 @@ def resume(
     if out.best is not None:  # a best saved after the checkpoint belongs to the rolled-back part
         out.best.prune_after(frame)
     loop = Loop(trial, [out])
-    compile_s = trace_s + time.perf_counter() - t0
+    compile_s = trial.trace_s + time.perf_counter() - t0  # as train counts it
     return loop.run(state, start, compile_s, progress=progress, report=report, on_chunk=on_chunk)[0]

@@ -126,10 +126,7 @@ def train_batch(
     if keys is None:
         keys = default_keys(base)
     sessions = int(keys.shape[0])
-    trace_start = time.perf_counter()
-    rows = jnp.tile(keys, (count, 1)) if count > 1 else keys
-    trial = Trial(base, rows)  # traces the chunk (once: the compile reuses the trace)
-    trace_s = time.perf_counter() - trace_start
+    trial = Trial(base, jnp.tile(keys, (count, 1)) if count > 1 else keys)
     outputs = []
     for k, spec in enumerate(specs):
         if run_dirs is None:
@@ -162,7 +159,7 @@ def train_batch(
         state = state_fn(state)
     trial.compile(state)
     # Tracing, init (compiled too) and the chunk's compile; the run-dir set-up is not in it.
-    compile_s = trace_s + time.perf_counter() - setup_start
+    compile_s = trial.trace_s + time.perf_counter() - setup_start
     loop = Loop(trial, outputs)
     return loop.run(
         state, 0, compile_s, dev=dev, progress=progress, report=report, on_chunk=on_chunk
