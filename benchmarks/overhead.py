@@ -6,7 +6,7 @@
 *train*: the full path at the spec's own cadence (default log frequency 10,000 frames;
 CSV + TensorBoard rows, evaluation and Orbax checkpoints on), run time =
 ``trial_summary.json``'s ``wall_clock_s`` (after compilation).
-*bare*: the same work in one compiled program: ``jit(lax.scan(vmap(chunk)))`` over all
+*bare*: the same work in one compiled program: ``jit(lax.scan(vmap(chunk)))`` (not vmapped at 1 seed, like the Trial) over all
 ``num_chunks`` chunks (every update, and the evaluations at the spec's eval points, which
 are compute the run asked for, not framework overhead), state donated, nothing leaves the
 device, no I/O; run time = one call, ``block_until_ready``. What ``train`` adds on top is
@@ -36,7 +36,7 @@ from jaxlab.evaluate import make_evaluate
 from jaxlab.run import train
 from jaxlab.session import make_chunk
 from jaxlab.spec import Spec, load_spec
-from jaxlab.trial import Trial
+from jaxlab.trial import Trial, over_sessions
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "ppo" / "ppo_cartpole.yaml"
 BUDGET = 0.05  # the issue's limit on overhead at the default log frequency
@@ -47,7 +47,7 @@ def compile_all_chunks(trial: Trial) -> Any:
     ``lax.scan``, state donated: ``program(state) -> (state, stacked metrics)``."""
     d = trial.derived
     evaluate = make_evaluate(trial.agent, trial.spec) if d.eval_every else None
-    chunk = jax.vmap(make_chunk(trial.agent, d, evaluate), in_axes=(0, None))
+    chunk = over_sessions(make_chunk(trial.agent, d, evaluate), trial.num_sessions, (0, None))
 
     def scan(state: Any) -> Any:
         return jax.lax.scan(chunk, state, jnp.arange(d.num_chunks, dtype=jnp.int32))

@@ -9,6 +9,11 @@ nothing crosses devices inside a chunk and each device computes exactly what one
 given only those sessions would. On one device (or a session count the devices do not
 divide) nothing changes.
 
+Where a program holds one session (a 1-seed Trial, or one session per device), it is not
+vmapped: the session axis is dropped on the way in and put back on the way out
+(:func:`over_sessions`), both reshapes. A batch of one compiled slower and ran no faster
+(PPO CartPole, 1 seed: XLA compile 3.7 s vs 5.0 s, run 0.97x; RESULTS.md).
+
 The compiled program runs a *group*: ``count`` consecutive chunks from ``start`` (both
 traced, so any group is the same program) in a ``lax.scan`` over ``group_size`` slots,
 slots past ``count`` skipped by ``lax.cond``. The host loop asks for several log points
@@ -19,6 +24,7 @@ CartPole), a cost per call, not per update.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,9 +46,29 @@ FAST_COMPILER_OPTIONS = {
     "xla_backend_optimization_level": 0,
     "xla_cpu_use_fusion_emitters": False,  # a CPU codegen option; other backends ignore it
 }
+# A chunk index or count (int32 scalar) where only its shape matters: no eager program.
+INDEX = jax.ShapeDtypeStruct((), jnp.int32)
 # The most chunks one call can run, and the most bytes their stacked metrics may take.
 GROUP_MAX = 32
 GROUP_METRIC_BYTES = 64 << 20
+
+
+def over_sessions(fn: Callable[..., Any], count: int, in_axes: tuple[int | None, ...]) -> Any:
+    """``fn`` (one session's) over ``count`` sessions: ``jax.vmap(fn, in_axes)``, or with
+    ``count == 1`` ``fn`` itself on the arguments with their session axis (``in_axes`` 0)
+    squeezed, its outputs given a leading axis of 1. Same signature and output shapes
+    either way."""
+    if count != 1:
+        return jax.vmap(fn, in_axes=in_axes)
+
+    def single(*args: Any) -> Any:
+        args = tuple(
+            a if axis is None else jax.tree.map(lambda x: jnp.squeeze(x, 0), a)
+            for a, axis in zip(args, in_axes, strict=True)
+        )
+        return jax.tree.map(lambda x: jnp.expand_dims(x, 0), fn(*args))
+
+    return single
 
 
 def make_group(
@@ -80,8 +106,19 @@ def one_session(state: Any) -> Any:
 def default_keys(spec: Spec) -> jax.Array:
     """The spec's session keys ``[meta.max_session, 2]``: session k gets
     :func:`~jaxlab.session.session_key` ``(meta.random_seed, k)``."""
-    seeds = jnp.arange(spec.meta.max_session)
-    return jax.vmap(session_key, in_axes=(None, 0))(spec.meta.random_seed, seeds)
+    return _keys_program(spec.meta.random_seed, spec.meta.max_session)()
+
+
+@functools.cache
+def _keys_program(random_seed: int, sessions: int) -> Any:
+    """One small program for the keys, built for compile speed: run eagerly they were
+    five (iota, seeding, folding, casts), 0.24 s of start-up against 0.11 s."""
+
+    def keys() -> jax.Array:
+        seeds = jnp.arange(sessions)
+        return jax.vmap(session_key, in_axes=(None, 0))(random_seed, seeds)
+
+    return jax.jit(keys).lower().compile(FAST_COMPILER_OPTIONS)
 
 
 class Trial:
@@ -114,21 +151,22 @@ class Trial:
             keys = default_keys(spec)
         self.num_sessions = int(keys.shape[0])
         self.sharding = seed_sharding(self.num_sessions, devices)
+        devices_used = 1 if self.sharding is None else len(self.sharding.mesh.devices.flat)
+        self.per_device = self.num_sessions // devices_used  # sessions in one program
+        init = over_sessions(self.agent.init, self.per_device, (0,))
         if self.sharding is None:
             if devices is not None:
                 keys = jax.device_put(keys, devices[0])
-            self._init = jax.jit(jax.vmap(self.agent.init))
+            self._init = jax.jit(init)
         else:  # each device runs the vmapped programs on its own slice of the seeds
             mesh, seeds = self.sharding.mesh, PartitionSpec("seed")
             keys = jax.device_put(keys, self.sharding)
-            init = jax.vmap(self.agent.init)
             self._init = jax.jit(
                 jax.shard_map(init, mesh=mesh, in_specs=seeds, out_specs=seeds, check_vma=False)
             )
         self.keys = keys
         self._chunk: Any = None
         self._init_compiled: Any = None
-        devices_used = 1 if self.sharding is None else len(self.sharding.mesh.devices.flat)
         # Refuse (one line) before compiling when seeds x state (replay) cannot fit.
         self.state_bytes = check_fits(
             self.abstract_state(), self.num_sessions, devices=devices_used
@@ -141,11 +179,13 @@ class Trial:
         evaluate = make_evaluate(self.agent, spec) if self.derived.eval_every else None
         # Jitted so this trace serves the group program's lowering too (trace cache).
         one = jax.jit(make_chunk(self.agent, self.derived, evaluate))
-        shapes = jax.eval_shape(one, one_session(self.abstract_state()), jnp.int32(0))[1]
+        shapes = jax.eval_shape(one, one_session(self.abstract_state()), INDEX)[1]
         per_chunk = self.num_sessions * sum(m.size * m.dtype.itemsize for m in shapes.values())
         fit = max(1, GROUP_METRIC_BYTES // max(per_chunk, 1))
         self.group_size = int(min(GROUP_MAX, self.derived.num_chunks, fit))
-        chunk = jax.vmap(make_group(one, self.group_size, shapes), in_axes=(0, None, None))
+        chunk = over_sessions(
+            make_group(one, self.group_size, shapes), self.per_device, (0, None, None)
+        )
         if self.sharding is None:
             self._chunk_jit = jax.jit(chunk, donate_argnums=0)
         else:
@@ -192,7 +232,7 @@ class Trial:
 
     def compile(self, state: Any) -> None:
         """Compile the group program for ``state``'s shapes, ahead of time and once."""
-        lowered = self._chunk_jit.lower(self.place(state), jnp.int32(0), jnp.int32(1))
+        lowered = self._chunk_jit.lower(self.place(state), INDEX, INDEX)
         fast = self.spec.meta.compile == "fast"
         self._chunk = lowered.compile(FAST_COMPILER_OPTIONS if fast else None)
 
@@ -213,7 +253,7 @@ class Trial:
             raise ValueError(f"count must be in 1..{self.group_size}, got {count}")
         if self._chunk is None:
             self.compile(state)
-        return self._chunk(self.place(state), jnp.int32(start), jnp.int32(count))
+        return self._chunk(self.place(state), np.int32(start), np.int32(count))
 
     def chunk(self, state: Any, chunk_index: int) -> tuple[Any, dict[str, np.ndarray]]:
         """Run one chunk on every session; metrics come back as host arrays ``[S]``."""

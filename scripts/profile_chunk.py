@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import jaxlab  # noqa: F401  (XLA flags before jax starts)
 from jaxlab.algorithms.base import learning_rate
 from jaxlab.spec import load_spec
-from jaxlab.trial import Trial
+from jaxlab.trial import Trial, over_sessions
 
 REPO = Path(__file__).resolve().parent.parent
 # A phase: (name, function of one seed, its batched arguments). Each algorithm's entry
@@ -76,9 +76,11 @@ def timed(fn: Callable[[], Any], reps: int) -> float:
 
 
 def compile_and_time(fn: Callable[..., Any], args: tuple, reps: int) -> tuple[float, float]:
-    """(compile seconds, median execution seconds) of ``jit(vmap(fn))`` on ``args``."""
+    """(compile seconds, median execution seconds) of ``jit(vmap(fn))`` on ``args``
+    (``fn`` itself at one seed, as the Trial runs it)."""
+    seeds = jax.tree.leaves(args)[0].shape[0]
     t0 = time.perf_counter()
-    compiled = jax.jit(jax.vmap(fn)).lower(*args).compile()
+    compiled = jax.jit(over_sessions(fn, seeds, (0,) * len(args))).lower(*args).compile()
     compile_s = time.perf_counter() - t0
     return compile_s, timed(lambda: compiled(*args), reps)
 

@@ -16,7 +16,7 @@ from jaxlab.evaluate import EVAL_METRICS
 from jaxlab.run import train
 from jaxlab.session import session_key
 from jaxlab.spec import spec_from_dict
-from jaxlab.trial import Trial
+from jaxlab.trial import Trial, over_sessions
 
 
 def run_trial(spec, keys=None):
@@ -51,6 +51,30 @@ def test_sessions_differ_and_session_k_matches_single_session_trial(tiny_raw):
     for x, y in zip(jax.tree.leaves(four.params), jax.tree.leaves(one.params), strict=True):
         np.testing.assert_allclose(x[2], y[0], rtol=1e-5, atol=1e-6)
     assert int(one.update_step[0]) == int(four.update_step[2]) == 10
+
+
+def test_one_session_runs_unbatched_with_the_same_shapes_and_values():
+    """A 1-session program is ``fn`` itself on squeezed inputs, not a vmap of one: a
+    branch on per-session data stays a real ``cond`` (vmap turns it into a select of both
+    branches), and the outputs match vmap's in shape, dtype, weak type and value."""
+
+    def fn(state, scale):
+        x = jax.lax.cond(state["x"][0] > 0, lambda: state["x"] * scale, lambda: -state["x"])
+        return {"x": x, "step": state["step"] + 1}
+
+    state = {"x": jnp.array([[1.5, -2.0]], jnp.float32), "step": jnp.zeros((1,), jnp.int32)}
+    one, batched = over_sessions(fn, 1, (0, None)), jax.vmap(fn, in_axes=(0, None))
+    got, want = one(state, 2.0), batched(state, 2.0)
+    assert jax.tree.map(jax.typeof, got) == jax.tree.map(jax.typeof, want)
+    for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+    def primitives(f):
+        return {e.primitive.name for e in jax.make_jaxpr(f)(state, 2.0).eqns}
+
+    assert "cond" in primitives(one) and "cond" not in primitives(batched)
+    three = jax.tree.map(lambda x: jnp.concatenate([x, x, x]), state)  # more: plain vmap
+    np.testing.assert_array_equal(over_sessions(fn, 3, (0, None))(three, 2.0)["x"][2], want["x"][0])
 
 
 def test_hyperparameters_are_array_leaves(tiny_raw):
