@@ -14,6 +14,7 @@ stopped by SIGINT/SIGTERM exits with 128 + the signal number after checkpointing
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from jaxlab.spec import SpecError, load_spec, shrink
+from jaxlab.spec import Spec, SpecError, load_spec, shrink
 
 EPILOG = """examples:
   python -m jaxlab train specs/ppo/ppo_cartpole.yaml
@@ -178,6 +179,15 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def shrunk(spec: Spec, overrides: Sequence[str] = ()) -> Spec:
+    """``shrink(spec)`` for ``dev`` and ``--shrink``, except that a ``meta.compile`` given
+    with ``-s`` on the same command line is kept (shrink would set ``fast``)."""
+    small = shrink(spec)
+    if any(o.split("=", 1)[0].strip() == "meta.compile" for o in overrides):
+        small = small.replace(meta=dataclasses.replace(small.meta, compile=spec.meta.compile))
+    return small
+
+
 def _fail(kind: str, err: BaseException, code: int = 2) -> int:
     print(f"jaxlab: {kind}: {err}", file=sys.stderr)
     return code
@@ -251,7 +261,7 @@ def _search(args: argparse.Namespace) -> int:
         else:
             spec = load_spec(args.spec, args.overrides)
             if args.shrink:
-                spec = shrink(spec)
+                spec = shrunk(spec, args.overrides or ())
             result = search(spec, root=args.data, address=args.address)
     except SpecError as err:
         return _fail("spec error", err)
@@ -297,7 +307,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     try:
         spec = load_spec(args.spec, args.overrides)
         if args.mode == "dev" or getattr(args, "shrink", False):
-            spec = shrink(spec)
+            spec = shrunk(spec, args.overrides or ())
     except SpecError as err:
         print(f"jaxlab: spec error: {err}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,11 +14,22 @@ import numpy as np
 import pytest
 import yaml
 
-from jaxlab.cli import main, use_compile_cache
+from jaxlab.cli import main, shrunk, use_compile_cache
 from jaxlab.logging import COLUMNS
 from jaxlab.run import DevCheckError, _dev_checks
 from jaxlab.spec import load_spec, parse_spec, shrink
 from tests.conftest import REPO, SPECS
+
+
+def test_shrink_compiles_fast_unless_compile_is_set_on_the_command_line():
+    path = SPECS[0]
+    assert shrunk(load_spec(path)).meta.compile == "fast"
+    assert shrunk(load_spec(path), ["meta.max_session=1"]) == shrink(load_spec(path))
+    sets = ["meta.compile=optimized", "meta.max_session=1"]
+    kept = shrunk(load_spec(path, sets), sets)
+    assert kept.meta.compile == "optimized"
+    fast = kept.replace(meta=dataclasses.replace(kept.meta, compile="fast"))
+    assert fast == shrink(load_spec(path, sets))  # nothing else differs
 
 
 def only_run(data):
