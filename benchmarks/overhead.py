@@ -6,8 +6,8 @@
 *train*: the full path at the spec's own cadence (default log frequency 10,000 frames;
 CSV + TensorBoard rows, evaluation and Orbax checkpoints on), run time =
 ``trial_summary.json``'s ``wall_clock_s`` (after compilation).
-*bare*: the same work in one compiled program: ``jit(lax.scan(vmap(chunk)))`` (not vmapped at 1 seed, like the Trial) over all
-``num_chunks`` chunks (every update, and the evaluations at the spec's eval points, which
+*bare*: the same work in one compiled program: ``jit(lax.scan(vmap(chunk)))`` (no vmap at
+1 seed, as in the Trial) over all ``num_chunks`` chunks (every update, and the evaluations at the spec's eval points, which
 are compute the run asked for, not framework overhead), state donated, nothing leaves the
 device, no I/O; run time = one call, ``block_until_ready``. What ``train`` adds on top is
 the host loop: per-chunk dispatch and metric reads, CSV/TensorBoard rows, histograms,

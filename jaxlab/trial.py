@@ -158,7 +158,7 @@ class Trial:
             if devices is not None:
                 keys = jax.device_put(keys, devices[0])
             self._init = jax.jit(init)
-        else:  # each device runs the vmapped programs on its own slice of the seeds
+        else:  # each device runs the programs on its own slice of the seeds
             mesh, seeds = self.sharding.mesh, PartitionSpec("seed")
             keys = jax.device_put(keys, self.sharding)
             self._init = jax.jit(
