@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from jaxlab import run as run_module
+from jaxlab import trial as trial_module
 from jaxlab.checkpoint import FORMAT_VERSION, Checkpointer
 from jaxlab.evaluate import EVAL_METRICS
 from jaxlab.run import train
@@ -75,6 +76,25 @@ def test_one_session_runs_unbatched_with_the_same_shapes_and_values():
     assert "cond" in primitives(one) and "cond" not in primitives(batched)
     three = jax.tree.map(lambda x: jnp.concatenate([x, x, x]), state)  # more: plain vmap
     np.testing.assert_array_equal(over_sessions(fn, 3, (0, None))(three, 2.0)["x"][2], want["x"][0])
+
+
+def test_many_sessions_init_in_batches_to_the_same_state(tiny_raw, monkeypatch):
+    """Past INIT_BATCHED_PARAMS parameters in all (on CPU), init is a ``lax.map`` over
+    batches of sessions, optimised: the same state as the one-program init, batch
+    remainder included (5 sessions in batches of 2)."""
+    spec = spec_from_dict(tiny_raw, ["meta.max_session=5"])
+    vmapped = Trial(spec)
+    assert vmapped._init_options == trial_module.FAST_COMPILER_OPTIONS
+    monkeypatch.setattr(trial_module, "INIT_BATCHED_PARAMS", 5 * 100)  # tiny_raw: > 100 each
+    monkeypatch.setattr(trial_module, "INIT_BATCH", 2)
+    batched = Trial(spec)
+    assert batched._init_options == trial_module.INIT_BATCHED_OPTIONS
+    assert "scan" in str(jax.make_jaxpr(batched._init)(batched.keys))  # the map's loop
+    got, want = batched.init(), vmapped.init()
+    assert jax.tree.map(jax.typeof, got) == jax.tree.map(jax.typeof, want)
+    for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    assert any(not np.array_equal(x[3], x[4]) for x in jax.tree.leaves(got.params))
 
 
 def test_hyperparameters_are_array_leaves(tiny_raw):
