@@ -7,11 +7,11 @@
 CSV + TensorBoard rows, evaluation and Orbax checkpoints on), run time =
 ``trial_summary.json``'s ``wall_clock_s`` (after compilation).
 *bare*: the same work in one compiled program: ``jit(lax.scan(vmap(chunk)))`` (no vmap at
-1 seed, as in the Trial) over all ``num_chunks`` chunks (every update, and the evaluations at the spec's eval points, which
-are compute the run asked for, not framework overhead), state donated, nothing leaves the
-device, no I/O; run time = one call, ``block_until_ready``. What ``train`` adds on top is
-the host loop: per-chunk dispatch and metric reads, CSV/TensorBoard rows, histograms,
-checkpoints and ``best`` saves.
+1 seed, as in the Trial) over all ``num_chunks`` chunks (every update, and the evaluations
+at the spec's eval points, which are compute the run asked for, not framework overhead),
+state donated, nothing leaves the device, no I/O; run time = one call,
+``block_until_ready``. What ``train`` adds on top is the host loop: per-chunk dispatch and
+metric reads, CSV/TensorBoard rows, histograms, checkpoints and ``best`` saves.
 
 overhead = train run time / bare run time - 1 (median of ``--repeats`` runs each,
 interleaved so load on a shared machine hits both alike). The bare program is compiled
