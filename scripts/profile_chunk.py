@@ -1,7 +1,7 @@
 """Profile one Trial chunk: a JAX profiler trace, compile vs execution, and per-phase times.
 
     python scripts/profile_chunk.py [SPEC] [-s key=value ...] [--seeds 4] [--reps 5]
-                                    [--trace-dir profile/]
+                                    [--trace-dir profile/] [--top 12]
 
 1. Compile vs execution: the Trial's init and its chunk are lowered and compiled ahead of
    time (timed apart), then the chunk runs ``--reps`` times (median, after one warm-up
@@ -9,7 +9,12 @@
 2. Trace: one more chunk runs under ``jax.profiler.trace``; the folder opens in
    TensorBoard's Profile tab (``tensorboard --logdir DIR``, with
    ``tensorboard-plugin-profile`` installed) or, as ``*.trace.json.gz``, in
-   https://ui.perfetto.dev.
+   https://ui.perfetto.dev. The trace is also read back (:mod:`jaxlab.profiling`): the
+   chunk's busy time split by phase *inside the compiled chunk* (the ``jax.named_scope``
+   names in its ops' metadata, for every algorithm: ``rollout``, ``learn``, and where they
+   apply ``advantages``, ``targets``, ``memory`` and ``evaluate``), and the ``--top``
+   instructions by time summed over their calls, with where in the model they come from.
+   This is the table that says what bounds a run.
 3. Phases: each phase of one update is compiled on its own, vmapped over the seeds, on
    inputs made by the phases before it from a warm state (so shapes and values are
    realistic), and timed the same way; next to them, the whole update and the chunk per
@@ -32,6 +37,7 @@ import jax.numpy as jnp
 
 import jaxlab  # noqa: F401  (XLA flags before jax starts)
 from jaxlab.algorithms.base import learning_rate
+from jaxlab.profiling import load_events, short_op_name, summarize_trace, trace_file
 from jaxlab.spec import load_spec
 from jaxlab.trial import Trial, over_sessions
 
@@ -94,6 +100,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=4, help="sessions (meta.max_session)")
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions (median)")
     parser.add_argument("--trace-dir", type=Path, default=Path("profile"))
+    parser.add_argument("--top", type=int, default=12, help="instructions listed from the trace")
     args = parser.parse_args()
     spec = load_spec(args.spec, [*args.set, f"meta.max_session={args.seeds}"])
     trial, d = Trial(spec), spec.derived
@@ -103,7 +110,7 @@ def main() -> None:
     )
 
     t0 = time.perf_counter()
-    init = trial._init.lower(trial.keys).compile()
+    init = trial._init.lower(trial.keys).compile(trial._init_options)
     init_compile = time.perf_counter() - t0
     state = jax.block_until_ready(init(trial.keys))
     t0 = time.perf_counter()
@@ -155,9 +162,47 @@ def main() -> None:
         print(f"\nper-phase, one update of {args.seeds} seeds (each phase compiled alone):")
         print_table(("phase", "compile s", "exec ms", "of update"), prow)
 
+    print_trace_summary(trial, args.trace_dir, args.top, chunk_s)
     print(f"\ntrace of one chunk: {args.trace_dir.resolve()}")
     print(f"  TensorBoard: tensorboard --logdir {args.trace_dir} (Profile tab)")
     print("  Perfetto:    open plugins/profile/*/*.trace.json.gz at https://ui.perfetto.dev")
+
+
+def print_trace_summary(trial: Trial, trace_dir: Path, top: int, untraced_s: float) -> None:
+    """The chunk's busy time by phase and its ``top`` instructions, from the trace.
+
+    Tracing costs something per instruction run, so where the traced chunk is much slower
+    than ``untraced_s``, phases of many small instructions (the rollout at few seeds on
+    CPU) read larger than they are; the ``runs`` column shows which those are."""
+    s = summarize_trace(load_events(trace_file(trace_dir)), trial.executable.as_text())
+    if not s.ops:
+        print("\nthe trace has no events of the chunk's instructions")
+        return
+    print(
+        f"\nfrom the trace: the chunk ran {s.span_s * 1e3:.1f} ms traced "
+        f"({untraced_s * 1e3:.1f} ms untraced), busy {s.busy_s * 1e3:.1f} ms "
+        f"(instructions summed over threads and streams: {s.summed_s * 1e3:.1f} ms)"
+    )
+    if s.span_s > 1.25 * untraced_s:
+        print("  tracing slowed it: phases with many runs read larger than they are")
+    rows = [
+        (k, f"{v * 1e3:.2f}", f"{100 * v / s.busy_s:.0f}%", f"{s.phase_calls[k]:,}")
+        for k, v in s.phases.items()
+    ]
+    print_table(("phase (in the chunk)", "busy ms", "of busy", "runs"), rows)
+    print()
+    rows = [
+        (
+            op.name,
+            op.phase,
+            str(op.calls),
+            f"{op.seconds * 1e3:.2f}",
+            f"{100 * op.seconds / s.summed_s:.1f}%",
+            short_op_name(op.op_name),
+        )
+        for op in s.ops[:top]
+    ]
+    print_table(("instruction", "phase", "calls", "ms", "of summed", "from"), rows)
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

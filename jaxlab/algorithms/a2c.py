@@ -233,7 +233,8 @@ class A2C:
         frame = state.update_step * self.frames_per_update
         ent_coef = self.cfg.entropy_coef.value(hp.entropy_coef, frame)
         state, rollout = self._collect(state, k_roll)
-        batch = self._advantages(state, rollout)
+        with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.profiling)
+            batch = self._advantages(state, rollout)
         grad_fn = jax.grad(self.loss, has_aux=True)
 
         def step(carry: tuple, _: None) -> tuple:
@@ -243,9 +244,10 @@ class A2C:
             params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
             return (params, opt_state), aux
 
-        (params, opt_state), aux = jax.lax.scan(
-            step, (state.params, state.opt_state), None, length=self.cfg.training_epoch
-        )
+        with jax.named_scope("learn"):
+            (params, opt_state), aux = jax.lax.scan(
+                step, (state.params, state.opt_state), None, length=self.cfg.training_epoch
+            )
         metrics = {
             **jax.tree.map(jnp.mean, aux),
             "v_mean": rollout.extra["value"].mean(),

@@ -197,7 +197,8 @@ def minibatch_epochs(
         mbs = jax.tree.map(lambda x: x[perm].reshape((minibatches, -1) + x.shape[1:]), data)
         return jax.lax.scan(step, carry, mbs)
 
-    (params, opt_state), aux = jax.lax.scan(
-        epoch, (params, opt_state), jax.random.split(key, epochs)
-    )
+    with jax.named_scope("learn"):  # the phase's name in a profile (jaxlab.profiling)
+        (params, opt_state), aux = jax.lax.scan(
+            epoch, (params, opt_state), jax.random.split(key, epochs)
+        )
     return params, opt_state, jax.tree.map(jnp.mean, aux)

@@ -350,14 +350,16 @@ class DQN:
             "next_obs": ro.next_obs.reshape((n, -1)),
             "terminated": ro.terminated.reshape((n,)).astype(jnp.float32),
         }
-        state = state.replace(env=env, norm=norm, memory=self._add(state.memory, items, hp))
+        with jax.named_scope("memory"):  # a phase of the profile (jaxlab.profiling)
+            state = state.replace(env=env, norm=norm, memory=self._add(state.memory, items, hp))
 
         def skip(s: DQNState, k: jax.Array, lr: jax.Array) -> tuple[DQNState, dict]:
             shapes = jax.eval_shape(self._learn, s, k, lr)[1]
             return s, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), shapes)
 
         ready = state.memory.size >= self.cfg.learning_starts
-        state, metrics = jax.lax.cond(ready, self._learn, skip, state, k_learn, lr)
+        with jax.named_scope("learn"):
+            state, metrics = jax.lax.cond(ready, self._learn, skip, state, k_learn, lr)
         state = state.replace(
             update_step=state.update_step + 1, key=key, target_params=self._update_target(state)
         )

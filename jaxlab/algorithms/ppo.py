@@ -263,9 +263,10 @@ class PPO:
         hp = state.hyper
         schedule = self.spec.agent.net.lr_schedule.name
         lr = learning_rate(schedule, hp.lr, hp.lr_end, state.update_step, self.num_updates)
-        state, rollout = self._collect(state, k_roll)
-        batch = self._advantages(state, rollout)
-        state, metrics = self._learn(state, batch, k_learn, lr)
+        state, rollout = self._collect(state, k_roll)  # phase "rollout" (in collect)
+        with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.profiling)
+            batch = self._advantages(state, rollout)
+        state, metrics = self._learn(state, batch, k_learn, lr)  # "learn" (minibatch_epochs)
         episodes = episode_metrics(rollout)
         state = state.replace(key=key, update_step=state.update_step + 1)
         return state, {**metrics, "lr": lr, **episodes}

@@ -199,7 +199,8 @@ class Reinforce:
         env, norm, ro = collect(
             self.env, state.env, state.norm, act, k_roll, c.time_horizon, self.spec.env, hp.gamma
         )
-        ret, valid = discounted_returns(ro.reward, ro.done, hp.gamma)
+        with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.profiling)
+            ret, valid = discounted_returns(ro.reward, ro.done, hp.gamma)
         mask = valid.astype(jnp.float32)
         count = jnp.maximum(mask.sum(), 1.0)
         mean = (ret * mask).sum() / count
@@ -219,9 +220,10 @@ class Reinforce:
             params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
             return (params, opt_state), aux
 
-        (params, opt_state), aux = jax.lax.scan(
-            step, (state.params, state.opt_state), None, length=c.training_epoch
-        )
+        with jax.named_scope("learn"):
+            (params, opt_state), aux = jax.lax.scan(
+                step, (state.params, state.opt_state), None, length=c.training_epoch
+            )
         metrics = {
             **jax.tree.map(jnp.mean, aux),
             "return_mean": mean,

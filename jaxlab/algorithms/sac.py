@@ -355,14 +355,16 @@ class SAC:
         items = {"obs": ro.obs, "action": ro.action, "reward": ro.reward, "terminated": term,
                  "next_obs": ro.next_obs}  # fmt: skip
         items = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), items)
-        memory = state.memory.add(items, hp.per_alpha) if self.per else state.memory.add(items)
+        with jax.named_scope("memory"):  # a phase of the profile (jaxlab.profiling)
+            memory = state.memory.add(items, hp.per_alpha) if self.per else state.memory.add(items)
         progress = jnp.minimum(step.astype(jnp.float32) / self.num_updates, 1.0)
         beta = hp.per_beta + (1.0 - hp.per_beta) * progress
         prio = memory.priorities if self.per else ()
-        (params, target, opt), prio, metrics = jax.lax.cond(
-            memory.size >= c.learning_starts, self._learn, self._idle,
-            (state.params, state.target, state.opt), prio, memory, k_learn, hp, lrs, beta,
-        )  # fmt: skip
+        with jax.named_scope("learn"):
+            (params, target, opt), prio, metrics = jax.lax.cond(
+                memory.size >= c.learning_starts, self._learn, self._idle,
+                (state.params, state.target, state.opt), prio, memory, k_learn, hp, lrs, beta,
+            )  # fmt: skip
         if self.per:
             memory = memory.with_priorities(prio)
         state = SACState(params, target, opt, memory, env, norm, hp, key, step + 1)

@@ -247,15 +247,16 @@ class Sarsa:
         )
         # a'_t: the action taken next in the env when its episode continues inside the
         # rollout, else sampled at s'_t (truncation, termination - masked anyway - and t = T-1).
-        q_next = self.net.apply(state.params, ro.next_obs)  # [T, N, A]
-        sampled = self.explore(q_next, var, k_next)
-        taken_next = jnp.concatenate([ro.action[1:], sampled[-1:]], axis=0)
-        within = jnp.arange(c.time_horizon)[:, None] < c.time_horizon - 1
-        next_action = jnp.where(within & ~ro.done, taken_next, sampled)
-        not_term = 1.0 - ro.terminated.astype(jnp.float32)
-        if c.target_update != "none":
-            q_next = self.net.apply(state.target_params, ro.next_obs)
-        target = ro.reward + hp.gamma * not_term * pick(q_next, next_action)
+        with jax.named_scope("targets"):  # a phase of the profile (jaxlab.profiling)
+            q_next = self.net.apply(state.params, ro.next_obs)  # [T, N, A]
+            sampled = self.explore(q_next, var, k_next)
+            taken_next = jnp.concatenate([ro.action[1:], sampled[-1:]], axis=0)
+            within = jnp.arange(c.time_horizon)[:, None] < c.time_horizon - 1
+            next_action = jnp.where(within & ~ro.done, taken_next, sampled)
+            not_term = 1.0 - ro.terminated.astype(jnp.float32)
+            if c.target_update != "none":
+                q_next = self.net.apply(state.target_params, ro.next_obs)
+            target = ro.reward + hp.gamma * not_term * pick(q_next, next_action)
 
         size = self.frames_per_update
         flat = lambda x: x.reshape((size,) + x.shape[2:])  # noqa: E731
