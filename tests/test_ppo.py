@@ -145,3 +145,36 @@ def test_orthogonal_init_is_orthonormal_and_vmappable():
         np.testing.assert_allclose(w.T @ w, 4.0 * np.eye(8), atol=1e-4)
     np.testing.assert_allclose(wide @ wide.T, 4.0 * np.eye(8), atol=1e-4)
     assert not np.allclose(tall[0], tall[1])
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 512, 1000])
+def test_minibatch_shuffle_is_a_permutation(n):
+    from jaxlab.algorithms.base import permutation
+
+    keys = jax.random.split(jax.random.PRNGKey(1), 4)
+    perms = np.asarray(jax.jit(jax.vmap(lambda k: permutation(k, n)))(keys))
+    assert perms.shape == (4, n) and perms.dtype == np.int32
+    for p in perms:
+        np.testing.assert_array_equal(np.sort(p), np.arange(n))
+    if n >= 7:
+        assert len({tuple(p) for p in perms}) == 4  # each key its own draw
+
+
+def test_minibatch_shuffle_draws_every_order_equally_often():
+    from itertools import permutations
+
+    from jaxlab.algorithms.base import permutation
+
+    draws = 24_000
+    keys = jax.random.split(jax.random.PRNGKey(2), draws)
+    perms = np.asarray(jax.jit(jax.vmap(lambda k: permutation(k, 4)))(keys))
+    counts = {p: 0 for p in permutations(range(4))}
+    for p in map(tuple, perms):
+        counts[p] += 1
+    expected = draws / 24  # 1,000 each; binomial sd about 31
+    assert all(abs(c - expected) < 5 * 31 for c in counts.values()), counts
+    # and at the size PPO shuffles, each element lands in each half equally often
+    keys = jax.random.split(jax.random.PRNGKey(3), 2_000)
+    perms = np.asarray(jax.jit(jax.vmap(lambda k: permutation(k, 512)))(keys))
+    first_half = (perms[:, :256] < 256).mean()
+    assert abs(first_half - 0.5) < 0.005
