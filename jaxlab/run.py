@@ -151,13 +151,17 @@ def train_batch(
             )
         )
 
+    def settings(state: Any) -> Any:  # every setting's hyper leaves, [K*S] (K > 1)
+        return state.replace(hyper=stack_hypers(specs, sessions)) if count > 1 else state
+
     setup_start = time.perf_counter()
-    state = trial.init()
-    if count > 1:
-        state = state.replace(hyper=stack_hypers(specs, sessions))
-    if state_fn is not None:
-        state = state_fn(state)
-    trial.compile(state)
+    if state_fn is None:
+        # From shapes, while the Trial builds its init program in the background.
+        trial.compile(jax.eval_shape(settings, trial.abstract_state()))
+        state = settings(trial.init())
+    else:  # state_fn may need values (loading parameters, say): compile from its output
+        state = state_fn(settings(trial.init()))
+        trial.compile(state)
     # Tracing, init (compiled too) and the chunk's compile; the run-dir set-up is not in it.
     compile_s = trial.trace_s + time.perf_counter() - setup_start
     loop = Loop(trial, outputs)

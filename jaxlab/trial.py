@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -53,6 +54,9 @@ INIT_BATCH = 64
 INIT_BATCHED_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
 # A chunk index or count (int32 scalar) where only its shape matters: no eager program.
 INDEX = jax.ShapeDtypeStruct((), jnp.int32)
+# Builds each Trial's init program while XLA compiles the group program (Trial docstring),
+# which keeps 1.7 of the 2 CPU cores busy on average (PPO CartPole, 1 seed).
+_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxlab-init")
 # The most chunks one call can run, and the most bytes their stacked metrics may take.
 GROUP_MAX = 32
 GROUP_METRIC_BYTES = 64 << 20
@@ -163,6 +167,11 @@ class Trial:
     docstring for how they are shared out (``sharding`` is None on one device).
     ``trace_s``: the seconds construction took (tracing init and the chunk), which
     ``train`` and resume count in ``compile_s``.
+
+    The init program is built on a background thread from the moment :meth:`compile` has
+    lowered the group program, so the two XLA compiles overlap (``train`` compiles the
+    group program from shapes, then asks for :meth:`init`, which waits for the build and
+    raises any error from it; without :meth:`compile`, :meth:`init` starts the build).
     """
 
     def __init__(
@@ -199,11 +208,11 @@ class Trial:
             )
         self.keys = keys
         self._chunk: Any = None
-        self._init_compiled: Any = None
         # Refuse (one line) before compiling when seeds x state (replay) cannot fit.
         self.state_bytes = check_fits(
             self.abstract_state(), self.num_sessions, devices=devices_used
         )
+        self._init_job: Future | None = None  # the init program's build (_build_init)
         self._build_group(spec)
         self.trace_s = time.perf_counter() - built  # tracing init and the chunk
 
@@ -235,6 +244,15 @@ class Trial:
                 donate_argnums=0,
             )
 
+    def _build_init(self) -> Future:
+        """Start building the init program on the background thread (class docstring)."""
+        if self._init_job is None:
+            self._init_job = _BACKGROUND.submit(self._compile_init)
+        return self._init_job
+
+    def _compile_init(self) -> Any:
+        return self._init.lower(self.keys).compile(self._init_options)
+
     def init(self) -> Any:
         """The initial state of every session, ``[S, ...]`` leaves.
 
@@ -246,10 +264,7 @@ class Trial:
         build in the last bits, but are the same on every call, which is what reproducing a
         run needs.
         """
-        if self._init_compiled is None:
-            lowered = self._init.lower(self.keys)
-            self._init_compiled = lowered.compile(self._init_options)
-        return self._init_compiled(self.keys)
+        return self._build_init().result()(self.keys)
 
     def abstract_state(self) -> Any:
         """Shapes and dtypes of the Trial state (``jax.ShapeDtypeStruct`` leaves), no compute."""
@@ -265,8 +280,12 @@ class Trial:
         return state if self.sharding is None else jax.device_put(state, self.sharding)
 
     def compile(self, state: Any) -> None:
-        """Compile the group program for ``state``'s shapes, ahead of time and once."""
-        lowered = self._chunk_jit.lower(self.place(state), INDEX, INDEX)
+        """Compile the group program for ``state``'s shapes (a state, or its
+        ``jax.ShapeDtypeStruct`` leaves as from :meth:`abstract_state`), ahead of time and
+        once."""
+        abstract = all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(state))
+        lowered = self._chunk_jit.lower(state if abstract else self.place(state), INDEX, INDEX)
+        self._build_init()  # overlaps the compile below, which leaves part of a core idle
         fast = self.spec.meta.compile == "fast"
         self._chunk = lowered.compile(FAST_COMPILER_OPTIONS if fast else None)
 
