@@ -14,30 +14,28 @@ the differences rejax cannot configure.
 
 Every (config, seed count) runs in its own subprocess, which builds both frameworks and
 interleaves their training runs (jaxlab, rejax, jaxlab, ...), so a shared machine's load
-hits both alike. Compile time is cold for each. Running out of memory (RESOURCE_EXHAUSTED,
-MemoryError, the process killed) is recorded as "OOM" and the sweep goes on, skipping
-that framework's larger seed counts of the config.
+hits both alike. Running out of memory (RESOURCE_EXHAUSTED, MemoryError, the process
+killed) is recorded as "OOM"; the sweep skips that framework's larger seed counts.
 
-* jaxlab trains through ``jaxlab.run.train`` (CSV/TensorBoard logging and checkpoints on),
-  **evaluation off**; rejax trains ``jit(vmap(algo.train))`` with its evaluation replaced
-  by a no-op. Evaluation is off on both sides.
-* compile s: jaxlab's init + chunk compile (``compile_s``); rejax's ``lower().compile()``.
+* jaxlab trains through ``jaxlab.run.train`` (CSV/TensorBoard logging and checkpoints on);
+  rejax trains ``jit(vmap(algo.train))`` with its evaluation a no-op. Evaluation is off on
+  both sides.
+* compile s: each framework alone in a fresh process (``cold_compile.py``): jaxlab's trace,
+  init and chunk compile (``compile_s``), rejax's ``lower().compile()``; the compile next to
+  the other framework in the row's process is kept in the JSON (``compile_in_process_s``).
   run s: after compilation (jaxlab's ``wall_clock_s``, rejax's blocked call), the best of
   ``--repeats`` runs (jaxlab's later runs reuse the compiled programs through a throwaway
   persistent cache; rejax re-runs its compiled function).
   env-steps/s = seeds x frames per seed / run s. ratio (best) = jaxlab / rejax env-steps/s
   of the best runs; ratio (paired median) = the median over repeats of the same ratio for
   the two runs taken back to back in each repeat.
-* device memory: what the training program (jaxlab's chunk, rejax's whole ``train``)
-  needs at its peak by XLA's own accounting (``compiled.memory_analysis()``: arguments +
-  outputs + temporaries - donated buffers), so it is per framework even though both share
-  a process, and the same on CPU and GPU. The process's peak RSS is kept in the JSON.
+* device memory: the training program's (jaxlab's chunk, rejax's ``train``) peak by XLA's
+  accounting (``compiled.memory_analysis()``: arguments + outputs + temporaries - donated
+  buffers), per framework and the same on CPU and GPU; the process's peak RSS is in the JSON.
 * The framework overhead (``overhead.py``: train with logging, evaluation and checkpoints
   against a bare scan of the same updates) is measured once, at ``--overhead-seeds``.
-
 Writes ``results.json``, ``results.md`` and ``seed_scaling.png`` (log-log steps/s vs seeds)
-into ``--out``, with the device, library versions and git SHA.
-"""
+into ``--out``, with the device, library versions and git SHA."""
 
 from __future__ import annotations
 
@@ -69,6 +67,14 @@ CONFIGS: dict[tuple[str, str], list[str] | None] = {
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory", "MemoryError")
 
 
+def jaxlab_spec(algo: str, env: str, seeds: int, frames: int) -> Any:
+    """The spec jaxlab trains for a row: evaluation off, as rejax's peer."""
+    from jaxlab.spec import load_spec
+
+    sets = [f"meta.max_session={seeds}", f"env.max_frame={frames}", "meta.eval_frequency=0"]
+    return load_spec(SPECS.get((algo, env), SPEC), [*(CONFIGS[(algo, env)] or []), *sets])
+
+
 def peak_rss() -> int:
     """The measuring process's peak resident memory in bytes (both frameworks together)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
@@ -94,12 +100,9 @@ class JaxlabRun:
     def __init__(self, algo: str, env: str, seeds: int, frames: int, root: str) -> None:
         import jax
 
-        from jaxlab.spec import load_spec
         from jaxlab.trial import Trial
 
-        extra = CONFIGS[(algo, env)] or []
-        sets = [f"meta.max_session={seeds}", f"env.max_frame={frames}", "meta.eval_frequency=0"]
-        self.spec = load_spec(SPECS.get((algo, env), SPEC), [*extra, *sets])
+        self.spec = jaxlab_spec(algo, env, seeds, frames)
         self.root = root
         jax.config.update("jax_compilation_cache_dir", f"{root}/xla_cache")
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -203,7 +206,24 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure(job: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """``worker(job)`` in a fresh subprocess; a killed process (OOM killer) reads as OOM."""
+    """``worker(job)`` in a fresh subprocess (killed by the OOM killer: OOM), then each
+    framework that trained compiles alone in another (``cold_compile.py``, its
+    ``compile_s``; the one beside the other framework is ``compile_in_process_s``)."""
+    from cold_compile import cold_compile_s
+
+    out = run_worker(job, timeout)
+    for fw in ("jaxlab", "rejax"):
+        if out[fw].get("status") == "ok":
+            cold = cold_compile_s(fw, job, timeout)
+            if isinstance(cold, str):
+                out[fw]["compile_cold_error"] = cold
+            else:
+                out[fw]["compile_in_process_s"] = out[fw]["compile_s"]
+                out[fw]["compile_s"] = cold
+    return out
+
+
+def run_worker(job: dict[str, Any], timeout: float) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)]
 
     def both(status: str, error: str) -> dict[str, Any]:
@@ -294,7 +314,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], overhead: str | N
         f"jaxlib {v['jaxlib']}, flax {v['flax']}, optax {v['optax']}, gymnax {v['gymnax']}, "
         f"rejax {meta['rejax']}; {meta['frames']:,} frames per seed; run s = best of "
         f"{meta['repeats']}, both frameworks in one process per row with their runs "
-        f"interleaved (compile s: the first, cold); evaluation off on both sides; jaxlab "
+        f"interleaved (compile s: each alone in a fresh process, cold); evaluation off on "
+        f"both sides; jaxlab "
         f"through `train` (logging and checkpoints on). Device memory: the training "
         f"program's peak by XLA's accounting (arguments + outputs + temporaries - donated).",
         "",

@@ -119,7 +119,7 @@ def train_batch(
     S seeds with setting k's ``hyper`` values; each Trial gets its own run directory,
     written exactly as ``train`` writes one. With one spec this *is* ``train``.
     """
-    from jaxlab.batching import check_batchable, stack_hypers
+    from jaxlab.batching import check_batchable
 
     check_batchable(specs)
     base, count = specs[0], len(specs)
@@ -151,23 +151,39 @@ def train_batch(
             )
         )
 
+    state, compile_s = start(trial, specs, state_fn)
+    loop = Loop(trial, outputs)
+    return loop.run(
+        state, 0, compile_s, dev=dev, progress=progress, report=report, on_chunk=on_chunk
+    )
+
+
+def start(trial: Trial, specs: list[Spec], state_fn: Any = None) -> tuple[Any, float]:
+    """The state ``trial`` trains from (the K settings of ``specs`` stacked in its
+    ``hyper`` leaves when K > 1, then ``state_fn``) with its group program compiled for it,
+    and ``compile_s``: the Trial's trace (``trace_s``), the init and the group program's
+    compile, what a run waits before its first chunk (the run-dir set-up aside).
+
+    Without ``state_fn`` the group program compiles from shapes while the Trial builds its
+    init program in the background (:class:`~jaxlab.trial.Trial`); ``state_fn`` may need
+    values (loading parameters, say), so then init comes first.
+    """
+    from jaxlab.batching import stack_hypers
+
+    count = len(specs)
+    sessions = trial.num_sessions // count
+
     def settings(state: Any) -> Any:  # every setting's hyper leaves, [K*S] (K > 1)
         return state.replace(hyper=stack_hypers(specs, sessions)) if count > 1 else state
 
     setup_start = time.perf_counter()
     if state_fn is None:
-        # From shapes, while the Trial builds its init program in the background.
         trial.compile(jax.eval_shape(settings, trial.abstract_state()))
         state = settings(trial.init())
-    else:  # state_fn may need values (loading parameters, say): compile from its output
+    else:
         state = state_fn(settings(trial.init()))
         trial.compile(state)
-    # Tracing, init (compiled too) and the chunk's compile; the run-dir set-up is not in it.
-    compile_s = trial.trace_s + time.perf_counter() - setup_start
-    loop = Loop(trial, outputs)
-    return loop.run(
-        state, 0, compile_s, dev=dev, progress=progress, report=report, on_chunk=on_chunk
-    )
+    return state, trial.trace_s + time.perf_counter() - setup_start
 
 
 class Loop:
