@@ -178,7 +178,7 @@ def start(trial: Trial, specs: list[Spec], state_fn: Any = None) -> tuple[Any, f
 
     setup_start = time.perf_counter()
     if state_fn is None:
-        trial.compile(jax.eval_shape(settings, trial.abstract_state()))
+        trial.compile(jax.eval_shape(settings, trial.abstract_state()), with_init=True)
         state = settings(trial.init())
     else:
         state = state_fn(settings(trial.init()))

@@ -168,10 +168,11 @@ class Trial:
     ``trace_s``: the seconds construction took (tracing init and the chunk), which
     ``train`` and resume count in ``compile_s``.
 
-    The init program is built on a background thread from the moment :meth:`compile` has
-    lowered the group program, so the two XLA compiles overlap (``train`` compiles the
-    group program from shapes, then asks for :meth:`init`, which waits for the build and
-    raises any error from it; without :meth:`compile`, :meth:`init` starts the build).
+    ``train`` compiles the group program from shapes with ``compile(..., with_init=True)``,
+    then asks for :meth:`init`: the init program is built on a background thread from the
+    moment the group program is lowered, so the two XLA compiles overlap. :meth:`init`
+    waits for that build and raises any error from it. (Running init there too cost 1 s
+    at 4,096 seeds, its run slowing the group compile, and saved nothing at 1 seed.)
     """
 
     def __init__(
@@ -245,7 +246,8 @@ class Trial:
             )
 
     def _build_init(self) -> Future:
-        """Start building the init program on the background thread (class docstring)."""
+        """Start building the init program on the background thread, unless started
+        already (class docstring)."""
         if self._init_job is None:
             self._init_job = _BACKGROUND.submit(self._compile_init)
         return self._init_job
@@ -279,13 +281,14 @@ class Trial:
         several devices; a no-op for arrays already there, and on one device)."""
         return state if self.sharding is None else jax.device_put(state, self.sharding)
 
-    def compile(self, state: Any) -> None:
+    def compile(self, state: Any, with_init: bool = False) -> None:
         """Compile the group program for ``state``'s shapes (a state, or its
         ``jax.ShapeDtypeStruct`` leaves as from :meth:`abstract_state`), ahead of time and
-        once."""
+        once. ``with_init``: :meth:`init` comes next, so build its program meanwhile."""
         abstract = all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(state))
         lowered = self._chunk_jit.lower(state if abstract else self.place(state), INDEX, INDEX)
-        self._build_init()  # overlaps the compile below, which leaves part of a core idle
+        if with_init:  # overlaps the compile below, which leaves part of a core idle
+            self._build_init()
         fast = self.spec.meta.compile == "fast"
         self._chunk = lowered.compile(FAST_COMPILER_OPTIONS if fast else None)
 
