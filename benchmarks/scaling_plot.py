@@ -12,7 +12,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     configs = sorted({(r["algo"], r["env"]) for r in rows if "seeds" in r})
     if not configs:
@@ -31,6 +31,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_xticks([r["seeds"] for r in mine], [str(r["seeds"]) for r in mine])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_minor_formatter(NullFormatter())
+        low, high = ax.get_ylim()
+        if high / low < 10:  # within a decade there is no power of ten to label
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.set_title(f"{algo} {env}")
         ax.legend()
