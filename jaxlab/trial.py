@@ -172,7 +172,9 @@ class Trial:
     then asks for :meth:`init`: the init program is built on a background thread from the
     moment the group program is lowered, so the two XLA compiles overlap. :meth:`init`
     waits for that build and raises any error from it. (Running init there too cost 1 s
-    at 4,096 seeds, its run slowing the group compile, and saved nothing at 1 seed.)
+    at 4,096 seeds, its run slowing the group compile, and saved nothing at 1 seed.) jax's
+    thread-local config contexts (``jax.default_matmul_precision(...)`` and the like)
+    around ``compile`` do not reach that thread; the keys are placed before it starts.
     """
 
     def __init__(
