@@ -2,7 +2,8 @@
 
     python benchmarks/seed_scaling.py [--algos PPO DQN SAC] [--envs CartPole-v1 Breakout-MinAtar]
         [--seeds 1 4 16 64 256 1024 4096] [--frames 500000] [--out bench_out/]
-        [--timeout 1800] [--overhead-seeds 4] [--overhead-frames 200000] [--no-overhead]
+        [--timeout 1800] [--repeats 1] [--compile-repeats 3] [--overhead-seeds 4]
+        [--overhead-frames 200000] [--no-overhead]
 
 Configurations (the issue's list): PPO on CartPole-v1 and Breakout-MinAtar, DQN and SAC on
 CartPole-v1. DQN trains ``specs/dqn/dqn_cartpole.yaml`` and SAC
@@ -20,12 +21,15 @@ killed) is recorded as "OOM"; the sweep skips that framework's larger seed count
 * jaxlab trains through ``jaxlab.run.train`` (CSV/TensorBoard logging and checkpoints on);
   rejax trains ``jit(vmap(algo.train))`` with its evaluation a no-op. Evaluation is off on
   both sides.
-* compile s: each framework alone in a fresh process (``cold_compile.py``): jaxlab's trace,
-  init and chunk compile (``compile_s``), rejax's ``lower().compile()``; the compile next to
-  the other framework in the row's process is kept in the JSON (``compile_in_process_s``).
-  run s: after compilation (jaxlab's ``wall_clock_s``, rejax's blocked call), the best of
-  ``--repeats`` runs (jaxlab's later runs reuse the compiled programs through a throwaway
-  persistent cache; rejax re-runs its compiled function).
+* compile s: building the programs, each framework alone in a fresh process, the median of
+  ``--compile-repeats`` such processes per framework, the two alternating
+  (``cold_compile.py``): jaxlab's trace, init and chunk compile (``train``'s ``compile_s``
+  less ``init_s``, the init program's run), rejax's ``lower().compile()``. The compile next
+  to the other framework in the row's process is kept in the JSON (``compile_in_process_s``).
+  run s: all the training computation, init included, as rejax's call includes its init:
+  jaxlab's ``init_s + wall_clock_s``, rejax's blocked call; the best of ``--repeats`` runs
+  (jaxlab's later runs reuse the compiled programs through a throwaway persistent cache;
+  rejax re-runs its compiled function).
   env-steps/s = seeds x frames per seed / run s. ratio (best) = jaxlab / rejax env-steps/s
   of the best runs; ratio (paired median) = the median over repeats of the same ratio for
   the two runs taken back to back in each repeat.
@@ -94,8 +98,8 @@ class JaxlabRun:
     """``jaxlab.run.train`` of one configuration; each :meth:`run` is a whole training.
 
     Runs after the first load the compiled programs from a throwaway persistent cache, so
-    only the first one's ``compile_s`` is cold; ``run_s`` is ``wall_clock_s`` (after
-    compilation) of each."""
+    only the first one's ``compile_s`` is cold; ``run_s`` of each is its init's run and its
+    chunks' (``init_s + wall_clock_s``)."""
 
     def __init__(self, algo: str, env: str, seeds: int, frames: int, root: str) -> None:
         import jax
@@ -120,15 +124,17 @@ class JaxlabRun:
         )
 
     def result(self) -> dict[str, Any]:
-        runs = [x["wall_clock_s"] for x in self.summaries]
-        best = min(self.summaries, key=lambda x: x["wall_clock_s"])
+        runs = [x["init_s"] + x["wall_clock_s"] for x in self.summaries]
+        best = min(range(len(runs)), key=runs.__getitem__)
+        first, top = self.summaries[0], self.summaries[best]
         return {
-            "compile_s": self.summaries[0]["compile_s"],
-            "run_s": best["wall_clock_s"],
+            "compile_s": first["compile_s"] - first["init_s"],
+            "init_s": top["init_s"],
+            "run_s": runs[best],
             "runs_s": runs,
-            "env_steps": best["frames_total"],
-            "steps_per_s": best["fps_total"],
-            "final_return_mean": best["final_return_mean"],
+            "env_steps": top["frames_total"],
+            "steps_per_s": top["frames_total"] / runs[best],
+            "final_return_mean": top["final_return_mean"],
             "program_bytes": self.mem_bytes,
         }
 
@@ -205,21 +211,23 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     return {**out, "peak_rss_bytes": peak_rss()}
 
 
-def measure(job: dict[str, Any], timeout: float) -> dict[str, Any]:
+def measure(job: dict[str, Any], timeout: float, compile_repeats: int = 3) -> dict[str, Any]:
     """``worker(job)`` in a fresh subprocess (killed by the OOM killer: OOM), then each
-    framework that trained compiles alone in another (``cold_compile.py``, its
-    ``compile_s``; the one beside the other framework is ``compile_in_process_s``)."""
-    from cold_compile import cold_compile_s
+    framework that trained compiles alone in fresh processes, ``compile_repeats`` times,
+    alternating (``cold_compile.py``: the median is ``compile_s``, every value
+    ``compiles_s``; the one beside the other framework is ``compile_in_process_s``)."""
+    from cold_compile import cold_compiles
 
     out = run_worker(job, timeout)
-    for fw in ("jaxlab", "rejax"):
-        if out[fw].get("status") == "ok":
-            cold = cold_compile_s(fw, job, timeout)
-            if isinstance(cold, str):
-                out[fw]["compile_cold_error"] = cold
-            else:
-                out[fw]["compile_in_process_s"] = out[fw]["compile_s"]
-                out[fw]["compile_s"] = cold
+    trained = [fw for fw in ("jaxlab", "rejax") if out[fw].get("status") == "ok"]
+    for fw, cold in cold_compiles(trained, job, timeout, compile_repeats).items():
+        if isinstance(cold, str):
+            out[fw]["compile_cold_error"] = cold
+        else:
+            out[fw]["compile_in_process_s"] = out[fw]["compile_s"]
+            out[fw].update(compile_s=cold["compile_s"], compiles_s=cold["compiles_s"])
+            if "init_s" in cold:
+                out[fw]["init_cold_s"] = cold["init_s"]
     return out
 
 
@@ -259,7 +267,7 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
             row: dict[str, Any] = {"algo": algo, "env": env, "seeds": seeds, "status": "ok"}
             job = {"algo": algo, "env": env, "seeds": seeds, "frames": args.frames}
             job.update(repeats=args.repeats, skip=sorted(dead))
-            row.update(measure(job, args.timeout))
+            row.update(measure(job, args.timeout, args.compile_repeats))
             dead |= {fw for fw in ("jaxlab", "rejax") if row[fw]["status"] == "OOM"}
             a, b = row["jaxlab"], row["rejax"]
             ok = a["status"] == b["status"] == "ok"
@@ -313,8 +321,9 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], overhead: str | N
         f"git {meta['git_sha']}{' (dirty)' if meta['git_dirty'] else ''}; jax {v['jax']}, "
         f"jaxlib {v['jaxlib']}, flax {v['flax']}, optax {v['optax']}, gymnax {v['gymnax']}, "
         f"rejax {meta['rejax']}; {meta['frames']:,} frames per seed; run s = best of "
-        f"{meta['repeats']}, both frameworks in one process per row with their runs "
-        f"interleaved (compile s: each alone in a fresh process, cold); evaluation off on "
+        f"{meta['repeats']}, init included, both frameworks in one process per row with "
+        f"their runs interleaved (compile s: each alone in a fresh process, cold, median of "
+        f"{meta.get('compile_repeats', 1)}, init's run not included); evaluation off on "
         f"both sides; jaxlab "
         f"through `train` (logging and checkpoints on). Device memory: the training "
         f"program's peak by XLA's accounting (arguments + outputs + temporaries - donated).",
@@ -341,6 +350,10 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=1, help="training runs per measurement; run s = best"
     )
+    parser.add_argument(
+        "--compile-repeats", type=int, default=3,
+        help="fresh processes per framework for compile s (the median)",
+    )  # fmt: skip
     parser.add_argument("--overhead-seeds", type=int, default=4)
     parser.add_argument("--overhead-frames", type=int, default=200_000)
     parser.add_argument("--overhead-repeats", type=int, default=3)
@@ -370,6 +383,7 @@ def main() -> None:
         "frames": args.frames,
         "evaluation": "off on both sides",
         "repeats": args.repeats,
+        "compile_repeats": args.compile_repeats,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "command": " ".join(sys.argv),
     }

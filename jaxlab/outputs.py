@@ -195,9 +195,12 @@ class TrialOutputs:
         for writer in self.writers:
             writer.close()
 
-    def summary(self, frames: int, compile_s: float, stop: int | str | None) -> dict[str, Any]:
+    def summary(
+        self, frames: int, compile_s: float, stop: int | str | None, init_s: float = 0.0
+    ) -> dict[str, Any]:
         """``trial_summary.json``. ``stop``: a signal number, ``"stopped"`` (early stopping
-        by a search scheduler) or None for a run that completed."""
+        by a search scheduler) or None for a run that completed. ``init_s``: the part of
+        ``compile_s`` spent running the init program (0 when the state was restored)."""
         host, d = self.host, self.derived
         finals = np.array([np.nan if r is None else r for r in host.final_returns], float)
         diverged = host.diverged
@@ -226,6 +229,7 @@ class TrialOutputs:
             "frames_total": frames * self.num_sessions,
             "wall_clock_s": wall,
             "compile_s": compile_s,
+            "init_s": init_s,
             "fps_total": frames * self.num_sessions / wall,
             "fps_per_session": frames / wall,
             "git_sha": self.git_sha,

@@ -341,7 +341,7 @@ class Loop:
                 out.close()
         results = []
         for out in self.outputs:
-            summary = out.summary(self.frames_done, compile_s, stop_by)
+            summary = out.summary(self.frames_done, compile_s, stop_by, trial.init_s)
             (out.run_dir / "trial_summary.json").write_text(json.dumps(summary, indent=2))
             if report:
                 write_report_safely(out.run_dir)

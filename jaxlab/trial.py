@@ -216,6 +216,7 @@ class Trial:
             self.abstract_state(), self.num_sessions, devices=devices_used
         )
         self._init_job: Future | None = None  # the init program's build (_build_init)
+        self.init_s = 0.0  # the last init()'s run (init docstring)
         self._build_group(spec)
         self.trace_s = time.perf_counter() - built  # tracing init and the chunk
 
@@ -267,8 +268,15 @@ class Trial:
         are built otherwise (:func:`init_program`). Its values may differ from an optimised
         build in the last bits, but are the same on every call, which is what reproducing a
         run needs.
+
+        It returns once the state is computed, and ``init_s`` holds the seconds that took
+        (the program's run, its build aside): ``train`` reports them within ``compile_s``.
         """
-        return self._build_init().result()(self.keys)
+        program = self._build_init().result()
+        ran = time.perf_counter()
+        state = jax.block_until_ready(program(self.keys))
+        self.init_s = time.perf_counter() - ran
+        return state
 
     def abstract_state(self) -> Any:
         """Shapes and dtypes of the Trial state (``jax.ShapeDtypeStruct`` leaves), no compute."""

@@ -67,6 +67,7 @@ def test_every_shipped_spec_trains_in_shrink_mode(path, tmp_path, capsys):
     assert sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
     summary = json.loads((run / "trial_summary.json").read_text())
     assert summary["sessions"] == 2 and summary["frames_per_session"] == spec.derived.total_frames
+    assert 0 < summary["init_s"] < summary["compile_s"]  # init's run, within the start-up
     metrics = json.loads((run / "trial_metrics.json").read_text())  # the end-of-run report
     assert metrics["env"] == spec.env.name and metrics["random_baseline"] is not None
     assert {p.name for p in (run / "graphs").iterdir()} == {

@@ -156,6 +156,7 @@ def test_sigint_checkpoints_exits_cleanly_and_resumes(tiny_raw, tmp_path, capsys
     assert main([f"train@{run}", "--no-progress", "--no-report"]) == 0  # the SLM-Lab style spelling
     summary = json.loads((run / "trial_summary.json").read_text())
     assert summary["status"] == "complete"
+    assert summary["init_s"] == 0.0  # restored, not initialised
     assert summary["frames_per_session"] == load_spec(spec_path).derived.total_frames
     frames = [int(r["frame"]) for r in rows(run, 1)]
     assert frames == sorted(set(frames)) and len(frames) == load_spec(spec_path).derived.num_chunks
