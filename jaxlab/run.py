@@ -25,6 +25,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,11 +192,26 @@ class Loop:
 
     It drives one compiled Trial program and hands each chunk's metrics and, at sync
     points, the state to every :class:`TrialOutputs` (their own rows of it).
+
+    A sync point's host work (histograms, ``best`` and the checkpoint: :meth:`sync`) runs
+    on a worker thread once the next group is dispatched, and the loop waits for it before
+    it records any later rows (or syncs, or ends), so the outputs see the same order of
+    events as before, but the loop can dispatch the group after next meanwhile. Run in
+    line, that work outlasted a short group and left the device idle: PPO CartPole, 4
+    seeds, log every 10,000 frames, `train` 4.38 s against 4.16 s with it skipped and
+    4.07 s for a bare scan (medians of 4).
     """
 
     def __init__(self, trial: Trial, outputs: list[TrialOutputs]) -> None:
         self.trial, self.outputs = trial, outputs
         self.spec = trial.spec
+        self._sync_job: Future | None = None  # the sync in flight (class docstring)
+
+    def _wait_sync(self) -> None:
+        """Wait for the sync in flight, if any; its error, if it failed, is raised here."""
+        job, self._sync_job = self._sync_job, None
+        if job is not None:
+            job.result()
 
     def read(self, first: int, count: int, pending: Any) -> tuple[list[list[np.ndarray]], float]:
         """Wait for the group of chunks ``first..first+count-1`` and record a row per chunk.
@@ -291,6 +307,7 @@ class Loop:
         self.dev_params, self.chunk_seconds = None, None
         before = jax.device_get(state.params) if dev else None
         stop_by: int | str | None = None
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxlab-sync")
         try:
             with StopRequest() as stop:
                 first, count = start, 1
@@ -306,16 +323,18 @@ class Loop:
                         after = jax.device_get(state.params)
                         self.dev_params, before = (before, after), after
                     if sync:  # rows recorded before the checkpoint; a device copy of
-                        rows, fps = self.read(first, count, pending)  # the state before
-                        last = final or stopping  # donation (none if nothing follows)
+                        self._wait_sync()  # the state before donation (none if nothing
+                        rows, fps = self.read(first, count, pending)  # follows)
+                        last = final or stopping
                         snapshot = state if last else jax.tree.map(jnp.copy, state)
                     this = pending
                     if not final and not stopping:
                         nxt = self.group_after(i + 1, dev)
                         state, pending = trial.dispatch(state, i + 1, nxt)
                     if sync:  # histograms and saves overlap the next group's compute
-                        self.sync(i, frame, snapshot, save)
+                        self._sync_job = worker.submit(self.sync, i, frame, snapshot, save)
                     else:
+                        self._wait_sync()
                         rows, fps = self.read(first, count, this)
                     for j, rets in enumerate(rows):
                         chunk = first + j
@@ -335,7 +354,12 @@ class Loop:
                     if final:
                         break
                     first, count = i + 1, nxt
+                self._wait_sync()  # the last checkpoint is written (or its error raised)
         finally:
+            if self._sync_job is not None:  # something else failed: let the save finish
+                self._sync_job.exception()  # (its own error, if any, comes second)
+                self._sync_job = None
+            worker.shutdown()
             bar.close()
             for out in self.outputs:
                 out.close()

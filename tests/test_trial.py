@@ -308,3 +308,22 @@ def test_default_keys_are_the_per_session_keys(tiny_raw):
     trial = Trial(spec_from_dict(tiny_raw, ["meta.max_session=3"]))
     expected = np.stack([np.asarray(session_key(3, k)) for k in range(3)])
     np.testing.assert_array_equal(np.asarray(trial.keys), expected)
+
+
+def test_a_failed_checkpoint_save_fails_the_run(tiny_raw, tmp_path, monkeypatch):
+    """Saves run on the loop's worker thread; an error there still ends ``train`` with it,
+    and the rows recorded before it are on disk."""
+    spec = spec_from_dict(tiny_raw)
+    saves = []
+
+    def full_disk(self, frame, state, meta):
+        saves.append(frame)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Checkpointer, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        train(spec, root=tmp_path, progress=False, report=False)
+    assert len(saves) == 1  # the loop stopped at the first failed save
+    (run,) = [p for p in tmp_path.rglob("session_0") if p.is_dir()]
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert rows and int(rows[-1]["frame"]) >= saves[0]
