@@ -360,6 +360,8 @@ def main() -> None:
     parser.add_argument("--no-overhead", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.compile_repeats < 1:
+        parser.error(f"--compile-repeats must be at least 1, got {args.compile_repeats}")
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
