@@ -319,7 +319,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         )
         if message:
             warn(message)
-    from jaxlab.run import DevCheckError, train
+    from jaxlab.loop import DevCheckError
+    from jaxlab.run import train
 
     try:
         result = train(

@@ -2,7 +2,7 @@
 
 :class:`TrialOutputs` owns everything a Trial writes into its run directory and the host
 loop state (:class:`HostState`) saved with each checkpoint. The driver loop
-(:class:`jaxlab.run.Loop`) holds one per Trial it trains: one for ``train``, K when
+(:class:`jaxlab.loop.Loop`) holds one per Trial it trains: one for ``train``, K when
 ``search`` batches K hyperparameter settings into one compiled program, each reading its
 own rows ``rows`` of the combined state and metrics.
 """

@@ -28,9 +28,9 @@ import jax.numpy as jnp
 
 from jaxlab.checkpoint import Checkpointer, CheckpointError
 from jaxlab.logging import SessionWriter
+from jaxlab.loop import ChunkHook, Loop, RunResult, write_report_safely
 from jaxlab.outputs import HostState, TrialOutputs
 from jaxlab.provenance import git_info
-from jaxlab.run import ChunkHook, Loop, RunResult, write_report_safely
 from jaxlab.spec import SpecError, load_spec, spec_from_dict
 from jaxlab.spec.parse import flatten
 from jaxlab.spec.schema import Spec
@@ -125,7 +125,7 @@ def resume(
     on_chunk: ChunkHook | None = None,
 ) -> RunResult:
     """Continue ``run_dir`` from its latest good checkpoint to the end of its spec
-    (``on_chunk`` as in :meth:`jaxlab.run.Loop.run`)."""
+    (``on_chunk`` as in :meth:`jaxlab.loop.Loop.run`)."""
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
         raise CheckpointError(f"{run_dir} is not a jaxlab run directory (no spec.yaml/checkpoints)")

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab import run as run_module
+from jaxlab import loop as loop_module
 from jaxlab import trial as trial_module
 from jaxlab.checkpoint import FORMAT_VERSION, Checkpointer
 from jaxlab.evaluate import EVAL_METRICS
@@ -187,7 +187,7 @@ def test_grouped_calls_write_what_one_chunk_per_call_writes(tiny_raw, tmp_path, 
     monkeypatch.setattr(Trial, "dispatch", spy)
     runs = {}
     for name, seconds in (("grouped", 1e9), ("single", 0.0)):
-        monkeypatch.setattr(run_module, "GROUP_SECONDS", seconds)
+        monkeypatch.setattr(loop_module, "GROUP_SECONDS", seconds)
         calls.clear()
         result = train(spec, root=tmp_path / name, progress=False, report=False)
         runs[name] = (list(calls), result)

@@ -1,0 +1,267 @@
+"""The host loop: run a Trial's compiled chunks and do all I/O between them.
+
+Per log point (one chunk = ``meta.log_frequency`` frames per session): a CSV row and
+TensorBoard scalars per session, the progress bar; on checkpoint points an Orbax
+checkpoint of the full Trial state plus the host loop state (:class:`HostState`), so a
+resumed run (:mod:`jaxlab.resume`) continues every counter and history; on eval points
+the ``best`` checkpoint when the Trial's mean eval return improves. SIGINT/SIGTERM finish
+the chunks in flight, checkpoint and stop. Nothing here runs inside ``jit``.
+
+Chunks run in groups: one call runs up to ``Trial.group_size`` consecutive chunks, as
+many as fit in :data:`GROUP_SECONDS` at the measured pace (one at first, and always one
+in ``dev`` mode), never past a chunk that checkpoints or evaluates. Each chunk still
+gets its own rows; a group's wall time is shared out over its chunks by frames.
+Groups are pipelined: group g+1 is dispatched before group g's metrics are read, so
+host I/O overlaps device compute. Groups that checkpoint or evaluate are read first
+(their rows are recorded, and flushed to disk before their checkpoint exists) and the
+state is copied (on device; the memory budget's 2x headroom covers it) before the next
+dispatch donates its buffers; histograms and Orbax saves then work on that copy, on a
+worker thread, while the next chunk computes (:class:`Loop`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from jaxlab.evaluate import EVAL_METRICS
+from jaxlab.outputs import TrialOutputs, take
+from jaxlab.signals import StopRequest
+from jaxlab.trial import Trial
+
+# A call runs several chunks when they take less than this together (the row latency).
+GROUP_SECONDS = 0.5
+# on_chunk(chunk, frame, per-Trial returns [S]) -> True to stop early
+ChunkHook = Callable[[int, int, list[np.ndarray]], bool]
+
+
+class DevCheckError(RuntimeError):
+    """A ``dev``-mode sanity check failed (non-finite loss, parameters not changing)."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    state: Any
+
+
+def _dev_checks(metrics: dict[str, np.ndarray], before: Any, after: Any, chunk: int) -> None:
+    for key, value in metrics.items():
+        if key not in EVAL_METRICS and not np.all(np.isfinite(value)):
+            raise DevCheckError(f"chunk {chunk}: metric '{key}' is not finite: {value}")
+    changed = jax.tree.map(lambda a, b: np.any(a != b, axis=tuple(range(1, a.ndim))), before, after)
+    moved = np.any(np.stack(jax.tree.leaves(changed)), axis=0)
+    if not np.all(moved):
+        stuck = [int(i) for i in np.flatnonzero(~moved)]
+        raise DevCheckError(f"chunk {chunk}: parameters of sessions {stuck} did not change")
+
+
+class Loop:
+    """The host loop over chunks ``start..num_chunks-1``, shared by new and resumed runs.
+
+    It drives one compiled Trial program and hands each chunk's metrics and, at sync
+    points, the state to every :class:`TrialOutputs` (their own rows of it).
+
+    A sync point's host work (histograms, ``best`` and the checkpoint: :meth:`sync`) runs
+    on a worker thread once the next group is dispatched, and the loop waits for it before
+    it records any later rows (or syncs, or ends), so the outputs see the same order of
+    events as before, but the loop can dispatch the group after next meanwhile. Run in
+    line, that work outlasted a short group and left the device idle: PPO CartPole, 4
+    seeds, log every 10,000 frames, ``train`` 4.38 s against 4.16 s with it skipped and
+    4.07 s for a bare scan (medians of 4).
+    """
+
+    def __init__(self, trial: Trial, outputs: list[TrialOutputs]) -> None:
+        self.trial, self.outputs = trial, outputs
+        self.spec = trial.spec
+        self._sync_job: Future | None = None  # the sync in flight (class docstring)
+
+    def _wait_sync(self) -> None:
+        """Wait for the sync in flight, if any; its error, if it failed, is raised here."""
+        job, self._sync_job = self._sync_job, None
+        if job is not None:
+            job.result()
+
+    def read(self, first: int, count: int, pending: Any) -> tuple[list[list[np.ndarray]], float]:
+        """Wait for the group of chunks ``first..first+count-1`` and record a row per chunk.
+
+        Returns each chunk's per-Trial returns and the group's frames per second. The
+        group's seconds are shared out over its chunks by frames (their ``wall_time``).
+        """
+        metrics = jax.device_get(pending)
+        now, end = time.perf_counter(), self.trial.frames_after(first + count - 1)
+        since, done = self.last, self.frames_done
+        span = max(now - since, 1e-9)
+        fps = (end - done) / span
+        self.frames_done, self.last = end, now
+        self.chunk_seconds = span / count
+        rows = []
+        for j in range(count):
+            i, row = first + j, {k: v[:, j] for k, v in metrics.items()}
+            frame = self.trial.frames_after(i)
+            when = since + span * (frame - done) / max(end - done, 1)
+            if self.dev_params is not None:
+                before, after = self.dev_params
+                _dev_checks(row, before, after, i)
+            rets = []
+            for out, offset in zip(self.outputs, self.offsets, strict=True):
+                out.host.wall_time = offset + when - self.t0
+                rets.append(out.record(i, frame, take(row, out.rows), fps))
+            rows.append(rets)
+        return rows, fps
+
+    def checkpoint_due(self, first: int, last: int) -> bool:
+        """Chunks ``first..last`` cross a multiple of ``meta.checkpoint_frequency`` frames."""
+        every, frames = self.spec.meta.checkpoint_frequency, self.trial.frames_after
+        return frames(last) // every > frames(first - 1) // every
+
+    def needs_host(self, i: int) -> bool:
+        """Chunk ``i`` evaluates or checkpoints (so a group must end there)."""
+        return self.trial.derived.is_eval_chunk(i) or self.checkpoint_due(i, i)
+
+    def group_after(self, first: int, dev: bool) -> int:
+        """How many chunks the call starting at chunk ``first`` runs (module docstring)."""
+        if dev or self.chunk_seconds is None:
+            return 1
+        limit = min(self.trial.group_size, self.trial.derived.num_chunks - first)
+        limit = min(limit, max(1, int(GROUP_SECONDS / max(self.chunk_seconds, 1e-9))))
+        count = 1  # a chunk that evaluates or checkpoints ends the group
+        while count < limit and not self.needs_host(first + count - 1):
+            count += 1
+        return count
+
+    def sync(self, i: int, frame: int, state: Any, save: bool) -> None:
+        """Histograms, ``best`` and (``save``) the checkpoint of every Trial at chunk ``i``
+        (``state``: the copy taken after chunk ``i``)."""
+        params = jax.device_get(state.params)
+        for out in self.outputs:
+            out.histograms(take(params, out.rows), frame)
+            if out.best is not None and out.derived.is_eval_chunk(i) or save:
+                mine = take(state, out.rows)
+                out.maybe_save_best(i, frame, mine)
+                if save:
+                    out.save(i, frame, mine)
+
+    def run(
+        self,
+        state: Any,
+        start: int,
+        compile_s: float,
+        *,
+        dev: bool = False,
+        progress: bool = True,
+        report: bool = True,
+        on_chunk: ChunkHook | None = None,
+    ) -> list[RunResult]:
+        """Run chunks ``start..num_chunks-1`` from ``state``, or until a stop signal.
+
+        ``on_chunk(chunk, frame, returns)`` (``returns``: each Trial's per-session mean
+        episode return of the chunk) runs after every chunk is recorded; when it returns
+        True the loop stops like a signal would (after the group in flight), but with status
+        ``stopped``.
+        """
+        trial, d = self.trial, self.trial.derived
+        self.frames_done = trial.frames_after(start - 1) if start else 0
+        bar = tqdm(
+            total=d.total_frames,
+            initial=self.frames_done,
+            unit="frame",
+            unit_scale=True,
+            disable=not progress,
+            desc=self.spec.name,
+            dynamic_ncols=True,
+        )
+        self.t0 = self.last = time.perf_counter()
+        self.offsets = [out.host.wall_time for out in self.outputs]
+        self.dev_params, self.chunk_seconds = None, None
+        before = jax.device_get(state.params) if dev else None
+        stop_by: int | str | None = None
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxlab-sync")
+        try:
+            with StopRequest() as stop:
+                first, count = start, 1
+                state, pending = trial.dispatch(state, first, count)
+                while True:
+                    i = first + count - 1  # the group's last chunk
+                    frame = trial.frames_after(i)
+                    final = i == d.num_chunks - 1
+                    stopping = stop.signum is not None or stop_by is not None
+                    save = self.checkpoint_due(first, i) or final or stopping
+                    sync = save or dev or d.is_eval_chunk(i)
+                    if dev:
+                        after = jax.device_get(state.params)
+                        self.dev_params, before = (before, after), after
+                    if sync:  # rows recorded before the checkpoint; a device copy of
+                        self._wait_sync()  # the state before donation (none if nothing
+                        rows, fps = self.read(first, count, pending)  # follows)
+                        last = final or stopping
+                        snapshot = state if last else jax.tree.map(jnp.copy, state)
+                    this = pending
+                    if not final and not stopping:
+                        nxt = self.group_after(i + 1, dev)
+                        state, pending = trial.dispatch(state, i + 1, nxt)
+                    if sync:  # histograms and saves overlap the next group's compute
+                        self._sync_job = worker.submit(self.sync, i, frame, snapshot, save)
+                    else:
+                        self._wait_sync()
+                        rows, fps = self.read(first, count, this)
+                    for j, rets in enumerate(rows):
+                        chunk = first + j
+                        at = trial.frames_after(chunk)
+                        bar.update(at - bar.n)
+                        ret = np.concatenate(rets)
+                        bar.set_postfix(
+                            fps=f"{fps * trial.num_sessions:,.0f}",
+                            ret=f"{np.nanmean(ret):.1f}" if np.isfinite(ret).any() else "n/a",
+                            refresh=False,
+                        )
+                        if on_chunk is not None and on_chunk(chunk, at, rets) and not final:
+                            stop_by = "stopped"  # the group in flight finishes, checkpoints
+                    if stopping:
+                        stop_by = stop.signum if stop.signum is not None else stop_by
+                        break
+                    if final:
+                        break
+                    first, count = i + 1, nxt
+                self._wait_sync()  # the last checkpoint is written (or its error raised)
+        finally:
+            if self._sync_job is not None:  # something else failed: let the save finish
+                self._sync_job.exception()  # (its own error, if any, comes second)
+                self._sync_job = None
+            worker.shutdown()
+            bar.close()
+            for out in self.outputs:
+                out.close()
+        results = []
+        for out in self.outputs:
+            summary = out.summary(self.frames_done, compile_s, stop_by, trial.init_s)
+            (out.run_dir / "trial_summary.json").write_text(json.dumps(summary, indent=2))
+            if report:
+                write_report_safely(out.run_dir)
+            results.append(RunResult(out.run_dir, summary, take(state, out.rows)))
+        return results
+
+
+def write_report_safely(run_dir: Path) -> None:
+    """Write the run's metrics and graphs; a failure here is reported, never fatal."""
+    from jaxlab.analysis.report import write_report
+
+    try:
+        write_report(run_dir)
+    except Exception as err:  # noqa: BLE001 - the run itself is safe on disk already
+        print(
+            f"jaxlab: warning: report failed ({err}); retry: python -m jaxlab report {run_dir}",
+            file=sys.stderr,
+        )
