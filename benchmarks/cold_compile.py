@@ -1,7 +1,8 @@
 """Cold compile of one framework, alone in a fresh process: building its programs before
 the first training step.
 
-    python benchmarks/cold_compile.py {jaxlab,rejax} ALGO ENV SEEDS FRAMES   # prints JSON
+    python benchmarks/cold_compile.py {jaxlab,rejax} ALGO ENV SEEDS FRAMES [KERNEL_INIT]
+    # prints JSON; KERNEL_INIT: jaxlab's agent.net.kernel_init (default rejax's, lecun_normal)
 
 ``seed_scaling.py`` runs it ``--compile-repeats`` times per framework and row, the two
 frameworks alternating, each in its own process, and reports the median: the second
@@ -37,20 +38,25 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
-def jaxlab_compile_s(algo: str, env: str, seeds: int, frames: int) -> dict[str, float]:
+def jaxlab_compile_s(
+    algo: str, env: str, seeds: int, frames: int, kernel_init: str
+) -> dict[str, float]:
     from seed_scaling import jaxlab_spec
 
     from jaxlab.run import start
     from jaxlab.trial import Trial, default_keys
 
-    spec = jaxlab_spec(algo, env, seeds, frames)
+    spec = jaxlab_spec(algo, env, seeds, frames, kernel_init)
     keys = default_keys(spec)
     trial = Trial(spec, keys)
     compile_s = start(trial, [spec])[1]
     return {"compile_s": compile_s - trial.init_s, "init_s": trial.init_s}
 
 
-def rejax_compile_s(algo: str, env: str, seeds: int, frames: int) -> dict[str, float]:
+def rejax_compile_s(
+    algo: str, env: str, seeds: int, frames: int, kernel_init: str
+) -> dict[str, float]:
+    del kernel_init  # rejax's networks always start from flax's default
     from rejax_offpolicy import PEERS
 
     return {"compile_s": PEERS[algo](seeds, frames, with_eval=False, env_name=env)[2]}
@@ -58,9 +64,10 @@ def rejax_compile_s(algo: str, env: str, seeds: int, frames: int) -> dict[str, f
 
 def cold_compile(framework: str, job: dict[str, Any], timeout: float) -> dict[str, float] | str:
     """``framework``'s compile for a ``seed_scaling.py`` row (``job``: algo, env, seeds,
-    frames), measured in a fresh process: ``{"compile_s": ...}`` (jaxlab: and ``init_s``),
-    or a one-line error text if it failed."""
+    frames and, optionally, jaxlab's kernel_init), measured in a fresh process:
+    ``{"compile_s": ...}`` (jaxlab: and ``init_s``), or a one-line error text if it failed."""
     args = [framework, job["algo"], job["env"], str(job["seeds"]), str(job["frames"])]
+    args.append(job.get("kernel_init", "lecun_normal"))
     cmd = [sys.executable, str(Path(__file__).resolve()), *args]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -99,6 +106,7 @@ def cold_compiles(
 
 def main() -> None:
     framework, algo, env, seeds, frames = sys.argv[1:6]
+    kernel_init = sys.argv[6] if len(sys.argv) > 6 else "lecun_normal"
     sys.path.insert(0, str(HERE))
     import jax
 
@@ -107,7 +115,7 @@ def main() -> None:
     jax.config.update("jax_enable_compilation_cache", False)
     measure = {"jaxlab": jaxlab_compile_s, "rejax": rejax_compile_s}[framework]
     t0 = time.perf_counter()
-    out = measure(algo, env, int(seeds), int(frames))
+    out = measure(algo, env, int(seeds), int(frames), kernel_init)
     print(json.dumps({**out, "wall_s": time.perf_counter() - t0}))
 
 

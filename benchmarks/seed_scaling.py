@@ -3,7 +3,7 @@
     python benchmarks/seed_scaling.py [--algos PPO DQN SAC] [--envs CartPole-v1 Breakout-MinAtar]
         [--seeds 1 4 16 64 256 1024 4096] [--frames 500000] [--out bench_out/]
         [--timeout 1800] [--repeats 1] [--compile-repeats 3] [--overhead-seeds 4]
-        [--overhead-frames 200000] [--no-overhead]
+        [--overhead-frames 200000] [--no-overhead] [--kernel-init lecun_normal]
 
 Configurations (the issue's list): PPO on CartPole-v1 and Breakout-MinAtar, DQN and SAC on
 CartPole-v1. DQN trains ``specs/dqn/dqn_cartpole.yaml`` and SAC
@@ -11,7 +11,9 @@ CartPole-v1. DQN trains ``specs/dqn/dqn_cartpole.yaml`` and SAC
 configurations over the same frames (``rejax_offpolicy.py``). PPO uses
 ``specs/ppo/ppo_cartpole.yaml`` (4 envs x 128 steps, 4 epochs x 4 minibatches, 64-64 tanh
 MLPs) on both envs, and rejax the same numbers (``rejax_peer.py``). Each peer module lists
-the differences rejax cannot configure.
+the differences rejax cannot configure. jaxlab's networks start from rejax's kernel init,
+flax's ``lecun_normal`` (``agent.net.kernel_init``; jaxlab's own default, orthogonal with
+CleanRL's gains, with ``--kernel-init orthogonal``).
 
 Every (config, seed count) runs in its own subprocess, which builds both frameworks and
 interleaves their training runs (jaxlab, rejax, jaxlab, ...), so a shared machine's load
@@ -69,13 +71,19 @@ CONFIGS: dict[tuple[str, str], list[str] | None] = {
     ("SAC", "CartPole-v1"): [],
 }
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "Out of memory", "out of memory", "MemoryError")
+# rejax's networks start from flax's default kernel init; jaxlab's do too in the benchmark.
+PEER_KERNEL_INIT = "lecun_normal"
 
 
-def jaxlab_spec(algo: str, env: str, seeds: int, frames: int) -> Any:
-    """The spec jaxlab trains for a row: evaluation off, as rejax's peer."""
+def jaxlab_spec(
+    algo: str, env: str, seeds: int, frames: int, kernel_init: str = PEER_KERNEL_INIT
+) -> Any:
+    """The spec jaxlab trains for a row: evaluation off and rejax's kernel init, as rejax's
+    peer (``kernel_init``: ``agent.net.kernel_init``)."""
     from jaxlab.spec import load_spec
 
     sets = [f"meta.max_session={seeds}", f"env.max_frame={frames}", "meta.eval_frequency=0"]
+    sets.append(f"agent.net.kernel_init={kernel_init}")
     return load_spec(SPECS.get((algo, env), SPEC), [*(CONFIGS[(algo, env)] or []), *sets])
 
 
@@ -101,12 +109,14 @@ class JaxlabRun:
     only the first one's ``compile_s`` is cold; ``run_s`` of each is its init's run and its
     chunks' (``init_s + wall_clock_s``)."""
 
-    def __init__(self, algo: str, env: str, seeds: int, frames: int, root: str) -> None:
+    def __init__(
+        self, algo: str, env: str, seeds: int, frames: int, root: str, kernel_init: str
+    ) -> None:
         import jax
 
         from jaxlab.trial import Trial
 
-        self.spec = jaxlab_spec(algo, env, seeds, frames)
+        self.spec = jaxlab_spec(algo, env, seeds, frames, kernel_init)
         self.root = root
         jax.config.update("jax_compilation_cache_dir", f"{root}/xla_cache")
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -189,7 +199,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as root:
         for fw, make in (
-            ("jaxlab", lambda: JaxlabRun(*args, root)),
+            ("jaxlab", lambda: JaxlabRun(*args, root, job.get("kernel_init", PEER_KERNEL_INIT))),
             ("rejax", lambda: RejaxRun(*args)),
         ):
             if fw in job.get("skip", ()):
@@ -266,6 +276,7 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
         for seeds in args.seeds:
             row: dict[str, Any] = {"algo": algo, "env": env, "seeds": seeds, "status": "ok"}
             job = {"algo": algo, "env": env, "seeds": seeds, "frames": args.frames}
+            job["kernel_init"] = args.kernel_init
             job.update(repeats=args.repeats, skip=sorted(dead))
             row.update(measure(job, args.timeout, args.compile_repeats))
             dead |= {fw for fw in ("jaxlab", "rejax") if row[fw]["status"] == "OOM"}
@@ -340,6 +351,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], overhead: str | N
 
 
 def main() -> None:
+    from jaxlab.networks.init import KERNEL_INITS  # (imports jaxlab first: its XLA flags)
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", nargs="+", default=["PPO", "DQN", "SAC"])
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Breakout-MinAtar"])
@@ -358,6 +371,11 @@ def main() -> None:
     parser.add_argument("--overhead-frames", type=int, default=200_000)
     parser.add_argument("--overhead-repeats", type=int, default=3)
     parser.add_argument("--no-overhead", action="store_true")
+    parser.add_argument(
+        "--kernel-init", default=PEER_KERNEL_INIT,
+        choices=KERNEL_INITS,
+        help="jaxlab's agent.net.kernel_init (default: rejax's, lecun_normal)",
+    )  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.compile_repeats < 1:
@@ -384,6 +402,7 @@ def main() -> None:
         "git_dirty": git["dirty"],
         "frames": args.frames,
         "evaluation": "off on both sides",
+        "jaxlab_kernel_init": args.kernel_init,
         "repeats": args.repeats,
         "compile_repeats": args.compile_repeats,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -140,6 +140,38 @@ def test_contract(algo: str, continuous: bool, memory: str, tmp_path) -> None:
     assert _equal(a_next, r_next)
 
 
+def _kernel_scales(state: Any) -> dict[str, float]:
+    """Every dense kernel of the networks in ``state`` (``[..., fan_in, fan_out]``, twin
+    and target copies included, optimizer moments not): its standard deviation times
+    ``sqrt(fan_in)``."""
+    named = (
+        (jax.tree_util.keystr(p), p, x) for p, x in jax.tree_util.tree_flatten_with_path(state)[0]
+    )
+    return {
+        name: float(np.asarray(x).std() * np.sqrt(x.shape[-2]))
+        for name, path, x in named
+        if getattr(path[-1], "key", None) == "kernel" and not name.startswith(".opt")
+    }
+
+
+@pytest.mark.parametrize(("algo", "continuous", "memory"), LEARN_CASES, ids=LEARN_IDS)
+def test_kernel_init_reaches_every_layer(algo: str, continuous: bool, memory: str) -> None:
+    """``agent.net.kernel_init`` sets every kernel, heads included: flax's lecun_normal
+    gives each one variance ``1 / fan_in``; the default orthogonal init has heads with
+    gain 0.01 (policy) and hidden layers with gain sqrt(2)."""
+    raw = probe_raw(algo, continuous, memory)
+    lecun = spec_from_dict(raw, ["agent.net.kernel_init=lecun_normal"])
+    key = jax.random.PRNGKey(0)
+    from jaxlab.algorithms import get_algorithm
+
+    scales = _kernel_scales(get_algorithm(algo).make(lecun).init(key))
+    assert scales, "no kernels found"
+    assert all(0.6 < s < 1.4 for s in scales.values()), scales
+    default = _kernel_scales(get_algorithm(algo).make(spec_from_dict(raw)).init(key))
+    assert default.keys() == scales.keys()
+    assert any(not 0.6 < s < 1.4 for s in default.values()), default
+
+
 def test_probe_kinds_pay_what_their_docstring_says() -> None:
     """The probes themselves: rewards and episode ends of each kind, by hand."""
     from tests.probes import KindParams, Probe

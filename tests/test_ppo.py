@@ -147,6 +147,44 @@ def test_orthogonal_init_is_orthonormal_and_vmappable():
     assert not np.allclose(tall[0], tall[1])
 
 
+# agent.net.kernel_init -> (std of a 256x256 hidden kernel, std of the [256, 2] policy
+# head), both times 16: orthogonal with gains sqrt(2) and 0.01; flax's initializers with
+# variance 1 / fan_in (lecun), 2 / (fan_in + fan_out) (glorot), 2 / fan_in (he).
+KERNEL_STDS = {
+    "orthogonal": (np.sqrt(2.0), 0.01),
+    "lecun_normal": (1.0, 1.0),
+    "glorot_uniform": (1.0, np.sqrt(512 / 258)),
+    "he_normal": (np.sqrt(2.0), np.sqrt(2.0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERNEL_STDS))
+def test_kernel_init_sets_every_layer(tiny_raw, name):
+    from typing import get_args, get_type_hints
+
+    from jaxlab.algorithms.ppo import PPO
+    from jaxlab.networks.init import KERNEL_INITS
+    from jaxlab.spec.schema import NetSpec
+
+    assert set(KERNEL_INITS) == set(get_args(get_type_hints(NetSpec)["kernel_init"]))
+    over = [f"agent.net.kernel_init={name}", "agent.net.hid_layers=[256, 256]"]
+    params = PPO(spec_from_dict(tiny_raw, over)).init(jax.random.PRNGKey(0)).params["params"]
+    hidden = np.asarray(params["actor_torso"]["MLP_0"]["Dense_1"]["kernel"])
+    head = np.asarray(params["policy_head"]["kernel"])
+    want_hidden, want_head = KERNEL_STDS[name]
+    np.testing.assert_allclose(hidden.std() * 16, want_hidden, rtol=0.03)
+    np.testing.assert_allclose(head.std() * 16, want_head, rtol=0.15)
+    if name == "orthogonal":
+        np.testing.assert_allclose(hidden.T @ hidden, 2.0 * np.eye(256), atol=1e-4)
+    elif name == "glorot_uniform":  # uniform on +-sqrt(6 / (fan_in + fan_out))
+        assert np.abs(hidden).max() <= np.sqrt(6 / 512)
+        assert np.abs(hidden).max() > 0.99 * np.sqrt(6 / 512)
+    else:  # flax's truncated normals: cut at 2 standard deviations of the untruncated one
+        assert np.abs(hidden).max() <= 2 * want_hidden / 16 / 0.87962566 * 1.0001
+    for bias in (params["policy_head"]["bias"], params["actor_torso"]["MLP_0"]["Dense_0"]["bias"]):
+        assert not np.asarray(bias).any()
+
+
 @pytest.mark.parametrize("n", [1, 2, 7, 512, 1000])
 def test_minibatch_shuffle_is_a_permutation(n):
     from jaxlab.algorithms.base import permutation

@@ -102,7 +102,7 @@ class Actor(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> Categorical | DiagGaussian:
-        out = dense(self.action_dim, 0.01)(Torso(self.torso)(obs))
+        out = dense(self.action_dim, 0.01, self.torso.kernel_init)(Torso(self.torso)(obs))
         if self.discrete:
             return Categorical(out)
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))

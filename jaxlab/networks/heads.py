@@ -28,10 +28,10 @@ class QNetwork(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         h = Torso(self.torso)(obs)
-        adv = dense(self.action_dim, 1.0)(h)
+        adv = dense(self.action_dim, 1.0, self.torso.kernel_init)(h)
         if not self.dueling:
             return adv
-        value = dense(1, 1.0)(h)
+        value = dense(1, 1.0, self.torso.kernel_init)(h)
         return value + adv - adv.mean(axis=-1, keepdims=True)
 
 
@@ -43,7 +43,7 @@ class StateActionQ(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
         h = Torso(self.torso)(jnp.concatenate([obs, action], axis=-1))
-        return dense(1, 1.0)(h)[..., 0]
+        return dense(1, 1.0, self.torso.kernel_init)(h)[..., 0]
 
 
 def twin(module: type[nn.Module], **fields: object) -> nn.Module:
@@ -67,7 +67,9 @@ class DiscreteActor(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> Categorical:
-        return Categorical(dense(self.action_dim, 0.01)(Torso(self.torso)(obs)))
+        return Categorical(
+            dense(self.action_dim, 0.01, self.torso.kernel_init)(Torso(self.torso)(obs))
+        )
 
 
 class SquashedActor(nn.Module):
@@ -82,7 +84,9 @@ class SquashedActor(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> TanhGaussian:
         h = Torso(self.torso)(obs)
-        mean = dense(self.action_dim, 0.01)(h)
-        log_std = jnp.clip(dense(self.action_dim, 0.01)(h), LOG_STD_MIN, LOG_STD_MAX)
+        mean = dense(self.action_dim, 0.01, self.torso.kernel_init)(h)
+        log_std = jnp.clip(
+            dense(self.action_dim, 0.01, self.torso.kernel_init)(h), LOG_STD_MIN, LOG_STD_MAX
+        )
         low, high = jnp.asarray(self.low), jnp.asarray(self.high)
         return TanhGaussian(mean, log_std, (high - low) / 2.0, (high + low) / 2.0)

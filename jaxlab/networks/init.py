@@ -17,8 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+Initializer = Callable[..., jax.Array]
+# ``agent.net.kernel_init`` names: orthogonal (with per-layer gains) or one of flax's.
+KERNEL_INITS = ("orthogonal", "lecun_normal", "glorot_uniform", "he_normal")
 
 
 def orthonormal_columns(g: jax.Array) -> jax.Array:
@@ -36,7 +41,7 @@ def orthonormal_columns(g: jax.Array) -> jax.Array:
     return jax.lax.fori_loop(0, m, body, jnp.zeros((n, m), g.dtype))
 
 
-def orthogonal(scale: float = 1.0) -> Callable[..., jax.Array]:
+def orthogonal(scale: float = 1.0) -> Initializer:
     """A flax kernel initializer: a (semi-)orthogonal ``[in, out]`` matrix times ``scale``
     (conv kernels ``[..., in, out]`` as the matrix of their flattened leading axes)."""
 
@@ -49,3 +54,21 @@ def orthogonal(scale: float = 1.0) -> Callable[..., jax.Array]:
         return (scale * q).reshape(shape).astype(dtype)
 
     return init
+
+
+def kernel_init(name: str, gain: float) -> Initializer:
+    """The kernel initializer ``name`` (one of :data:`KERNEL_INITS`) for a layer whose
+    orthogonal gain is ``gain``.
+
+    ``orthogonal`` is :func:`orthogonal` times ``gain`` (CleanRL's gains: ``sqrt(2)``
+    hidden, 0.01 policy heads, 1 value and Q heads). The others are flax's initializers
+    as flax defines them, the same for every layer, heads included, and ``gain`` is not
+    used: ``lecun_normal`` (flax's and rejax's default: truncated normal, variance
+    ``1 / fan_in``), ``glorot_uniform`` (variance ``2 / (fan_in + fan_out)``),
+    ``he_normal`` (truncated normal, variance ``2 / fan_in``).
+    """
+    if name == "orthogonal":
+        return orthogonal(gain)
+    if name not in KERNEL_INITS:
+        raise ValueError(f"unknown kernel_init {name!r}; expected one of {KERNEL_INITS}")
+    return getattr(nn.initializers, name)()

@@ -1,7 +1,9 @@
 """Torsos (MLP, convolutional) and the actor-critic used by the policy-gradient family.
 
-Hidden layers use ``orthogonal(sqrt(2))`` (see :mod:`jaxlab.networks.init`), the policy
-head ``orthogonal(0.01)`` and value/Q heads ``orthogonal(1.0)``, all with zero biases.
+By default (``agent.net.kernel_init: orthogonal``) hidden layers use ``orthogonal(sqrt(2))``
+(see :mod:`jaxlab.networks.init`), the policy head ``orthogonal(0.01)`` and value/Q heads
+``orthogonal(1.0)``; another ``kernel_init`` applies to every layer as flax defines it
+(:func:`~jaxlab.networks.init.kernel_init`). Biases start at zero.
 Observations arrive flat, ``[..., obs_dim]``; a convolutional torso reshapes them to the
 env's image shape ``[..., H, W, C]`` first (MinAtar: ``[10, 10, C]``).
 """
@@ -16,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxlab.networks.init import orthogonal
+from jaxlab.networks.init import kernel_init
 from jaxlab.rl.distributions import Categorical, DiagGaussian
 
 ACTIVATIONS = {
@@ -28,13 +30,15 @@ ACTIVATIONS = {
 }
 
 
-def dense(features: int, scale: float) -> nn.Dense:
-    return nn.Dense(features, kernel_init=orthogonal(scale), bias_init=nn.initializers.zeros)
+def dense(features: int, gain: float, init: str = "orthogonal") -> nn.Dense:
+    """A dense layer whose kernel starts from ``kernel_init(init, gain)``, bias zeros."""
+    return nn.Dense(features, kernel_init=kernel_init(init, gain), bias_init=nn.initializers.zeros)
 
 
 @dataclass(frozen=True)
 class TorsoDef:
-    """What a torso is: ``kind`` MLP or Conv, layer sizes, activation, the obs image shape.
+    """What a torso is: ``kind`` MLP or Conv, layer sizes, activation, the obs image shape,
+    and the kernel initializer of its layers and of the heads built on it.
 
     ``conv_layers``: ``(filters, kernel, stride)`` per layer (Conv only)."""
 
@@ -43,6 +47,7 @@ class TorsoDef:
     activation: str = "tanh"
     conv_layers: tuple[tuple[int, ...], ...] = ()
     obs_shape: tuple[int, ...] = ()
+    kernel_init: str = "orthogonal"
 
     @classmethod
     def from_spec(cls, net: object, obs_shape: Sequence[int]) -> TorsoDef:
@@ -53,6 +58,7 @@ class TorsoDef:
             net.activation,  # type: ignore[attr-defined]
             tuple(tuple(c) for c in net.conv_layers),  # type: ignore[attr-defined]
             tuple(obs_shape),
+            net.kernel_init,  # type: ignore[attr-defined]
         )
 
 
@@ -61,12 +67,13 @@ class MLP(nn.Module):
 
     hid_layers: Sequence[int]
     activation: str = "tanh"
+    kernel_init: str = "orthogonal"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         for width in self.hid_layers:
-            x = act(dense(width, math.sqrt(2))(x))
+            x = act(dense(width, math.sqrt(2), self.kernel_init)(x))
         return x
 
 
@@ -87,11 +94,12 @@ class Torso(nn.Module):
             for filters, kernel, stride in d.conv_layers:
                 x = nn.Conv(
                     filters, (kernel, kernel), (stride, stride), padding="SAME",
-                    kernel_init=orthogonal(math.sqrt(2)), bias_init=nn.initializers.zeros,
+                    kernel_init=kernel_init(d.kernel_init, math.sqrt(2)),
+                    bias_init=nn.initializers.zeros,
                 )(x)  # fmt: skip
                 x = act(x)
             x = x.reshape(lead + (-1,))
-        return MLP(d.hid_layers, d.activation)(x)
+        return MLP(d.hid_layers, d.activation, d.kernel_init)(x)
 
 
 class ActorCritic(nn.Module):
@@ -111,8 +119,8 @@ class ActorCritic(nn.Module):
         self.actor_torso = Torso(self.torso)
         if not self.shared:
             self.critic_torso = Torso(self.torso)
-        self.policy_head = dense(self.action_dim, 0.01)
-        self.value_head = dense(1, 1.0)
+        self.policy_head = dense(self.action_dim, 0.01, self.torso.kernel_init)
+        self.value_head = dense(1, 1.0, self.torso.kernel_init)
         if not self.discrete:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
 

@@ -48,6 +48,11 @@ class NetSpec:
     observation keeps its image shape (MinAtar: ``[10, 10, C]``) and goes through
     ``conv_layers`` (``[filters, kernel, stride]`` each, SAME padding) before the dense
     ``hid_layers``. ``dueling``: Q heads split into ``V(s) + A(s, a) - mean_a A(s, a)``.
+    ``kernel_init``: how every layer's kernel starts (biases start at zero): ``orthogonal``
+    with CleanRL's gains (``sqrt(2)`` hidden, 0.01 policy heads, 1 value and Q heads), or
+    flax's ``lecun_normal`` (flax's and rejax's default), ``glorot_uniform`` or
+    ``he_normal`` as flax defines them, heads included
+    (:func:`jaxlab.networks.init.kernel_init`).
     """
 
     type: Literal["MLP", "Conv"] = "MLP"
@@ -55,6 +60,7 @@ class NetSpec:
     conv_layers: tuple[tuple[int, ...], ...] = ((16, 3, 1),)
     dueling: bool = False
     activation: Literal["tanh", "relu", "elu", "gelu", "silu"] = "tanh"
+    kernel_init: Literal["orthogonal", "lecun_normal", "glorot_uniform", "he_normal"] = "orthogonal"
     shared: bool = False
     clip_grad_val: float | None = 0.5
     optim: OptimSpec = field(default_factory=OptimSpec)
