@@ -12,11 +12,11 @@ many as fit in :data:`GROUP_SECONDS` at the measured pace (one at first, and alw
 in ``dev`` mode), never past a chunk that checkpoints or evaluates. Each chunk still
 gets its own rows; a group's wall time is shared out over its chunks by frames.
 Groups are pipelined: group g+1 is dispatched before group g's metrics are read, so
-host I/O overlaps device compute. Groups that checkpoint or evaluate are read first
-(their rows are recorded, and flushed to disk before their checkpoint exists) and the
-state is copied (on device; the memory budget's 2x headroom covers it) before the next
-dispatch donates its buffers; histograms and Orbax saves then work on that copy, on a
-worker thread, while the next chunk computes (:class:`Loop`).
+host I/O overlaps device compute. After a group that checkpoints or evaluates, the state
+is copied (on device; the memory budget's 2x headroom covers it) before the next
+dispatch donates its buffers; once the group's rows are recorded (and flushed to disk
+before its checkpoint exists), histograms and Orbax saves work on that copy, on a worker
+thread, while the next group computes (:class:`Loop`).
 """
 
 from __future__ import annotations
@@ -203,20 +203,17 @@ class Loop:
                     if dev:
                         after = jax.device_get(state.params)
                         self.dev_params, before = (before, after), after
-                    if sync:  # rows recorded before the checkpoint; a device copy of
-                        self._wait_sync()  # the state before donation (none if nothing
-                        rows, fps = self.read(first, count, pending)  # follows)
-                        last = final or stopping
+                    if sync:  # a device copy of the state before the next dispatch
+                        last = final or stopping  # donates it (none if nothing follows)
                         snapshot = state if last else jax.tree.map(jnp.copy, state)
                     this = pending
                     if not final and not stopping:
                         nxt = self.group_after(i + 1, dev)
                         state, pending = trial.dispatch(state, i + 1, nxt)
-                    if sync:  # histograms and saves overlap the next group's compute
+                    self._wait_sync()  # the previous sync's events come first
+                    rows, fps = self.read(first, count, this)
+                    if sync:  # rows recorded first; histograms and saves overlap the
                         self._sync_job = worker.submit(self.sync, i, frame, snapshot, save)
-                    else:
-                        self._wait_sync()
-                        rows, fps = self.read(first, count, this)
                     for j, rets in enumerate(rows):
                         chunk = first + j
                         at = trial.frames_after(chunk)
