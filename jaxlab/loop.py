@@ -212,7 +212,7 @@ class Loop:
                         state, pending = trial.dispatch(state, i + 1, nxt)
                     self._wait_sync()  # the previous sync's events come first
                     rows, fps = self.read(first, count, this)
-                    if sync:  # rows recorded first; histograms and saves overlap the
+                    if sync:  # after its rows; overlaps the next group's compute
                         self._sync_job = worker.submit(self.sync, i, frame, snapshot, save)
                     for j, rets in enumerate(rows):
                         chunk = first + j
