@@ -99,7 +99,7 @@ class Checkpointer:
 
     def save(self, frame: int, state: Any, meta: dict[str, Any]) -> None:
         """Save ``state`` (device or host arrays) at ``frame``; returns once it is on the
-        host, writing in the background.
+        host, writing in the background; :meth:`restore` returns device arrays again.
 
         The state is copied to the host (numpy) first, one transfer for the tree: Orbax
         writes numpy arrays at about half the cost of device arrays, whose per-leaf
@@ -160,6 +160,15 @@ class Checkpointer:
         state = out["state"]
         if fingerprint(state) != meta.get("fingerprint"):
             raise CheckpointError(f"frame {frame}: restored state does not match its fingerprint")
+        # Saved from the host (save), leaves come back as numpy arrays: put them where the
+        # template's leaves live (a Trial's abstract state carries its seed sharding).
+        state = jax.tree.map(
+            lambda x, t: (
+                x if isinstance(x, jax.Array) else jax.device_put(x, getattr(t, "sharding", None))
+            ),
+            state,
+            template,
+        )
         return state, meta
 
     def restore_latest(

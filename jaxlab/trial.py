@@ -279,8 +279,17 @@ class Trial:
         return state
 
     def abstract_state(self) -> Any:
-        """Shapes and dtypes of the Trial state (``jax.ShapeDtypeStruct`` leaves), no compute."""
-        return jax.eval_shape(self._init, self.keys)
+        """Shapes and dtypes of the Trial state (``jax.ShapeDtypeStruct`` leaves), no compute;
+        with the seed axis's sharding when the Trial is sharded over several devices."""
+        shapes = jax.eval_shape(self._init, self.keys)
+        if self.sharding is None:
+            return shapes
+        return jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct(
+                s.shape, s.dtype, sharding=self.sharding, weak_type=s.weak_type
+            ),
+            shapes,
+        )
 
     def metric_names(self) -> list[str]:
         """The names of the metrics one update returns (from shapes only, no compute)."""

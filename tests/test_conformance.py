@@ -135,6 +135,7 @@ def test_contract(algo: str, continuous: bool, memory: str, tmp_path) -> None:
     # (Orbax restores weakly typed leaves as strong ones; the compiled chunk takes both.)
     assert _signature(restored, weak=False) == _signature(a, weak=False)
     assert _equal(restored, a)
+    assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(restored)), "saved from numpy"
     a_next, _ = trial.chunk(a, 3)
     r_next, _ = trial.chunk(restored, 3)
     assert _equal(a_next, r_next)
