@@ -67,7 +67,9 @@ def cold_compile(framework: str, job: dict[str, Any], timeout: float) -> dict[st
     frames and, optionally, jaxlab's kernel_init), measured in a fresh process:
     ``{"compile_s": ...}`` (jaxlab: and ``init_s``), or a one-line error text if it failed."""
     args = [framework, job["algo"], job["env"], str(job["seeds"]), str(job["frames"])]
-    args.append(job.get("kernel_init", "lecun_normal"))
+    from seed_scaling import PEER_KERNEL_INIT
+
+    args.append(job.get("kernel_init", PEER_KERNEL_INIT))
     cmd = [sys.executable, str(Path(__file__).resolve()), *args]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -106,8 +108,10 @@ def cold_compiles(
 
 def main() -> None:
     framework, algo, env, seeds, frames = sys.argv[1:6]
-    kernel_init = sys.argv[6] if len(sys.argv) > 6 else "lecun_normal"
     sys.path.insert(0, str(HERE))
+    from seed_scaling import PEER_KERNEL_INIT
+
+    kernel_init = sys.argv[6] if len(sys.argv) > 6 else PEER_KERNEL_INIT
     import jax
 
     import jaxlab  # noqa: F401  (its XLA flags, set before the backend starts)

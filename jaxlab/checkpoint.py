@@ -103,8 +103,8 @@ class Checkpointer:
 
         The state is copied to the host (numpy) first, one transfer for the tree: Orbax
         writes numpy arrays at about half the cost of device arrays, whose per-leaf
-        handling dominated (PPO CartPole, 4 seeds, 64 leaves, 440 KB: 88 ms against
-        146 ms per save, write included, mostly CPU on Orbax's threads, which on a CPU
+        handling dominated (PPO CartPole, 4 seeds, 64 leaves, 440 KB: 89 ms against
+        134 ms per save, write included, mostly CPU on Orbax's threads, which on a CPU
         backend competes with training). Restoring reads either alike."""
         state = jax.device_get(state)
         meta = {
