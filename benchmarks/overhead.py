@@ -55,7 +55,8 @@ def compile_all_chunks(trial: Trial) -> Any:
     def scan(state: Any) -> Any:
         return jax.lax.scan(chunk, state, jnp.arange(d.num_chunks, dtype=jnp.int32))
 
-    return jax.jit(scan, donate_argnums=0).lower(trial.abstract_state()).compile()
+    lowered = jax.jit(scan, donate_argnums=0).lower(trial.abstract_state())
+    return lowered.compile(trial.compiler_options)  # the options the Trial compiles with
 
 
 def bare_runner(spec: Spec) -> tuple[float, Any]:

@@ -81,12 +81,16 @@ def timed(fn: Callable[[], Any], reps: int) -> float:
     return statistics.median(times)
 
 
-def compile_and_time(fn: Callable[..., Any], args: tuple, reps: int) -> tuple[float, float]:
+def compile_and_time(
+    fn: Callable[..., Any], args: tuple, reps: int, options: dict[str, Any] | None = None
+) -> tuple[float, float]:
     """(compile seconds, median execution seconds) of ``jit(vmap(fn))`` on ``args``
-    (``fn`` itself at one seed, as the Trial runs it)."""
+    (``fn`` itself at one seed, as the Trial runs it), compiled with XLA ``options`` (the
+    Trial's own, ``Trial.compiler_options``, for a like-for-like phase)."""
     seeds = jax.tree.leaves(args)[0].shape[0]
     t0 = time.perf_counter()
-    compiled = jax.jit(over_sessions(fn, seeds, (0,) * len(args))).lower(*args).compile()
+    lowered = jax.jit(over_sessions(fn, seeds, (0,) * len(args))).lower(*args)
+    compiled = lowered.compile(options)
     compile_s = time.perf_counter() - t0
     return compile_s, timed(lambda: compiled(*args), reps)
 
@@ -117,7 +121,7 @@ def main() -> None:
     lowered = trial._chunk_jit.lower(state, jnp.int32(0), jnp.int32(1))  # one chunk per call
     lower_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    trial._chunk = lowered.compile()
+    trial._chunk = lowered.compile(trial.compiler_options)
     chunk_compile = time.perf_counter() - t0
 
     holder = {"state": state}
@@ -150,12 +154,12 @@ def main() -> None:
     if phases is None:
         print(f"\nno per-phase breakdown for {spec.agent.algorithm.name} yet (add it to PHASES)")
     else:
-        state = holder["state"]
-        update_c, update_s = compile_and_time(trial.agent.update, (state,), args.reps)
+        state, opts = holder["state"], trial.compiler_options
+        update_c, update_s = compile_and_time(trial.agent.update, (state,), args.reps, opts)
         per_update = chunk_s / d.updates_per_chunk
         prow = []
         for name, fn, fargs in phases(trial, state):
-            c, s = compile_and_time(fn, fargs, args.reps)
+            c, s = compile_and_time(fn, fargs, args.reps, opts)
             prow.append((name, f"{c:.2f}", f"{s * 1e3:.2f}", f"{100 * s / update_s:.0f}%"))
         prow.append(("whole update", f"{update_c:.2f}", f"{update_s * 1e3:.2f}", "100%"))
         prow.append(("chunk / updates per chunk", "", f"{per_update * 1e3:.2f}", ""))

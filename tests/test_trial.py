@@ -130,6 +130,30 @@ def test_fast_compile_is_deterministic_and_trains_like_the_optimized_build(tiny_
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-5)
 
 
+def test_group_program_compiles_with_the_modes_options(tiny_raw, monkeypatch):
+    """``optimized`` on CPU compiles the group program with LLVM at -O2, ``fast`` with the
+    backend optimisation off; the options reach XLA (every ``Lowered.compile`` recorded)."""
+    seen = []
+    real = jax.stages.Lowered.compile
+
+    def recording(self, compiler_options=None):
+        seen.append(compiler_options)
+        return real(self, compiler_options)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", recording)
+    for mode, want in [
+        ("optimized", trial_module.OPTIMIZED_CPU_OPTIONS),
+        ("fast", trial_module.FAST_COMPILER_OPTIONS),
+    ]:
+        trial = Trial(spec_from_dict(tiny_raw, [f"meta.compile={mode}"]))
+        assert trial.compiler_options == want
+        seen.clear()
+        trial.compile(trial.abstract_state())
+        assert seen == [want]  # the group program alone (init is built by init())
+    assert trial_module.OPTIMIZED_CPU_OPTIONS == {"xla_backend_optimization_level": 2}
+    assert trial_module.group_options("optimized", "gpu") is None  # XLA's defaults there
+
+
 def test_chunk_compiles_once_per_run(tiny_raw, tmp_path, caplog):
     """Every chunk of a run goes through one compiled program (jax_log_compiles count)."""
     spec = spec_from_dict(tiny_raw)
