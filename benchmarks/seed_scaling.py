@@ -3,7 +3,7 @@
     python benchmarks/seed_scaling.py [--algos PPO DQN SAC] [--envs CartPole-v1 Breakout-MinAtar]
         [--seeds 1 4 16 64 256 1024 4096] [--frames 500000] [--out bench_out/]
         [--timeout 1800] [--repeats 1] [--compile-repeats 3] [--overhead-seeds 4]
-        [--overhead-frames 200000] [--no-overhead] [--kernel-init lecun_normal]
+        [--overhead-frames 200000] [--overhead-repeats 9] [--no-overhead] [--kernel-init lecun_normal]
 
 Configurations (the issue's list): PPO on CartPole-v1 and Breakout-MinAtar, DQN and SAC on
 CartPole-v1. DQN trains ``specs/dqn/dqn_cartpole.yaml`` and SAC
@@ -369,7 +369,9 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--overhead-seeds", type=int, default=4)
     parser.add_argument("--overhead-frames", type=int, default=200_000)
-    parser.add_argument("--overhead-repeats", type=int, default=3)
+    parser.add_argument(
+        "--overhead-repeats", type=int, help="timed pairs (default: overhead.py's REPEATS)"
+    )
     parser.add_argument("--no-overhead", action="store_true")
     parser.add_argument(
         "--kernel-init", default=PEER_KERNEL_INIT,
@@ -414,11 +416,11 @@ def main() -> None:
     overhead, overhead_line = None, None
     if not args.no_overhead:
         sys.path.insert(0, str(HERE))
+        from overhead import REPEATS, format_overhead, measure_overhead, overhead_spec
         from overhead import SPEC as OSPEC
-        from overhead import format_overhead, measure_overhead, overhead_spec
 
         spec = overhead_spec(OSPEC, args.overhead_seeds, args.overhead_frames)
-        overhead = measure_overhead(spec, args.overhead_repeats)
+        overhead = measure_overhead(spec, args.overhead_repeats or REPEATS)
         overhead_line = format_overhead(overhead)
         print(overhead_line, flush=True)
     (args.out / "results.json").write_text(
