@@ -130,7 +130,7 @@ def measure_overhead(spec: Spec, repeats: int = REPEATS) -> dict[str, Any]:
     b, t = statistics.median(bare_s), statistics.median(train_s)
     ratios = [y / x - 1.0 for x, y in zip(bare_s, train_s, strict=True)]
     paired = statistics.median(ratios)
-    se = statistics.stdev(ratios) / math.sqrt(len(ratios)) if len(ratios) > 1 else math.nan
+    se = statistics.stdev(ratios) / math.sqrt(len(ratios)) if len(ratios) > 1 else None
     m = spec.meta
     return {
         "spec": spec.name,
@@ -161,14 +161,16 @@ def overhead_spec(path: Path, seeds: int, frames: int, extra: list[str] | None =
 
 def format_overhead(r: dict[str, Any]) -> str:
     verdict = "within" if r["within_budget"] else "OVER"
+    se = r["overhead_paired_se"]  # None from one pair
     return (
         f"overhead ({r['spec']}, {r['seeds']} seeds, {r['frames_per_session']:,} frames, "
         f"log every {r['log_frequency']:,}, eval every {r['eval_frequency']:,}, checkpoint "
         f"every {r['checkpoint_frequency']:,}): train {r['train_run_s']:.2f}s vs bare scan "
         f"{r['bare_run_s']:.2f}s -> {100 * r['overhead']:+.1f}%, paired median "
         f"{100 * r['overhead_paired']:+.1f}% ({verdict} the {100 * r['budget']:.0f}% budget; "
-        f"medians of {len(r['train_runs_s'])}; paired mean {100 * r['overhead_paired_mean']:+.1f}% "
-        f"+- {100 * r['overhead_paired_se']:.1f}% SE)"
+        f"medians of {len(r['train_runs_s'])}; paired mean {100 * r['overhead_paired_mean']:+.1f}%"
+        + ("" if se is None else f" +- {100 * se:.1f}% SE")
+        + ")"
     )
 
 

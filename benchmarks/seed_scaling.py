@@ -420,7 +420,9 @@ def main() -> None:
         from overhead import SPEC as OSPEC
 
         spec = overhead_spec(OSPEC, args.overhead_seeds, args.overhead_frames)
-        overhead = measure_overhead(spec, args.overhead_repeats or REPEATS)
+        overhead = measure_overhead(
+            spec, REPEATS if args.overhead_repeats is None else args.overhead_repeats
+        )
         overhead_line = format_overhead(overhead)
         print(overhead_line, flush=True)
     (args.out / "results.json").write_text(
