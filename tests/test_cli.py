@@ -18,6 +18,7 @@ from jaxlab.cli import main, shrunk, use_compile_cache
 from jaxlab.logging import COLUMNS
 from jaxlab.loop import DevCheckError, _dev_checks
 from jaxlab.spec import load_spec, parse_spec, shrink
+from tests import golden
 from tests.conftest import REPO, SPECS
 
 
@@ -75,6 +76,8 @@ def test_every_shipped_spec_trains_in_shrink_mode(path, tmp_path, capsys):
         "session_0.png",
         "session_1.png",
     }
+    # Bit-identical to its golden record: every metrics row and checkpoint fingerprint.
+    assert golden.differences(golden.load(path.stem), golden.record(run)) == []
 
 
 def test_a_rerun_loads_its_compiled_programs_from_the_cache(tmp_path, tiny_raw):
