@@ -4,7 +4,7 @@
         [--specs specs/dqn/dqn_cartpole.yaml ...]
 
 By default every shipped CartPole-v1 spec under ``specs/<algorithm>/`` is measured (one per
-variant: e.g. DQN and Double DQN + PER), trained through ``jaxlab.run.train`` exactly as
+variant: e.g. DQN and Double DQN + PER), trained through ``jaxlab.runtime.run.train`` exactly as
 ``python -m jaxlab train`` does (CSV/TensorBoard logging and checkpoints on), with
 evaluation off and ``env.max_frame`` set to ``--frames`` (rounded down to whole updates by
 the spec). Each (spec, seeds) runs in its own subprocess, so compile time is cold and a
@@ -47,7 +47,7 @@ def cartpole_specs() -> list[Path]:
 def measure(spec_path: str, seeds: int, frames: int) -> dict[str, Any]:
     """Train once in this process and return the timing summary."""
     import jaxlab  # noqa: F401  (XLA flags before jax starts)
-    from jaxlab.run import train
+    from jaxlab.runtime.run import train
     from jaxlab.spec import load_spec
 
     sets = [f"meta.max_session={seeds}", f"env.max_frame={frames}", "meta.eval_frequency=0"]
@@ -78,7 +78,7 @@ def run_job(spec: Path, seeds: int, frames: int, timeout: float) -> dict[str, An
 
 
 def environment() -> dict[str, Any]:
-    from jaxlab.provenance import device_info, git_info, versions
+    from jaxlab.runtime.provenance import device_info, git_info, versions
 
     git = git_info()
     return {

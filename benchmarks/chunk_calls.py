@@ -24,8 +24,8 @@ from typing import Any
 import jax
 
 import jaxlab  # noqa: F401  (XLA flags before jax starts)
+from jaxlab.lab.trial import Trial
 from jaxlab.spec import load_spec
-from jaxlab.trial import Trial
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from overhead import compile_all_chunks  # noqa: E402

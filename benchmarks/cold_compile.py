@@ -14,7 +14,7 @@ jaxlab), and one fresh process varies by up to 10% from the next.
 Both sides count the same work, from a built configuration and its keys to programs ready
 to train:
 
-* jaxlab: ``Trial(spec, keys)`` and :func:`jaxlab.run.start` (the trace, the init and the
+* jaxlab: ``Trial(spec, keys)`` and :func:`jaxlab.runtime.run.start` (the trace, the init and the
   group program's compile), as ``train`` counts ``compile_s`` (the keys made first, as
   ``train`` makes them), less ``init_s``, the init program's *run*: rejax's init runs
   inside its training call, so it is in rejax's run time, and ``seed_scaling.py`` counts
@@ -43,8 +43,8 @@ def jaxlab_compile_s(
 ) -> dict[str, float]:
     from seed_scaling import jaxlab_spec
 
-    from jaxlab.run import start
-    from jaxlab.trial import Trial, default_keys
+    from jaxlab.lab.trial import Trial, default_keys
+    from jaxlab.runtime.run import start
 
     spec = jaxlab_spec(algo, env, seeds, frames, kernel_init)
     keys = default_keys(spec)

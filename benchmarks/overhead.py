@@ -1,4 +1,4 @@
-"""Framework overhead: ``jaxlab.run.train`` against one bare compiled scan of the same updates.
+"""Framework overhead: ``jaxlab.runtime.run.train`` against one bare compiled scan of the same updates.
 
     python benchmarks/overhead.py [--spec specs/ppo/ppo_cartpole.yaml] [--seeds 4]
                                   [--frames 200000] [--repeats 9] [--json out.json]
@@ -42,11 +42,11 @@ import jax
 import jax.numpy as jnp
 
 import jaxlab  # noqa: F401  (XLA flags before jax starts)
-from jaxlab.evaluate import make_evaluate
-from jaxlab.run import train
-from jaxlab.session import make_chunk
+from jaxlab.lab.evaluate import make_evaluate
+from jaxlab.lab.session import make_chunk
+from jaxlab.lab.trial import Trial, over_sessions
+from jaxlab.runtime.run import train
 from jaxlab.spec import Spec, load_spec
-from jaxlab.trial import Trial, over_sessions
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "ppo" / "ppo_cartpole.yaml"
 BUDGET = 0.05  # the issue's limit on overhead at the default log frequency

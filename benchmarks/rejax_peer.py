@@ -30,7 +30,7 @@ import numpy as np
 import optax
 from rejax import PPO
 
-from jaxlab.trial import over_sessions
+from jaxlab.lab.trial import over_sessions
 
 ENV_NAME = "CartPole-v1"
 NUM_ENVS = 4

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 import jaxlab  # noqa: F401  (XLA flags first)
-from jaxlab.experiment import search
-from jaxlab.provenance import device_info, git_info, versions
+from jaxlab.experiment.driver import search
+from jaxlab.runtime.provenance import device_info, git_info, versions
 from jaxlab.spec import load_spec
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "search" / "ppo_cartpole_search.yaml"

@@ -20,7 +20,7 @@ interleaves their training runs (jaxlab, rejax, jaxlab, ...), so a shared machin
 hits both alike. Running out of memory (RESOURCE_EXHAUSTED, MemoryError, the process
 killed) is recorded as "OOM"; the sweep skips that framework's larger seed counts.
 
-* jaxlab trains through ``jaxlab.run.train`` (CSV/TensorBoard logging and checkpoints on);
+* jaxlab trains through ``jaxlab.runtime.run.train`` (CSV/TensorBoard logging and checkpoints on);
   rejax trains ``jit(vmap(algo.train))`` with its evaluation a no-op. Evaluation is off on
   both sides.
 * compile s: building the programs, each framework alone in a fresh process, the median of
@@ -103,7 +103,7 @@ def program_bytes(compiled: Any) -> int | None:
 
 
 class JaxlabRun:
-    """``jaxlab.run.train`` of one configuration; each :meth:`run` is a whole training.
+    """``jaxlab.runtime.run.train`` of one configuration; each :meth:`run` is a whole training.
 
     Runs after the first load the compiled programs from a throwaway persistent cache, so
     only the first one's ``compile_s`` is cold; ``run_s`` of each is its init's run and its
@@ -114,7 +114,7 @@ class JaxlabRun:
     ) -> None:
         import jax
 
-        from jaxlab.trial import Trial
+        from jaxlab.lab.trial import Trial
 
         self.spec = jaxlab_spec(algo, env, seeds, frames, kernel_init)
         self.root = root
@@ -127,7 +127,7 @@ class JaxlabRun:
         self.mem_bytes = program_bytes(trial.executable)
 
     def run(self) -> None:
-        from jaxlab.run import train
+        from jaxlab.runtime.run import train
 
         self.summaries.append(
             train(self.spec, root=self.root, progress=False, report=False).summary
@@ -387,7 +387,7 @@ def main() -> None:
         return
 
     import jaxlab  # noqa: F401
-    from jaxlab.provenance import device_info, git_info, versions
+    from jaxlab.runtime.provenance import device_info, git_info, versions
 
     git = git_info()
     from importlib import metadata

@@ -194,7 +194,7 @@ def _fail(kind: str, err: BaseException, code: int = 2) -> int:
 
 
 def _finish(result: object) -> int:
-    from jaxlab.run import format_summary
+    from jaxlab.runtime.run import format_summary
 
     summary = result.summary  # type: ignore[attr-defined]
     print(format_summary(summary))
@@ -212,8 +212,8 @@ def _finish(result: object) -> int:
 
 
 def _enjoy(args: argparse.Namespace) -> int:
-    from jaxlab.checkpoint import CheckpointError
-    from jaxlab.enjoy import enjoy, format_enjoy
+    from jaxlab.runtime.checkpoint import CheckpointError
+    from jaxlab.tools.enjoy import enjoy, format_enjoy
 
     try:
         record = enjoy(
@@ -231,8 +231,8 @@ def _enjoy(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from jaxlab.checkpoint import CheckpointError
-    from jaxlab.resume import resume
+    from jaxlab.runtime.checkpoint import CheckpointError
+    from jaxlab.runtime.resume import resume
 
     if args.overrides or args.shrink:
         flag = "-s" if args.overrides else "--shrink"
@@ -248,7 +248,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from jaxlab.experiment import format_experiment, is_experiment_dir, resume_search, search
+    from jaxlab.experiment.driver import format_experiment, is_experiment_dir, resume_search, search
 
     try:
         if Path(args.spec).is_dir():
@@ -298,7 +298,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return _plot(args)
     if args.mode == "search":
         return _search(args)
-    from jaxlab.resume import code_change_warning, is_run_dir, saved_run_of, warn
+    from jaxlab.runtime.resume import code_change_warning, is_run_dir, saved_run_of, warn
 
     if args.mode == "train" and Path(args.spec).is_dir():
         if not is_run_dir(args.spec):
@@ -319,8 +319,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         )
         if message:
             warn(message)
-    from jaxlab.loop import DevCheckError
-    from jaxlab.run import train
+    from jaxlab.runtime.loop import DevCheckError
+    from jaxlab.runtime.run import train
 
     try:
         result = train(

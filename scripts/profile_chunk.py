@@ -9,7 +9,7 @@
 2. Trace: one more chunk runs under ``jax.profiler.trace``; the folder opens in
    TensorBoard's Profile tab (``tensorboard --logdir DIR``, with
    ``tensorboard-plugin-profile`` installed) or, as ``*.trace.json.gz``, in
-   https://ui.perfetto.dev. The trace is also read back (:mod:`jaxlab.profiling`): the
+   https://ui.perfetto.dev. The trace is also read back (:mod:`jaxlab.tools.profiling`): the
    chunk's busy time split by phase *inside the compiled chunk* (the ``jax.named_scope``
    names in its ops' metadata, for every algorithm: ``rollout``, ``learn``, and where they
    apply ``advantages``, ``targets``, ``memory`` and ``evaluate``), and the ``--top``
@@ -37,9 +37,9 @@ import jax.numpy as jnp
 
 import jaxlab  # noqa: F401  (XLA flags before jax starts)
 from jaxlab.algorithms.base import learning_rate
-from jaxlab.profiling import load_events, short_op_name, summarize_trace, trace_file
+from jaxlab.lab.trial import Trial, over_sessions
 from jaxlab.spec import load_spec
-from jaxlab.trial import Trial, over_sessions
+from jaxlab.tools.profiling import load_events, short_op_name, summarize_trace, trace_file
 
 REPO = Path(__file__).resolve().parent.parent
 # A phase: (name, function of one seed, its batched arguments). Each algorithm's entry

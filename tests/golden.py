@@ -2,7 +2,7 @@
 
 A record holds, for one finished run, every ``metrics.csv`` row of every session (bar
 ``wall_time`` and ``fps``, which measure the machine) and the fingerprint of every saved
-checkpoint (:func:`jaxlab.checkpoint.fingerprint`, one uint32 per state leaf), keyed by
+checkpoint (:func:`jaxlab.runtime.checkpoint.fingerprint`, one uint32 per state leaf), keyed by
 frame. Leaf fingerprints are compared as a sorted list, so renaming or reordering a state
 field is allowed but any changed bit in any leaf is not.
 

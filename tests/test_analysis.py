@@ -17,7 +17,7 @@ from jaxlab.analysis.metrics import (
     trial_metrics,
 )
 from jaxlab.cli import main
-from jaxlab.run import train
+from jaxlab.runtime.run import train
 from jaxlab.spec import spec_from_dict
 
 NAN = float("nan")

@@ -16,7 +16,7 @@ import yaml
 
 from jaxlab.cli import main, shrunk, use_compile_cache
 from jaxlab.logging import COLUMNS
-from jaxlab.loop import DevCheckError, _dev_checks
+from jaxlab.runtime.loop import DevCheckError, _dev_checks
 from jaxlab.spec import load_spec, parse_spec, shrink
 from tests import golden
 from tests.conftest import REPO, SPECS

@@ -26,10 +26,10 @@ import numpy as np
 import pytest
 
 from jaxlab.algorithms import registered
-from jaxlab.checkpoint import Checkpointer
+from jaxlab.lab.trial import Trial
+from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec import SpecError, spec_from_dict
 from jaxlab.spec.schema import shrink
-from jaxlab.trial import Trial
 from tests.probes import register_probes
 
 register_probes()

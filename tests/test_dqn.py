@@ -13,7 +13,7 @@ import pytest
 
 from jaxlab.algorithms.dqn import DQN, td_target
 from jaxlab.memory import PrioritizedReplay, ReplayBuffer
-from jaxlab.run import train
+from jaxlab.runtime.run import train
 from jaxlab.spec import SpecError, spec_from_dict
 
 # Three transitions, two actions; the last one terminated. gamma = 0.9.

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from jaxlab.cli import main
-from jaxlab.run import train
+from jaxlab.runtime.run import train
 from jaxlab.spec import spec_from_dict
 from tests.probes import register_probes
 

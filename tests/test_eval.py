@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlab.algorithms.ppo import PPO
-from jaxlab.checkpoint import Checkpointer
 from jaxlab.envs import VecEnv
-from jaxlab.evaluate import make_episodes
-from jaxlab.run import format_summary, train
+from jaxlab.lab.evaluate import make_episodes
+from jaxlab.runtime.checkpoint import Checkpointer
+from jaxlab.runtime.run import format_summary, train
 from jaxlab.spec import spec_from_dict
 from tests.probes import register_probes
 

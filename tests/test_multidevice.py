@@ -16,8 +16,8 @@ import sys
 import jax
 import numpy as np
 
+from jaxlab.lab.trial import Trial
 from jaxlab.spec import spec_from_dict
-from jaxlab.trial import Trial
 from tests.conftest import REPO, TINY
 
 CHILD = r"""
@@ -25,10 +25,10 @@ import json, sys, tempfile
 import jaxlab
 import jax
 import numpy as np
-from jaxlab.checkpoint import Checkpointer
-from jaxlab.run import train
+from jaxlab.runtime.checkpoint import Checkpointer
+from jaxlab.runtime.run import train
 from jaxlab.spec import spec_from_dict
-from jaxlab.trial import Trial
+from jaxlab.lab.trial import Trial
 
 raw, out_dir = json.loads(sys.argv[1]), sys.argv[2]
 jax.config.update("jax_compilation_cache_dir", out_dir + "/cache")  # train reuses the programs

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxlab.algorithms import EPISODE_METRICS
-from jaxlab.run import train
+from jaxlab.runtime.run import train
 from jaxlab.spec import SpecError, spec_from_dict
 from tests.conftest import TINY
 

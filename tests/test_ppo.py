@@ -6,11 +6,11 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlab.enjoy import enjoy
 from jaxlab.envs import VecEnv
 from jaxlab.rl import RunningStats
-from jaxlab.run import train
+from jaxlab.runtime.run import train
 from jaxlab.spec import load_spec, spec_from_dict
+from jaxlab.tools.enjoy import enjoy
 from tests.conftest import REPO
 from tests.probes import register_probes
 

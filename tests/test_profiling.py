@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import pytest
 
 from jaxlab.algorithms import get_algorithm
-from jaxlab.profiling import (
+from jaxlab.tools.profiling import (
     hlo_instructions,
     load_events,
     phase_of,

@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 import yaml
 
-from jaxlab.checkpoint import Checkpointer
 from jaxlab.cli import main
+from jaxlab.lab.trial import Trial
 from jaxlab.logging.writers import truncate_csv
-from jaxlab.run import train
-from jaxlab.signals import StopRequest
+from jaxlab.runtime.checkpoint import Checkpointer
+from jaxlab.runtime.run import train
+from jaxlab.runtime.signals import StopRequest
 from jaxlab.spec import load_spec, spec_from_dict
-from jaxlab.trial import Trial
 from tests.conftest import REPO
 
 TIMING = {"wall_time", "fps"}
@@ -330,12 +330,12 @@ def test_first_signal_sets_the_stop_flag_and_a_second_one_aborts():
 
 
 def test_an_abort_exits_130_in_one_line(tiny_raw, tmp_path, capsys, monkeypatch):
-    import jaxlab.run
+    import jaxlab.runtime.run
 
     def abort(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(jaxlab.run, "train", abort)
+    monkeypatch.setattr(jaxlab.runtime.run, "train", abort)
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(tiny_raw))
     assert main(["train", str(path), "--data", str(tmp_path)]) == 130

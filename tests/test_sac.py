@@ -15,7 +15,7 @@ from jaxlab.algorithms.sac import (
     temperature_loss,
 )
 from jaxlab.rl.distributions import TanhGaussian
-from jaxlab.run import train
+from jaxlab.runtime.run import train
 from jaxlab.spec import SpecError, spec_from_dict
 
 LN_09, LN_01, LN_05 = -0.10536052, -2.30258509, -0.69314718  # ln 0.9, ln 0.1, ln 0.5

@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from jaxlab.config.parse import build
 from jaxlab.memory import ReplayBuffer, check_fits, tree_bytes
 from jaxlab.rl.schedules import ScheduleSpec
 from jaxlab.spec import SpecError
-from jaxlab.spec.parse import build
 
 
 def value(spec: ScheduleSpec, step: int) -> float:

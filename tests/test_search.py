@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import yaml
 
-from jaxlab.batching import NotBatchable
 from jaxlab.cli import main
-from jaxlab.experiment import plan_groups, require_optuna
-from jaxlab.run import train, train_batch
+from jaxlab.experiment.driver import plan_groups, require_optuna
+from jaxlab.lab.batching import NotBatchable
+from jaxlab.runtime.run import train, train_batch
 from jaxlab.spec import SpecError, spec_from_dict
 from jaxlab.spec.search import parse_search, sample_settings
 

@@ -10,14 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab import loop as loop_module
-from jaxlab import trial as trial_module
-from jaxlab.checkpoint import FORMAT_VERSION, Checkpointer
-from jaxlab.evaluate import EVAL_METRICS
-from jaxlab.run import train
-from jaxlab.session import session_key
+from jaxlab.lab import trial as trial_module
+from jaxlab.lab.evaluate import EVAL_METRICS
+from jaxlab.lab.session import session_key
+from jaxlab.lab.trial import Trial, over_sessions
+from jaxlab.runtime import loop as loop_module
+from jaxlab.runtime.checkpoint import FORMAT_VERSION, Checkpointer
+from jaxlab.runtime.run import train
 from jaxlab.spec import spec_from_dict
-from jaxlab.trial import Trial, over_sessions
 
 
 def run_trial(spec, keys=None):

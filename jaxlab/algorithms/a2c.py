@@ -36,13 +36,13 @@ from jaxlab.algorithms.base import (
     register,
     require_memory,
 )
+from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.networks import ActorCritic, TorsoDef
 from jaxlab.rl import gae
 from jaxlab.rl.returns import nstep_returns
 from jaxlab.rl.rollout import Normalizers, Transition, collect, episode_metrics, next_values
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, constant, schedule_keys
-from jaxlab.spec.parse import SpecError, require_positive, require_range
 from jaxlab.spec.schema import Spec
 
 
@@ -233,7 +233,7 @@ class A2C:
         frame = state.update_step * self.frames_per_update
         ent_coef = self.cfg.entropy_coef.value(hp.entropy_coef, frame)
         state, rollout = self._collect(state, k_roll)
-        with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.profiling)
+        with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.tools.profiling)
             batch = self._advantages(state, rollout)
         grad_fn = jax.grad(self.loss, has_aux=True)
 

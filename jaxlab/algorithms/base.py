@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxlab.spec.parse import SpecError, did_you_mean
+from jaxlab.config.parse import SpecError, did_you_mean
 
 if TYPE_CHECKING:
     from jaxlab.spec.schema import NetSpec, Spec
@@ -227,7 +227,7 @@ def minibatch_epochs(
         mbs = jax.tree.map(lambda x: x[perm].reshape((minibatches, -1) + x.shape[1:]), data)
         return jax.lax.scan(step, carry, mbs)
 
-    with jax.named_scope("learn"):  # the phase's name in a profile (jaxlab.profiling)
+    with jax.named_scope("learn"):  # the phase's name in a profile (jaxlab.tools.profiling)
         (params, opt_state), aux = jax.lax.scan(
             epoch, (params, opt_state), jax.random.split(key, epochs)
         )

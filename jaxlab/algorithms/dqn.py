@@ -42,12 +42,12 @@ from jaxlab.algorithms.base import (
     register,
     require_memory,
 )
+from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.memory import PrioritizedReplay, ReplayBuffer
 from jaxlab.networks import QNetwork, TorsoDef
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, schedule_keys
-from jaxlab.spec.parse import SpecError, require_positive, require_range
 from jaxlab.spec.schema import Spec
 
 
@@ -350,7 +350,7 @@ class DQN:
             "next_obs": ro.next_obs.reshape((n, -1)),
             "terminated": ro.terminated.reshape((n,)).astype(jnp.float32),
         }
-        with jax.named_scope("memory"):  # a phase of the profile (jaxlab.profiling)
+        with jax.named_scope("memory"):  # a phase of the profile (jaxlab.tools.profiling)
             state = state.replace(env=env, norm=norm, memory=self._add(state.memory, items, hp))
 
         def skip(s: DQNState, k: jax.Array, lr: jax.Array) -> tuple[DQNState, dict]:

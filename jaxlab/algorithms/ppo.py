@@ -35,11 +35,11 @@ from jaxlab.algorithms.base import (
     require_memory,
     smaller,
 )
+from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.networks import ActorCritic, TorsoDef
 from jaxlab.rl import gae
 from jaxlab.rl.rollout import Normalizers, Transition, collect, episode_metrics, next_values
-from jaxlab.spec.parse import SpecError, require_positive, require_range
 from jaxlab.spec.schema import Spec
 
 
@@ -264,7 +264,7 @@ class PPO:
         schedule = self.spec.agent.net.lr_schedule.name
         lr = learning_rate(schedule, hp.lr, hp.lr_end, state.update_step, self.num_updates)
         state, rollout = self._collect(state, k_roll)  # phase "rollout" (in collect)
-        with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.profiling)
+        with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.tools.profiling)
             batch = self._advantages(state, rollout)
         state, metrics = self._learn(state, batch, k_learn, lr)  # "learn" (minibatch_epochs)
         episodes = episode_metrics(rollout)

@@ -40,6 +40,7 @@ from jaxlab.algorithms.base import (
     register,
     require_memory,
 )
+from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.networks import Torso, TorsoDef
 from jaxlab.networks.mlp import dense
@@ -47,7 +48,6 @@ from jaxlab.rl.distributions import Categorical, DiagGaussian
 from jaxlab.rl.returns import discounted_returns
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, constant, schedule_keys
-from jaxlab.spec.parse import SpecError, require_positive, require_range
 from jaxlab.spec.schema import Spec
 
 
@@ -199,7 +199,7 @@ class Reinforce:
         env, norm, ro = collect(
             self.env, state.env, state.norm, act, k_roll, c.time_horizon, self.spec.env, hp.gamma
         )
-        with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.profiling)
+        with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.tools.profiling)
             ret, valid = discounted_returns(ro.reward, ro.done, hp.gamma)
         mask = valid.astype(jnp.float32)
         count = jnp.maximum(mask.sum(), 1.0)

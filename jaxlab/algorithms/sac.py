@@ -46,11 +46,11 @@ from jaxlab.algorithms.sac_losses import (
     temperature_loss,
     twin_min,
 )
+from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.memory import PrioritizedReplay, ReplayBuffer
 from jaxlab.networks import DiscreteActor, QNetwork, SquashedActor, StateActionQ, TorsoDef, twin
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
-from jaxlab.spec.parse import SpecError, require_positive, require_range
 from jaxlab.spec.schema import Spec
 
 sg = jax.lax.stop_gradient
@@ -355,7 +355,7 @@ class SAC:
         items = {"obs": ro.obs, "action": ro.action, "reward": ro.reward, "terminated": term,
                  "next_obs": ro.next_obs}  # fmt: skip
         items = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), items)
-        with jax.named_scope("memory"):  # a phase of the profile (jaxlab.profiling)
+        with jax.named_scope("memory"):  # a phase of the profile (jaxlab.tools.profiling)
             memory = state.memory.add(items, hp.per_alpha) if self.per else state.memory.add(items)
         progress = jnp.minimum(step.astype(jnp.float32) / self.num_updates, 1.0)
         beta = hp.per_beta + (1.0 - hp.per_beta) * progress

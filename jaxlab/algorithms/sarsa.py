@@ -45,11 +45,11 @@ from jaxlab.algorithms.base import (
     register,
     require_memory,
 )
+from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.networks import QNetwork, TorsoDef
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, schedule_keys
-from jaxlab.spec.parse import SpecError, require_positive, require_range
 from jaxlab.spec.schema import Spec
 
 
@@ -247,7 +247,7 @@ class Sarsa:
         )
         # a'_t: the action taken next in the env when its episode continues inside the
         # rollout, else sampled at s'_t (truncation, termination - masked anyway - and t = T-1).
-        with jax.named_scope("targets"):  # a phase of the profile (jaxlab.profiling)
+        with jax.named_scope("targets"):  # a phase of the profile (jaxlab.tools.profiling)
             q_next = self.net.apply(state.params, ro.next_obs)  # [T, N, A]
             sampled = self.explore(q_next, var, k_next)
             taken_next = jnp.concatenate([ro.action[1:], sampled[-1:]], axis=0)

@@ -20,7 +20,7 @@ import yaml
 
 from jaxlab.analysis.baselines import random_baseline
 from jaxlab.analysis.metrics import experiment_table, trial_metrics
-from jaxlab.spec.parse import flatten, varied_keys
+from jaxlab.config.parse import flatten, varied_keys
 
 GRAPHS = "graphs"
 

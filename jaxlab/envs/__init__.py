@@ -6,8 +6,8 @@ from typing import Any
 
 import gymnax
 
+from jaxlab.config.parse import SpecError, did_you_mean
 from jaxlab.envs.gymnax_env import StepOut, VecEnv, VecEnvState
-from jaxlab.spec.parse import SpecError, did_you_mean
 
 
 def check_env(name: str, params: dict[str, Any], name_path: str, params_path: str) -> None:

@@ -2,7 +2,7 @@
 
 Rows and events are buffered in memory and appended to disk on :meth:`SessionWriter.flush`
 (the host loop flushes before every checkpoint, at the end, and every
-:data:`FLUSH_SECONDS` in between; see :class:`jaxlab.outputs.TrialOutputs`). Every row a
+:data:`FLUSH_SECONDS` in between; see :class:`jaxlab.runtime.outputs.TrialOutputs`). Every row a
 checkpoint covers is on disk before that checkpoint exists, so a kill loses only rows a
 resume would discard anyway. No file handle or thread is held per session, so a Trial of
 thousands of sessions costs one buffer each.

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxlab.spec.parse import SpecError
+from jaxlab.config.parse import SpecError
 
 HEADROOM = 2.0
 

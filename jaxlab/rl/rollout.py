@@ -102,7 +102,7 @@ def collect(
                          out.done_return, out.done_length, extra)  # fmt: skip
         return (env_state, Normalizers(stats, ret_stats, ret_acc)), row
 
-    with jax.named_scope("rollout"):  # the phase's name in a profile (jaxlab.profiling)
+    with jax.named_scope("rollout"):  # the phase's name in a profile (jaxlab.tools.profiling)
         keys = jax.random.split(key, steps)
         (env_state, norm), rollout = jax.lax.scan(step, (env_state, norm), keys)
     return env_state, norm, rollout

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxlab.spec.parse import SpecError, join
+from jaxlab.config.parse import SpecError, join
 
 SCHEDULES = ("no_decay", "linear_decay", "rate_decay", "periodic_decay")
 

@@ -1,7 +1,7 @@
 """Specs: YAML -> frozen, typed, validated dataclasses."""
 
+from jaxlab.config.parse import SpecError
 from jaxlab.spec.load import load_spec, read_yaml, resolve_raw, spec_from_dict
-from jaxlab.spec.parse import SpecError
 from jaxlab.spec.schema import (
     AgentSpec,
     Derived,

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from jaxlab.spec.parse import SpecError
+from jaxlab.config.parse import SpecError
 from jaxlab.spec.schema import SECTIONS, Spec, parse_spec
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from jaxlab.spec.parse import SpecError, build, did_you_mean, join, require_positive, to_dict
+from jaxlab.config.parse import SpecError, build, did_you_mean, join, require_positive, to_dict
 from jaxlab.spec.search import check_search, parse_search
 
 
@@ -180,13 +180,13 @@ class MetaSpec:
     policy in separate envs; the Trial's best mean eval return is kept as the ``best``
     checkpoint.
 
-    ``search`` mode (:mod:`jaxlab.experiment`): ``max_trial`` settings per grid point;
+    ``search`` mode (:mod:`jaxlab.experiment.driver`): ``max_trial`` settings per grid point;
     ``search_alg`` random (with grid keys) or optuna (TPE); ``search_scheduler`` ASHA or
     none; ``search_resources`` per Ray trial; ``search_batch`` settings trained as one
     compiled program (0: enough batches to fill the cluster; 1: no batching).
 
     ``compile``: ``optimized`` (XLA's optimisations; on CPU with LLVM at -O2, which
-    compiles faster than XLA's default -O3 and runs as fast: ``jaxlab.trial``'s
+    compiles faster than XLA's default -O3 and runs as fast: ``jaxlab.lab.trial``'s
     ``OPTIMIZED_CPU_OPTIONS``) or ``fast`` (backend optimisation off:
     roughly half the compile time, slower to run; ``dev`` and ``--shrink`` runs use it).
     It is part of the saved spec because the two builds may differ in the last bits.

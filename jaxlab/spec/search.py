@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxlab.spec.parse import SpecError, did_you_mean, flatten, join
+from jaxlab.config.parse import SpecError, did_you_mean, flatten, join
 
 DISTRIBUTIONS = (
     "grid_search",

@@ -1,6 +1,6 @@
 """Start training: ``train`` and ``train_batch`` build a Trial, its run directories and
 outputs, compile and initialise it (:func:`start`), and hand it to the host loop
-(:class:`jaxlab.loop.Loop`), which runs the chunks and does all I/O between them.
+(:class:`jaxlab.runtime.loop.Loop`), which runs the chunks and does all I/O between them.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxlab.checkpoint import Checkpointer
+from jaxlab.lab.trial import Trial, default_keys
 from jaxlab.logging import SessionWriter, columns_for
-from jaxlab.loop import ChunkHook, Loop, RunResult
-from jaxlab.outputs import HostState, TrialOutputs
-from jaxlab.provenance import make_run_dir, write_provenance
+from jaxlab.runtime.checkpoint import Checkpointer
+from jaxlab.runtime.loop import ChunkHook, Loop, RunResult
+from jaxlab.runtime.outputs import HostState, TrialOutputs
+from jaxlab.runtime.provenance import make_run_dir, write_provenance
 from jaxlab.spec.schema import Spec
-from jaxlab.trial import Trial, default_keys
 
 
 def train(
@@ -63,13 +63,13 @@ def train_batch(
 ) -> list[RunResult]:
     """Train K Trials that differ only in tunable numbers as ONE compiled program.
 
-    The K specs must be batch-compatible (:func:`jaxlab.batching.check_batchable`): they
+    The K specs must be batch-compatible (:func:`jaxlab.lab.batching.check_batchable`): they
     differ only in keys that live in the state's ``hyper`` leaves. The program is the
     Trial of ``specs[0]`` vmapped over K*S rows, rows ``k*S..(k+1)*S-1`` being setting k's
     S seeds with setting k's ``hyper`` values; each Trial gets its own run directory,
     written exactly as ``train`` writes one. With one spec this *is* ``train``.
     """
-    from jaxlab.batching import check_batchable
+    from jaxlab.lab.batching import check_batchable
 
     check_batchable(specs)
     base, count = specs[0], len(specs)
@@ -115,10 +115,10 @@ def start(trial: Trial, specs: list[Spec], state_fn: Any = None) -> tuple[Any, f
     compile, what a run waits before its first chunk (the run-dir set-up aside).
 
     Without ``state_fn`` the group program compiles from shapes while the Trial builds its
-    init program in the background (:class:`~jaxlab.trial.Trial`); ``state_fn`` may need
+    init program in the background (:class:`~jaxlab.lab.trial.Trial`); ``state_fn`` may need
     values (loading parameters, say), so then init comes first.
     """
-    from jaxlab.batching import stack_hypers
+    from jaxlab.lab.batching import stack_hypers
 
     count = len(specs)
     sessions = trial.num_sessions // count

@@ -2,7 +2,7 @@
 
 ``python -m jaxlab train data/<run>/`` rebuilds the Trial from ``data/<run>/spec.yaml``
 and the session keys in ``provenance.json``, restores the newest checkpoint that loads
-and verifies (falling back past corrupt ones, see :mod:`jaxlab.checkpoint`), cuts each
+and verifies (falling back past corrupt ones, see :mod:`jaxlab.runtime.checkpoint`), cuts each
 session's CSV/TensorBoard history back to that frame and runs the remaining chunks. The
 whole state (parameters, optimizer, env states, normalisers, RNG keys, counters) and the
 host loop state come back, so an interrupted run ends bit-identical to an uninterrupted
@@ -26,15 +26,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxlab.checkpoint import Checkpointer, CheckpointError
+from jaxlab.config.parse import flatten
+from jaxlab.lab.trial import Trial
 from jaxlab.logging import SessionWriter
-from jaxlab.loop import ChunkHook, Loop, RunResult, write_report_safely
-from jaxlab.outputs import HostState, TrialOutputs
-from jaxlab.provenance import git_info
+from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError
+from jaxlab.runtime.loop import ChunkHook, Loop, RunResult, write_report_safely
+from jaxlab.runtime.outputs import HostState, TrialOutputs
+from jaxlab.runtime.provenance import git_info
 from jaxlab.spec import SpecError, load_spec, spec_from_dict
-from jaxlab.spec.parse import flatten
 from jaxlab.spec.schema import Spec
-from jaxlab.trial import Trial
 
 
 def warn(msg: str) -> None:
@@ -125,7 +125,7 @@ def resume(
     on_chunk: ChunkHook | None = None,
 ) -> RunResult:
     """Continue ``run_dir`` from its latest good checkpoint to the end of its spec
-    (``on_chunk`` as in :meth:`jaxlab.loop.Loop.run`)."""
+    (``on_chunk`` as in :meth:`jaxlab.runtime.loop.Loop.run`)."""
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
         raise CheckpointError(f"{run_dir} is not a jaxlab run directory (no spec.yaml/checkpoints)")

@@ -36,9 +36,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxlab.algorithms import get_algorithm
-from jaxlab.evaluate import make_evaluate
+from jaxlab.lab.evaluate import make_evaluate
+from jaxlab.lab.session import make_chunk, session_key
 from jaxlab.memory.budget import check_fits
-from jaxlab.session import make_chunk, session_key
 from jaxlab.spec.schema import Spec
 
 # XLA options that trade run speed for compile speed: for the one-off init program
@@ -155,7 +155,7 @@ def one_session(state: Any) -> Any:
 
 def default_keys(spec: Spec) -> jax.Array:
     """The spec's session keys ``[meta.max_session, 2]``: session k gets
-    :func:`~jaxlab.session.session_key` ``(meta.random_seed, k)``."""
+    :func:`~jaxlab.lab.session.session_key` ``(meta.random_seed, k)``."""
     return _keys_program(spec.meta.random_seed, spec.meta.max_session)()
 
 
@@ -175,7 +175,7 @@ class Trial:
     """``meta.max_session`` sessions of one spec, trained together by ``vmap``.
 
     ``keys`` overrides the per-session keys (``[S, 2]`` uint32); by default session k
-    gets :func:`~jaxlab.session.session_key` ``(meta.random_seed, k)``.
+    gets :func:`~jaxlab.lab.session.session_key` ``(meta.random_seed, k)``.
     The group program (module docstring) is compiled ahead of time once
     (:meth:`compile`); ``state`` is donated. ``group_size`` chunks fit in one call: at most
     :data:`GROUP_MAX` and the run's chunk count, fewer when their stacked metrics would

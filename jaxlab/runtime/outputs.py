@@ -2,7 +2,7 @@
 
 :class:`TrialOutputs` owns everything a Trial writes into its run directory and the host
 loop state (:class:`HostState`) saved with each checkpoint. The driver loop
-(:class:`jaxlab.loop.Loop`) holds one per Trial it trains: one for ``train``, K when
+(:class:`jaxlab.runtime.loop.Loop`) holds one per Trial it trains: one for ``train``, K when
 ``search`` batches K hyperparameter settings into one compiled program, each reading its
 own rows ``rows`` of the combined state and metrics.
 """
@@ -20,12 +20,12 @@ import jax
 import numpy as np
 
 from jaxlab.algorithms.base import SAMPLE_METRICS
-from jaxlab.checkpoint import Checkpointer
-from jaxlab.evaluate import EVAL_METRICS
+from jaxlab.lab.evaluate import EVAL_METRICS
+from jaxlab.lab.trial import episode_means, summarize
 from jaxlab.logging import SessionWriter, TrialWriter
 from jaxlab.logging.writers import FLUSH_SECONDS, write_histograms, write_param_histograms
+from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec.schema import Spec
-from jaxlab.trial import episode_means, summarize
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Per log point (one chunk = ``meta.log_frequency`` frames per session): a CSV row and
 TensorBoard scalars per session, the progress bar; on checkpoint points an Orbax
 checkpoint of the full Trial state plus the host loop state (:class:`HostState`), so a
-resumed run (:mod:`jaxlab.resume`) continues every counter and history; on eval points
+resumed run (:mod:`jaxlab.runtime.resume`) continues every counter and history; on eval points
 the ``best`` checkpoint when the Trial's mean eval return improves. SIGINT/SIGTERM finish
 the chunks in flight, checkpoint and stop. Nothing here runs inside ``jit``.
 
@@ -35,10 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from jaxlab.evaluate import EVAL_METRICS
-from jaxlab.outputs import TrialOutputs, take
-from jaxlab.signals import StopRequest
-from jaxlab.trial import Trial
+from jaxlab.lab.evaluate import EVAL_METRICS
+from jaxlab.lab.trial import Trial
+from jaxlab.runtime.outputs import TrialOutputs, take
+from jaxlab.runtime.signals import StopRequest
 
 # A call runs several chunks when they take less than this together (the row latency).
 GROUP_SECONDS = 0.5

@@ -8,10 +8,10 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from jaxlab.spec.parse import SpecError
+from jaxlab.config.parse import SpecError
 
 if TYPE_CHECKING:
-    from jaxlab.experiment import Experiment
+    from jaxlab.experiment.driver import Experiment
 
 
 def require_optuna() -> None:

@@ -7,7 +7,7 @@ updates. Updates past ``num_updates`` (only in the last chunk) are skipped with
 run trains exactly ``num_updates`` updates.
 
 On evaluation chunks (``Derived.is_eval_chunk``) the chunk ends with the deterministic
-evaluation of :mod:`jaxlab.evaluate`, also behind a ``lax.cond`` on the chunk index (so
+evaluation of :mod:`jaxlab.lab.evaluate`, also behind a ``lax.cond`` on the chunk index (so
 under ``vmap`` it stays a real branch, not a select); other chunks report NaN for it.
 Every chunk reports ``nonfinite`` = 1 when a loss/metric or a parameter is NaN or inf,
 which the host turns into a sticky per-session ``diverged`` flag.
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab.algorithms.base import EPISODE_METRICS, SAMPLE_METRICS, Agent
-from jaxlab.evaluate import EVAL_METRICS, EVAL_SALT
+from jaxlab.lab.evaluate import EVAL_METRICS, EVAL_SALT
 from jaxlab.spec.schema import Derived
 
 

@@ -1,7 +1,7 @@
 """What one Ray Tune trial of a ``search`` runs: a group of settings, trained or resumed.
 
 A group is one setting (one Trial) or, with trial batching, K settings trained as one
-compiled program (:func:`jaxlab.run.train_batch`). Each setting writes its own folder
+compiled program (:func:`jaxlab.runtime.run.train_batch`). Each setting writes its own folder
 ``<experiment>/<trial name>/`` in the ``train`` layout. A setting whose spec is invalid
 gets ``error.txt`` and the rest of its group still trains; an exception while training
 writes ``error.txt`` into every folder of the group and fails the Ray trial. After every
@@ -92,11 +92,11 @@ def run_group(
 ) -> None:
     """Train (or resume) the settings ``names``, each into ``exp_dir/<name>``.
 
-    A folder holding a checkpoint is resumed from it (:func:`jaxlab.resume.resume`). The
+    A folder holding a checkpoint is resumed from it (:func:`jaxlab.runtime.resume.resume`). The
     outcome of each is on disk: ``trial_summary.json`` or ``error.txt``.
     """
-    from jaxlab.resume import is_run_dir, resume
-    from jaxlab.run import train_batch
+    from jaxlab.runtime.resume import is_run_dir, resume
+    from jaxlab.runtime.run import train_batch
 
     hook = make_reporter(report) if report is not None else None
     specs, todo = [], []

@@ -35,12 +35,18 @@ from typing import Any
 
 import yaml
 
-from jaxlab.batching import batchable_keys
-from jaxlab.provenance import git_info, make_run_dir, versions
-from jaxlab.raytune import StatusCallback, cluster_slots, init_ray, optuna_name, require_optuna
-from jaxlab.search_worker import error_line, tune_trainable
+from jaxlab.config.parse import SpecError
+from jaxlab.experiment.raytune import (
+    StatusCallback,
+    cluster_slots,
+    init_ray,
+    optuna_name,
+    require_optuna,
+)
+from jaxlab.experiment.worker import error_line, tune_trainable
+from jaxlab.lab.batching import batchable_keys
+from jaxlab.runtime.provenance import git_info, make_run_dir, versions
 from jaxlab.spec import load_spec
-from jaxlab.spec.parse import SpecError
 from jaxlab.spec.schema import Spec
 from jaxlab.spec.search import Dimension, parse_search, sample_settings
 

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab.algorithms import get_algorithm
-from jaxlab.spec.parse import varied_keys
+from jaxlab.config.parse import varied_keys
 from jaxlab.spec.schema import Spec
 
 

@@ -3,7 +3,7 @@
 Restores one checkpoint of ``data/<run>/`` read-only (``best`` by default, ``latest``, or
 a frame number), takes one session's slice of the Trial state, and plays
 ``--episodes`` episodes with the deterministic (greedy/mean) policy in fresh envs, in one
-compiled scan (:func:`jaxlab.evaluate.make_episodes`). Results, and a GIF of the first
+compiled scan (:func:`jaxlab.lab.evaluate.make_episodes`). Results, and a GIF of the first
 episode with ``--render``, go to ``data/<run>/enjoy/<timestamp>/`` and nowhere else.
 """
 
@@ -17,12 +17,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxlab.checkpoint import Checkpointer, CheckpointError
 from jaxlab.envs import VecEnv
-from jaxlab.evaluate import make_episodes
-from jaxlab.resume import is_run_dir, session_keys, warn
+from jaxlab.lab.evaluate import make_episodes
+from jaxlab.lab.trial import Trial
+from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError
+from jaxlab.runtime.resume import is_run_dir, session_keys, warn
 from jaxlab.spec import load_spec
-from jaxlab.trial import Trial
 
 
 def _select(run_dir: Path, which: str) -> tuple[Checkpointer, int | None]:
@@ -103,7 +103,7 @@ def enjoy(
         "render_note": None,
     }
     if render:
-        from jaxlab.render import CannotRender, write_gif
+        from jaxlab.tools.render import CannotRender, write_gif
 
         steps = int(result.lengths[0])
         states = jax.tree.map(lambda x: np.asarray(x[:steps]), result.trace[0])
