@@ -9,34 +9,19 @@ Cases come from ``tests/test_conformance.py`` (discovered from the registry).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxlab.algorithms import get_algorithm
+from jaxlab.envs import make_env
 from tests.probes import CONTINUOUS_TARGET, PROBE_KINDS
 from tests.test_conformance import GAMMA, LEARN_CASES, LEARN_IDS, small_spec
 
 VALUE_TOL = 0.2
 ACTION_TOL = 0.25
 PROBE_UPDATES = 300
-
-
-@contextlib.contextmanager
-def probe_kind(env: Any, kind: jax.Array) -> Iterator[None]:
-    """Trace the agent against probe ``kind`` (a traced int): the VecEnv reads its
-    params at trace time, so the kind becomes a vmappable input of one program."""
-    base = env.params
-    env.params = base.replace(kind=kind)
-    try:
-        yield
-    finally:
-        env.params = base
 
 
 def probe_observations() -> dict[int, np.ndarray]:
@@ -46,21 +31,24 @@ def probe_observations() -> dict[int, np.ndarray]:
 @pytest.mark.parametrize(("algo", "continuous", "memory"), LEARN_CASES, ids=LEARN_IDS)
 def test_learns_the_probes(algo: str, continuous: bool, memory: str) -> None:
     spec = small_spec(algo, continuous, memory, updates=PROBE_UPDATES)
-    agent = get_algorithm(algo).make(spec)
-    has_value = hasattr(agent, "value")
+    entry = get_algorithm(algo)
+    base_env = make_env(spec.env)
+    has_value = hasattr(entry.make(spec, env=base_env), "value")
     obs = {k: jnp.asarray(v, jnp.float32) for k, v in probe_observations().items()}
     pad = jnp.zeros((2, 1), jnp.float32)
 
     def run(kind: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        with probe_kind(agent.env, kind):
-            state = agent.init(key)
-            state, _ = jax.lax.scan(lambda s, _: agent.update(s), state, None, PROBE_UPDATES)
-            probe_obs = jnp.select(
-                [kind == k for k in (2, 3, 5)], [obs[2], obs[3], obs[5]], pad
-            )  # kinds 1 and 4 see o = 0 (row 0 used)
-            values = agent.value(state, probe_obs) if has_value else jnp.zeros((2,))
-            actions = agent.policy(state, probe_obs, key, deterministic=True)
-            return values, actions.astype(jnp.float32).reshape(2, -1)[:, 0]
+        # The probe kind is an env param (a traced int), so one program runs every kind.
+        env = base_env.with_params(base_env.params.replace(kind=kind))
+        agent = entry.make(spec, env=env)
+        state = agent.init(key)
+        state, _ = jax.lax.scan(lambda s, _: agent.update(s), state, None, PROBE_UPDATES)
+        probe_obs = jnp.select(
+            [kind == k for k in (2, 3, 5)], [obs[2], obs[3], obs[5]], pad
+        )  # kinds 1 and 4 see o = 0 (row 0 used)
+        values = agent.value(state, probe_obs) if has_value else jnp.zeros((2,))
+        actions = agent.policy(state, probe_obs, key, deterministic=True)
+        return values, actions.astype(jnp.float32).reshape(2, -1)[:, 0]
 
     kinds = jnp.repeat(jnp.arange(1, 6), 2)  # 5 kinds x 2 seeds
     keys = jax.random.split(jax.random.PRNGKey(0), kinds.shape[0])

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlab.algorithms.ppo import PPO
-from jaxlab.envs import VecEnv
+from jaxlab.envs.gymnax_suite import make
 from jaxlab.lab.evaluate import make_episodes
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.runtime.run import format_summary, train
@@ -37,7 +37,7 @@ def test_episodes_are_cut_at_their_first_end():
         "env": {"name": "ConstantReward-probe", "num_envs": 2, "max_frame": 8},
     }
     agent = PPO(spec_from_dict(raw))
-    env = VecEnv("ConstantReward-probe", 3)
+    env = make("ConstantReward-probe", 3, {})
     state = agent.init(jax.random.PRNGKey(0))
     out = jax.jit(make_episodes(agent, env, record=True))(state, jax.random.PRNGKey(1))
     np.testing.assert_array_equal(out.returns, [5.0, 5.0, 5.0])

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlab.envs import VecEnv
+from jaxlab.envs.gymnax_suite import make
 from jaxlab.rl import RunningStats
 from jaxlab.runtime.run import train
 from jaxlab.spec import load_spec, spec_from_dict
@@ -16,7 +16,7 @@ from tests.probes import register_probes
 
 
 def test_vec_env_reports_truncation_with_pre_reset_observation():
-    env = VecEnv("CartPole-v1", 3, {"max_steps_in_episode": 2})
+    env = make("CartPole-v1", 3, {"max_steps_in_episode": 2})
     state = env.reset(jax.random.PRNGKey(0))
     action = np.zeros(3, np.int32)
     state, out1 = env.step(jax.random.PRNGKey(1), state, action)
@@ -30,8 +30,8 @@ def test_vec_env_reports_truncation_with_pre_reset_observation():
 
 
 def test_continuous_actions_are_clipped_to_the_box():
-    env = VecEnv("Pendulum-v1", 2)
-    assert not env.discrete and env.action_dim == 1
+    env = make("Pendulum-v1", 2, {})
+    assert not env.action_spec.discrete and env.action_spec.dim == 1
     clipped = env.env_action(np.array([[5.0], [-7.0]], np.float32))
     np.testing.assert_allclose(np.asarray(clipped).ravel(), [2.0, -2.0])
 
@@ -113,10 +113,10 @@ def test_ppo_learns_pendulum_direction(tmp_path):
     ],
 )
 def test_any_gymnax_env_steps_with_flat_observations(env_id, obs_dim, discrete):
-    env = VecEnv(env_id, 2)
-    assert (env.obs_dim, env.discrete) == (obs_dim, discrete)
+    env = make(env_id, 2, {})
+    assert (env.observation_spec.dim, env.action_spec.discrete) == (obs_dim, discrete)
     state = env.reset(jax.random.PRNGKey(0))
-    action = np.zeros((2,), np.int32) if discrete else np.zeros((2, env.action_dim), np.float32)
+    action = np.zeros((2,), np.int32) if discrete else np.zeros((2, env.action_spec.dim), np.float32)
     state, out = jax.jit(env.step)(jax.random.PRNGKey(1), state, action)
     assert out.obs.shape == out.final_obs.shape == (2, obs_dim)
     assert out.obs.dtype == np.float32

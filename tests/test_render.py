@@ -1,4 +1,4 @@
-"""GIFs of recorded episodes (jaxlab.tools.render): frame counts, real motion, refusals."""
+"""GIFs of recorded episodes (jaxlab.envs.gymnax_render): frame counts, real motion, refusals."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from gymnax.environments.classic_control import cartpole, pendulum
 from PIL import Image
 
-from jaxlab.tools.render import CAPTION_H, RENDERABLE, CannotRender, can_render, write_gif
+from jaxlab.envs import CannotRender
+from jaxlab.envs.gymnax_render import CAPTION_H, RENDERABLE, can_render, write_gif
 
 
 def rollout(env_name: str, steps: int, seed: int = 0, action: int | None = None) -> tuple:

@@ -65,11 +65,12 @@ def test_next_values_match_a_full_critic_pass_wherever_they_are_used():
     same ``V(s'_t)`` as evaluating every ``next_obs``, at every non-terminated step."""
     import jax.numpy as jnp
 
-    from jaxlab.envs import VecEnv
+    from jaxlab.envs import max_truncations
+    from jaxlab.envs.gymnax_suite import make
     from jaxlab.rl.rollout import Normalizers, collect, next_values
     from jaxlab.spec.schema import EnvSpec
 
-    env = VecEnv("CartPole-v1", 3, {"max_steps_in_episode": 4})  # truncations every 4 steps
+    env = make("CartPole-v1", 3, {"max_steps_in_episode": 4})  # truncations every 4 steps
     w = jnp.array([0.3, -1.2, 0.7, 2.0])
 
     def critic(obs):
@@ -81,7 +82,7 @@ def test_next_values_match_a_full_critic_pass_wherever_they_are_used():
         }
 
     steps = 10
-    assert env.max_truncations(steps) == 3 * 3  # ceil(10 / 4) per env
+    assert max_truncations(env, steps) == 3 * 3  # ceil(10 / 4) per env
     spec = EnvSpec(name="CartPole-v1", num_envs=3)
     _, _, ro = collect(
         env, env.reset(jax.random.PRNGKey(0)), Normalizers.create(4, 3), act,
@@ -89,7 +90,7 @@ def test_next_values_match_a_full_critic_pass_wherever_they_are_used():
     )  # fmt: skip
     truncated = np.asarray(ro.done & ~ro.terminated)
     assert truncated.sum() >= 3  # the case under test happens
-    got = next_values(ro.extra["value"], ro, critic, env.max_truncations(steps))
+    got = next_values(ro.extra["value"], ro, critic, max_truncations(env, steps))
     full = critic(ro.next_obs)
     used = ~np.asarray(ro.terminated)
     np.testing.assert_allclose(np.asarray(got)[used], np.asarray(full)[used], rtol=1e-6)

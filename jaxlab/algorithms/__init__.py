@@ -1,7 +1,7 @@
 """Algorithm registry. Importing this package registers every shipped algorithm."""
 
 from jaxlab.algorithms import a2c, dqn, ppo, reinforce, sac, sarsa
-from jaxlab.algorithms.base import (
+from jaxlab.algorithms.registry import (
     EPISODE_METRICS,
     SAMPLE_METRICS,
     Agent,

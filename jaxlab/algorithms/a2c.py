@@ -20,42 +20,35 @@ a shape lives in ``state.hyper``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxlab.algorithms.base import (
-    apply_gradients,
-    clip_by_global_norm,
-    learning_rate,
-    make_optimizer,
-    register,
-    require_memory,
-)
+from jaxlab.algorithms.base import apply_gradients, clip_by_global_norm
+from jaxlab.algorithms.onpolicy import ActorCriticOnPolicy, OnPolicyState
+from jaxlab.algorithms.registry import register
+from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, require_positive, require_range
-from jaxlab.envs import VecEnv, VecEnvState
-from jaxlab.networks import ActorCritic, TorsoDef
+from jaxlab.config.tunable import tunable
 from jaxlab.rl import gae
 from jaxlab.rl.returns import nstep_returns
-from jaxlab.rl.rollout import Normalizers, Transition, collect, episode_metrics, next_values
-from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, constant, schedule_keys
-from jaxlab.spec.schema import Spec
+from jaxlab.rl.rollout import Transition, episode_metrics, next_values
+from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, constant
 
 
 @dataclass(frozen=True)
-class A2CConfig:
+class A2CConfig(AlgorithmConfig):
     """``agent.algorithm`` for A2C. Sizes are static; the rest are tunable array leaves."""
 
     name: Literal["A2C"] = "A2C"
-    gamma: float = 0.99
-    lam: float = 0.95
+    gamma: float = tunable(0.99)
+    lam: float = tunable(0.95)
     advantage: Literal["gae", "nstep"] = "gae"
-    entropy_coef: ScheduleSpec = field(default_factory=lambda: constant(0.01))
-    val_loss_coef: float = 0.5
+    entropy_coef: ScheduleSpec = tunable(default_factory=lambda: constant(0.01))
+    val_loss_coef: float = tunable(0.5)
     time_horizon: int = 8
     training_epoch: int = 1
     normalize_advantages: bool = False
@@ -70,20 +63,8 @@ class A2CConfig:
         if min(ent.start_val, ent.end_val) < 0:
             raise SpecError(f"{path}.entropy_coef", "start_val and end_val must be >= 0")
 
-    def frames_per_update(self, spec: Spec) -> int:
-        return spec.env.num_envs * self.time_horizon
-
     def grad_steps_per_update(self) -> int:
         return self.training_epoch
-
-    def validate_spec(self, spec: Spec) -> None:
-        require_memory(spec, ("OnPolicyBatch",))
-        if spec.env.max_frame < self.frames_per_update(spec):
-            raise SpecError(
-                "env.max_frame",
-                f"{spec.env.max_frame} is less than one update "
-                f"({self.frames_per_update(spec)} frames = num_envs * time_horizon)",
-            )
 
     def shrink(self) -> A2CConfig:
         return dataclasses.replace(
@@ -104,15 +85,7 @@ class A2CHyper:
     max_grad_norm: jax.Array
 
 
-@struct.dataclass
-class A2CState:
-    params: Any
-    opt_state: Any
-    env: VecEnvState
-    norm: Normalizers
-    hyper: A2CHyper
-    key: jax.Array
-    update_step: jax.Array  # int32, updates done
+A2CState = OnPolicyState
 
 
 @struct.dataclass
@@ -125,60 +98,15 @@ class Batch:
     target: jax.Array
 
 
-class A2C:
-    """A2C for one session on a :class:`VecEnv`; see the module docstring for the losses."""
-
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-        self.cfg: A2CConfig = spec.agent.algorithm
-        self.env = VecEnv(spec.env.name, spec.env.num_envs, spec.env.params)
-        net = spec.agent.net
-        self.net = ActorCritic(
-            action_dim=self.env.action_dim,
-            discrete=self.env.discrete,
-            torso=TorsoDef.from_spec(net, self.env.obs_shape),
-            shared=net.shared,
-        )
-        self.tx = make_optimizer(net)
-        self.num_updates = spec.derived.num_updates
-        self.truncations = self.env.max_truncations(self.cfg.time_horizon)
-        self.frames_per_update = self.cfg.frames_per_update(spec)
+class A2C(ActorCriticOnPolicy):
+    """A2C for one session; see the module docstring for the losses."""
 
     def hyper(self) -> A2CHyper:
-        c, net = self.cfg, self.spec.agent.net
-        lr_end = net.lr_schedule.end_val if net.lr_schedule.name == "linear_decay" else net.optim.lr
-        clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
-        f = jnp.float32
+        c, f = self.cfg, jnp.float32
         return A2CHyper(
-            f(net.optim.lr), f(lr_end), f(c.gamma), f(c.lam), c.entropy_coef.hyper(),
-            f(c.val_loss_coef), f(clip),
+            **self.net_hyper(), gamma=f(c.gamma), lam=f(c.lam),
+            entropy_coef=c.entropy_coef.hyper(), val_loss_coef=f(c.val_loss_coef),
         )  # fmt: skip
-
-    def init(self, key: jax.Array) -> A2CState:
-        k_net, k_env, k_state = jax.random.split(key, 3)
-        params = self.net.init(k_net, jnp.zeros((1, self.env.obs_dim), jnp.float32))
-        return A2CState(
-            params=params,
-            opt_state=self.tx.init(params),
-            env=self.env.reset(k_env),
-            norm=Normalizers.create(self.env.obs_dim, self.env.num_envs),
-            hyper=self.hyper(),
-            key=k_state,
-            update_step=jnp.int32(0),
-        )
-
-    def policy(
-        self, state: A2CState, obs: jax.Array, key: jax.Array, deterministic: bool = True
-    ) -> jax.Array:
-        """Actions for raw ``obs`` ``[N, obs_dim]``: the mode (greedy/mean) or a sample."""
-        obs = state.norm.observe(obs, self.spec.env)
-        pi = self.net.apply(state.params, obs, method=self.net.policy)
-        return pi.mode() if deterministic else pi.sample(key)
-
-    def value(self, state: A2CState, obs: jax.Array) -> jax.Array:
-        """The critic's ``V(s)`` for raw observations ``[N, obs_dim]`` -> ``[N]``."""
-        obs = state.norm.observe(obs, self.spec.env)
-        return self.net.apply(state.params, obs, method=self.net.value)
 
     def _collect(self, state: A2CState, key: jax.Array) -> tuple[A2CState, Transition]:
         """``time_horizon`` env steps with the sampling policy -> ``[T, N]`` (values in extra)."""
@@ -187,19 +115,14 @@ class A2C:
             pi, value = self.net.apply(state.params, obs)
             return pi.sample(k), {"value": value}
 
-        env, norm, rollout = collect(
-            self.env, state.env, state.norm, act, key, self.cfg.time_horizon, self.spec.env,
-            state.hyper.gamma,
-        )  # fmt: skip
-        return state.replace(env=env, norm=norm), rollout
+        return self.rollout(state, act, key)
 
     def _advantages(self, state: A2CState, ro: Transition) -> Batch:
         """``V(s'_t)`` (:func:`~jaxlab.rl.rollout.next_values`), then GAE or n-step returns
         on ``[T, N]``."""
         hp = state.hyper
         value = ro.extra["value"]
-        critic = partial(self.net.apply, state.params, method=self.net.value)
-        next_value = next_values(value, ro, critic, self.truncations)
+        next_value = next_values(value, ro, self.critic(state.params), self.truncations)
         if self.cfg.advantage == "gae":
             adv, target = gae(
                 ro.reward, value, next_value, ro.terminated, ro.done, hp.gamma, hp.lam
@@ -228,8 +151,7 @@ class A2C:
     def update(self, state: A2CState) -> tuple[A2CState, dict[str, jax.Array]]:
         key, k_roll = jax.random.split(state.key)
         hp = state.hyper
-        schedule = self.spec.agent.net.lr_schedule.name
-        lr = learning_rate(schedule, hp.lr, hp.lr_end, state.update_step, self.num_updates)
+        lr = self.learning_rate(hp, state.update_step)
         frame = state.update_step * self.frames_per_update
         ent_coef = self.cfg.entropy_coef.value(hp.entropy_coef, frame)
         state, rollout = self._collect(state, k_roll)
@@ -261,14 +183,6 @@ class A2C:
         return state, metrics
 
 
-# Spec keys that only set A2CHyper leaves (A2C.hyper); schedule names/windows stay static.
-HYPER_KEYS = (
-    "agent.net.optim.lr",
-    "agent.net.lr_schedule.end_val",
-    "agent.net.clip_grad_val",
-    *(f"agent.algorithm.{k}" for k in ("gamma", "lam", "val_loss_coef")),
-    *schedule_keys("agent.algorithm.entropy_coef"),
-)
-register("A2C", A2CConfig, A2C, HYPER_KEYS)
+register("A2C", A2CConfig, A2C)
 
 __all__ = ["A2C", "A2CConfig", "A2CHyper", "A2CState"]

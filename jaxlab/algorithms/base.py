@@ -1,105 +1,21 @@
-"""The algorithm protocol, the registry, and pieces every algorithm shares.
+"""Optimisation pieces every algorithm shares: the spec's optimizer with an injected
+learning rate, its schedule, clipped gradient steps, minibatch epochs and a fast shuffle.
 
-An algorithm is registered under its spec name with two things:
-
-* ``config_cls``: a frozen dataclass parsed from ``agent.algorithm``; it knows how many
-  frames one update consumes, validates cross-section rules and shrinks itself for
-  smoke tests;
-* ``make(spec)``: returns an :class:`Agent` whose ``init(key) -> state`` and
-  ``update(state) -> (state, metrics)`` are pure and unbatched (one session). The
-  Session scans ``update``; the Trial vmaps it over seeds. ``state.params`` holds the
-  trainable parameters and ``state.key`` the session's PRNG key. ``policy(state, obs,
-  key, deterministic)`` maps a batch of observations ``[N, obs_dim]`` to env actions
-  (greedy/mean when deterministic) for evaluation and ``enjoy``; ``env`` is the
-  agent's :class:`~jaxlab.envs.VecEnv`. ``value(state, obs) -> [N]``, the agent's
-  estimate of the state's value under its policy (``V``, ``max_a Q`` or ``E_pi Q``), is
-  optional (REINFORCE has none); the conformance suite checks it on probe envs.
-
-Algorithms share their pieces: :func:`jaxlab.rl.rollout.collect` for experience,
-:mod:`jaxlab.memory` for replay, :mod:`jaxlab.rl.schedules` for exploration and
-coefficient schedules, :mod:`jaxlab.networks` for torsos and heads.
-
-Every ``metrics`` dict carries ``ep_return_sum``, ``ep_length_sum`` and ``ep_count`` (sums
-over the episodes that ended during the update) next to the algorithm's own scalars, and
-may carry ``actions``: the actions taken in the rollout by env 0, ``[T]`` or ``[T, A]``,
-for a TensorBoard histogram.
+The registry and the agent protocol are in :mod:`jaxlab.algorithms.registry`; the shared
+config rules and agent base in :mod:`jaxlab.algorithms.skeleton`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxlab.config.parse import SpecError, did_you_mean
-
-if TYPE_CHECKING:
-    from jaxlab.spec.schema import NetSpec, Spec
-
-EPISODE_METRICS = ("ep_return_sum", "ep_length_sum", "ep_count")
-# Non-scalar metrics: samples for TensorBoard histograms, kept from the chunk's last update.
-SAMPLE_METRICS = ("actions",)
-
-
-class Agent(Protocol):
-    def init(self, key: jax.Array) -> Any: ...
-
-    env: Any
-
-    def update(self, state: Any) -> tuple[Any, dict[str, jax.Array]]: ...
-
-    def policy(
-        self, state: Any, obs: jax.Array, key: jax.Array, deterministic: bool = True
-    ) -> jax.Array: ...
-
-
-@dataclass(frozen=True)
-class AlgorithmEntry:
-    """``hyper_keys``: the spec key paths whose values live only in ``state.hyper`` (array
-    leaves set by the agent's ``hyper()``), so settings differing only there can train in
-    one compiled program (search's trial batching). Empty: never batched."""
-
-    name: str
-    config_cls: type
-    make: Callable[[Spec], Agent]
-    hyper_keys: tuple[str, ...] = ()
-
-
-_REGISTRY: dict[str, AlgorithmEntry] = {}
-
-
-def register(
-    name: str, config_cls: type, make: Callable[[Spec], Agent], hyper_keys: tuple[str, ...] = ()
-) -> None:
-    """Register an algorithm under its spec name (``agent.algorithm.name``)."""
-    if name in _REGISTRY:
-        raise ValueError(f"algorithm {name!r} is already registered")
-    _REGISTRY[name] = AlgorithmEntry(name, config_cls, make, hyper_keys)
-
-
-def get_algorithm(name: Any, path: str = "agent.algorithm.name") -> AlgorithmEntry:
-    if not isinstance(name, str) or name not in _REGISTRY:
-        known = ", ".join(registered())
-        hint = did_you_mean(str(name), _REGISTRY) or f" (known: {known})"
-        raise SpecError(path, f"unknown algorithm {name!r}{hint}")
-    return _REGISTRY[name]
-
-
-def registered() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def require_memory(spec: Spec, allowed: tuple[str, ...]) -> None:
-    """SpecError unless ``agent.memory.name`` is one this algorithm can use."""
-    name = spec.agent.memory.name
-    if name not in allowed:
-        algo = spec.agent.algorithm.name
-        raise SpecError("agent.memory.name", f"{algo} uses {' or '.join(allowed)}, not {name!r}")
-
+if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
+    from jaxlab.spec.schema import NetSpec
 
 # ---------------------------------------------------------------- shared optimisation
 

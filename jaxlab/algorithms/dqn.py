@@ -26,29 +26,27 @@ the statistics at collection time (usually off for DQN).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxlab.algorithms.base import (
-    apply_gradients,
-    clip_by_global_norm,
-    learning_rate,
-    make_optimizer,
-    register,
-    require_memory,
-)
+from jaxlab.algorithms.base import apply_gradients, clip_by_global_norm
+from jaxlab.algorithms.registry import register
+from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig, check_replay
 from jaxlab.config.parse import SpecError, require_positive, require_range
-from jaxlab.envs import VecEnv, VecEnvState
+from jaxlab.config.tunable import tunable
+from jaxlab.envs import Env, VecEnvState
 from jaxlab.memory import PrioritizedReplay, ReplayBuffer
 from jaxlab.networks import QNetwork, TorsoDef
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
-from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, schedule_keys
-from jaxlab.spec.schema import Spec
+from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec
+
+if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
+    from jaxlab.spec.schema import Spec
 
 
 def default_explore() -> ScheduleSpec:
@@ -56,21 +54,21 @@ def default_explore() -> ScheduleSpec:
 
 
 @dataclass(frozen=True)
-class DQNConfig:
+class DQNConfig(AlgorithmConfig):
     """``agent.algorithm`` for DQN / Double DQN. ``learning_starts`` and
     ``target_update_frequency`` are in frames (transitions per session)."""
 
     name: Literal["DQN"] = "DQN"
     double: bool = False
-    gamma: float = 0.99
+    gamma: float = tunable(0.99)
     train_freq: int = 1  # env steps per env per update
     gradient_steps: int = 1  # minibatch steps per update
     learning_starts: int = 1_000
     target_update: Literal["hard", "polyak"] = "hard"
     target_update_frequency: int = 1_000
-    tau: float = 0.005
+    tau: float = tunable(0.005)
     loss: Literal["huber", "mse"] = "huber"
-    explore_var: ScheduleSpec = field(default_factory=default_explore)
+    explore_var: ScheduleSpec = tunable(default_factory=default_explore)
 
     def validate(self, path: str) -> None:
         require_range(self, path, "gamma", 0.0, 1.0)
@@ -83,8 +81,9 @@ class DQNConfig:
             if not 0.0 <= getattr(ev, name) <= 1.0:
                 raise SpecError(f"{path}.explore_var.{name}", "epsilon must lie in [0, 1]")
 
-    def frames_per_update(self, spec: Spec) -> int:
-        return spec.env.num_envs * self.train_freq
+    MEMORIES = ("Replay", "PrioritizedReplay")
+    STEP_FIELD = "train_freq"
+    DISCRETE_ONLY = True
 
     def grad_steps_per_update(self) -> int:
         return self.gradient_steps
@@ -93,33 +92,8 @@ class DQNConfig:
         """Updates between hard target copies (``target_update_frequency`` frames, >= 1)."""
         return max(1, round(self.target_update_frequency / self.frames_per_update(spec)))
 
-    def validate_spec(self, spec: Spec) -> None:
-        require_memory(spec, ("Replay", "PrioritizedReplay"))
-        mem, fpu = spec.agent.memory, self.frames_per_update(spec)
-        if mem.batch_size > mem.capacity:
-            raise SpecError(
-                "agent.memory.batch_size",
-                f"{mem.batch_size} is larger than agent.memory.capacity {mem.capacity}",
-            )
-        if fpu > mem.capacity:
-            raise SpecError(
-                "agent.memory.capacity",
-                f"{mem.capacity} cannot hold one update's {fpu} transitions (num_envs * train_freq)",
-            )
-        if self.learning_starts > min(spec.env.max_frame, mem.capacity):
-            raise SpecError(
-                "agent.algorithm.learning_starts",
-                f"{self.learning_starts} exceeds env.max_frame ({spec.env.max_frame}) or "
-                f"agent.memory.capacity ({mem.capacity}), so learning would never start",
-            )
-        if spec.env.max_frame < fpu:
-            raise SpecError(
-                "env.max_frame", f"{spec.env.max_frame} is less than one update ({fpu} frames)"
-            )
-        if not VecEnv(spec.env.name, 1, spec.env.params).discrete:
-            raise SpecError(
-                "env.name", f"DQN needs discrete actions; {spec.env.name} is continuous"
-            )
+    def check_spec(self, spec: Spec) -> None:
+        check_replay(spec, self.learning_starts)
 
     def shrink(self) -> DQNConfig:
         return dataclasses.replace(
@@ -176,37 +150,29 @@ class DQNState:
     update_step: jax.Array  # int32, updates done
 
 
-class DQN:
+class DQN(Algorithm):
     """DQN / Double DQN for one session; see the module docstring for the loss."""
 
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-        self.cfg: DQNConfig = spec.agent.algorithm
-        self.env = VecEnv(spec.env.name, spec.env.num_envs, spec.env.params)
+    def __init__(self, spec: Spec, env: Env | None = None) -> None:
+        super().__init__(spec, env)
         net = spec.agent.net
-        self.net = QNetwork(
-            self.env.action_dim, TorsoDef.from_spec(net, self.env.obs_shape), net.dueling
-        )
-        self.tx = make_optimizer(net)
+        torso = TorsoDef.from_spec(net, self.env.observation_spec.shape)
+        self.net = QNetwork(self.env.action_spec.dim, torso, net.dueling)
         self.prioritized = spec.agent.memory.name == "PrioritizedReplay"
-        self.fpu = self.cfg.frames_per_update(spec)
-        self.num_updates = spec.derived.num_updates
+        self.fpu = self.frames_per_update
         self.total_frames = max(1, self.num_updates * self.fpu)
         self.target_every = self.cfg.target_every(spec)
 
     def hyper(self) -> DQNHyper:
-        c, net, mem = self.cfg, self.spec.agent.net, self.spec.agent.memory
-        lr_end = net.lr_schedule.end_val if net.lr_schedule.name == "linear_decay" else net.optim.lr
-        clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
-        f = jnp.float32
+        c, mem, f = self.cfg, self.spec.agent.memory, jnp.float32
         return DQNHyper(
-            f(net.optim.lr), f(lr_end), f(c.gamma), f(c.tau), f(clip), c.explore_var.hyper(),
-            f(mem.alpha), f(mem.beta), f(mem.epsilon),
+            **self.net_hyper(), gamma=f(c.gamma), tau=f(c.tau), epsilon=c.explore_var.hyper(),
+            alpha=f(mem.alpha), beta=f(mem.beta), priority_eps=f(mem.epsilon),
         )  # fmt: skip
 
     def init(self, key: jax.Array) -> DQNState:
         k_net, k_env, k_state = jax.random.split(key, 3)
-        obs_dim = self.env.obs_dim
+        obs_dim = self.env.observation_spec.dim
         params = self.net.init(k_net, jnp.zeros((1, obs_dim), jnp.float32))
         example = {
             "obs": jnp.zeros((obs_dim,), jnp.float32),
@@ -241,7 +207,7 @@ class DQN:
         k_explore, k_random = jax.random.split(key)
         greedy = jnp.argmax(self.net.apply(params, obs), axis=-1).astype(jnp.int32)
         n = obs.shape[0]
-        random = jax.random.randint(k_random, (n,), 0, self.env.action_dim, jnp.int32)
+        random = jax.random.randint(k_random, (n,), 0, self.env.action_spec.dim, jnp.int32)
         return jnp.where(jax.random.uniform(k_explore, (n,)) < eps, random, greedy)
 
     def policy(
@@ -331,8 +297,7 @@ class DQN:
     def update(self, state: DQNState) -> tuple[DQNState, dict[str, jax.Array]]:
         key, k_roll, k_learn = jax.random.split(state.key, 3)
         hp = state.hyper
-        schedule = self.spec.agent.net.lr_schedule.name
-        lr = learning_rate(schedule, hp.lr, hp.lr_end, state.update_step, self.num_updates)
+        lr = self.learning_rate(hp, state.update_step)
         eps = self.epsilon(state)
 
         def act(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, dict]:
@@ -367,17 +332,6 @@ class DQN:
 
 
 # Spec keys that only set DQNHyper leaves (DQN.hyper); sizes and schedule windows stay static.
-HYPER_KEYS = (
-    "agent.net.optim.lr",
-    "agent.net.lr_schedule.end_val",
-    "agent.net.clip_grad_val",
-    "agent.algorithm.gamma",
-    "agent.algorithm.tau",
-    *schedule_keys("agent.algorithm.explore_var"),
-    "agent.memory.alpha",
-    "agent.memory.beta",
-    "agent.memory.epsilon",
-)
-register("DQN", DQNConfig, DQN, HYPER_KEYS)
+register("DQN", DQNConfig, DQN, hyper_sections=("agent.net", "agent.memory"))
 
 __all__ = ["DQN", "DQNConfig", "DQNHyper", "DQNState", "td_target"]

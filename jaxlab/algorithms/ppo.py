@@ -19,40 +19,32 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxlab.algorithms.base import (
-    larger,
-    learning_rate,
-    make_optimizer,
-    minibatch_epochs,
-    register,
-    require_memory,
-    smaller,
-)
+from jaxlab.algorithms.base import larger, minibatch_epochs, smaller
+from jaxlab.algorithms.onpolicy import ActorCriticOnPolicy, OnPolicyState
+from jaxlab.algorithms.registry import register
+from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, require_positive, require_range
-from jaxlab.envs import VecEnv, VecEnvState
-from jaxlab.networks import ActorCritic, TorsoDef
+from jaxlab.config.tunable import tunable
 from jaxlab.rl import gae
-from jaxlab.rl.rollout import Normalizers, Transition, collect, episode_metrics, next_values
-from jaxlab.spec.schema import Spec
+from jaxlab.rl.rollout import Transition, episode_metrics, next_values
 
 
 @dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(AlgorithmConfig):
     """``agent.algorithm`` for PPO. Sizes are static; the rest are tunable array leaves."""
 
     name: Literal["PPO"] = "PPO"
-    gamma: float = 0.99
-    lam: float = 0.95
-    clip_eps: float = 0.2
-    entropy_coef: float = 0.01
-    val_loss_coef: float = 0.5
+    gamma: float = tunable(0.99)
+    lam: float = tunable(0.95)
+    clip_eps: float = tunable(0.2)
+    entropy_coef: float = tunable(0.01)
+    val_loss_coef: float = tunable(0.5)
     time_horizon: int = 128
     minibatch_count: int = 4
     training_epoch: int = 4
@@ -68,27 +60,10 @@ class PPOConfig:
             if getattr(self, name) < 0:
                 raise SpecError(f"{path}.{name}", f"must be >= 0, got {getattr(self, name)!r}")
 
-    def frames_per_update(self, spec: Spec) -> int:
-        return spec.env.num_envs * self.time_horizon
+    MINIBATCH_FIELD = "minibatch_count"
 
     def grad_steps_per_update(self) -> int:
         return self.training_epoch * self.minibatch_count
-
-    def validate_spec(self, spec: Spec) -> None:
-        require_memory(spec, ("OnPolicyBatch",))
-        batch = self.frames_per_update(spec)
-        if batch % self.minibatch_count:
-            raise SpecError(
-                "agent.algorithm.minibatch_count",
-                f"batch num_envs * time_horizon = {spec.env.num_envs} * {self.time_horizon} = "
-                f"{batch} does not divide into {self.minibatch_count} minibatches",
-            )
-        if spec.env.max_frame < batch:
-            raise SpecError(
-                "env.max_frame",
-                f"{spec.env.max_frame} is less than one update ({batch} frames = "
-                "num_envs * time_horizon)",
-            )
 
     def shrink(self) -> PPOConfig:
         return dataclasses.replace(
@@ -112,15 +87,7 @@ class PPOHyper:
     max_grad_norm: jax.Array
 
 
-@struct.dataclass
-class PPOState:
-    params: Any
-    opt_state: Any
-    env: VecEnvState
-    norm: Normalizers  # obs/return statistics (used when env.normalize_obs/_reward)
-    hyper: PPOHyper
-    key: jax.Array
-    update_step: jax.Array  # int32, updates done
+PPOState = OnPolicyState
 
 
 @struct.dataclass
@@ -135,54 +102,15 @@ class Batch:
     target: jax.Array
 
 
-class PPO:
-    """PPO for one session on a :class:`VecEnv`; see the module docstring for the losses."""
-
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-        self.cfg: PPOConfig = spec.agent.algorithm
-        self.env = VecEnv(spec.env.name, spec.env.num_envs, spec.env.params)
-        net = spec.agent.net
-        self.net = ActorCritic(
-            action_dim=self.env.action_dim,
-            discrete=self.env.discrete,
-            torso=TorsoDef.from_spec(net, self.env.obs_shape),
-            shared=net.shared,
-        )
-        self.tx = make_optimizer(net)
-        self.num_updates = spec.derived.num_updates
-        self.truncations = self.env.max_truncations(self.cfg.time_horizon)
+class PPO(ActorCriticOnPolicy):
+    """PPO for one session; see the module docstring for the losses."""
 
     def hyper(self) -> PPOHyper:
-        c, net = self.cfg, self.spec.agent.net
-        lr_end = net.lr_schedule.end_val if net.lr_schedule.name == "linear_decay" else net.optim.lr
-        clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
-        f = jnp.float32
+        c, f = self.cfg, jnp.float32
         return PPOHyper(
-            f(net.optim.lr), f(lr_end), f(c.gamma), f(c.lam), f(c.clip_eps),
-            f(c.entropy_coef), f(c.val_loss_coef), f(clip),
+            **self.net_hyper(), gamma=f(c.gamma), lam=f(c.lam), clip_eps=f(c.clip_eps),
+            entropy_coef=f(c.entropy_coef), val_loss_coef=f(c.val_loss_coef),
         )  # fmt: skip
-
-    def init(self, key: jax.Array) -> PPOState:
-        k_net, k_env, k_state = jax.random.split(key, 3)
-        params = self.net.init(k_net, jnp.zeros((1, self.env.obs_dim), jnp.float32))
-        return PPOState(
-            params=params,
-            opt_state=self.tx.init(params),
-            env=self.env.reset(k_env),
-            norm=Normalizers.create(self.env.obs_dim, self.env.num_envs),
-            hyper=self.hyper(),
-            key=k_state,
-            update_step=jnp.int32(0),
-        )
-
-    def policy(
-        self, state: PPOState, obs: jax.Array, key: jax.Array, deterministic: bool = True
-    ) -> jax.Array:
-        """Actions for ``obs`` ``[N, obs_dim]``: the mode (greedy/mean) or a sample."""
-        obs = state.norm.observe(obs, self.spec.env)
-        pi = self.net.apply(state.params, obs, method=self.net.policy)
-        return pi.mode() if deterministic else pi.sample(key)
 
     # ------------------------------------------------------------------ rollout
 
@@ -194,11 +122,7 @@ class PPO:
             action = pi.sample(k)
             return action, {"log_prob": pi.log_prob(action), "value": value}
 
-        env, norm, rollout = collect(
-            self.env, state.env, state.norm, act, key, self.cfg.time_horizon, self.spec.env,
-            state.hyper.gamma,
-        )  # fmt: skip
-        return state.replace(env=env, norm=norm), rollout
+        return self.rollout(state, act, key)
 
     def _advantages(self, state: PPOState, ro: Transition) -> Batch:
         """Phase 2: ``V(s'_t)`` for every step (:func:`~jaxlab.rl.rollout.next_values`: the
@@ -210,15 +134,9 @@ class PPO:
         """
         hp = state.hyper
         value = ro.extra["value"]
-        critic = partial(self.net.apply, state.params, method=self.net.value)
-        next_value = next_values(value, ro, critic, self.truncations)
+        next_value = next_values(value, ro, self.critic(state.params), self.truncations)
         adv, target = gae(ro.reward, value, next_value, ro.terminated, ro.done, hp.gamma, hp.lam)
         return Batch(ro.obs, ro.action, ro.extra["log_prob"], value, adv, target)
-
-    def value(self, state: PPOState, obs: jax.Array) -> jax.Array:
-        """The critic's ``V(s)`` for raw observations ``[N, obs_dim]`` -> ``[N]``."""
-        obs = state.norm.observe(obs, self.spec.env)
-        return self.net.apply(state.params, obs, method=self.net.value)
 
     # ------------------------------------------------------------------ learning
 
@@ -261,8 +179,7 @@ class PPO:
     def update(self, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
         key, k_roll, k_learn = jax.random.split(state.key, 3)
         hp = state.hyper
-        schedule = self.spec.agent.net.lr_schedule.name
-        lr = learning_rate(schedule, hp.lr, hp.lr_end, state.update_step, self.num_updates)
+        lr = self.learning_rate(hp, state.update_step)
         state, rollout = self._collect(state, k_roll)  # phase "rollout" (in collect)
         with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.tools.profiling)
             batch = self._advantages(state, rollout)
@@ -272,16 +189,6 @@ class PPO:
         return state, {**metrics, "lr": lr, **episodes}
 
 
-# Spec keys that only set PPOHyper leaves (PPO.hyper); lr_schedule.name stays static.
-HYPER_KEYS = (
-    "agent.net.optim.lr",
-    "agent.net.lr_schedule.end_val",
-    "agent.net.clip_grad_val",
-    *(
-        f"agent.algorithm.{k}"
-        for k in ("gamma", "lam", "clip_eps", "entropy_coef", "val_loss_coef")
-    ),
-)
-register("PPO", PPOConfig, PPO, HYPER_KEYS)
+register("PPO", PPOConfig, PPO)
 
 __all__ = ["PPO", "PPOConfig", "PPOHyper", "PPOState"]

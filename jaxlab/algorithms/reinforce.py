@@ -24,7 +24,7 @@ head for discrete actions, a Gaussian with a state-independent ``log_std`` other
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import flax.linen as nn
@@ -32,32 +32,27 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxlab.algorithms.base import (
-    apply_gradients,
-    clip_by_global_norm,
-    learning_rate,
-    make_optimizer,
-    register,
-    require_memory,
-)
+from jaxlab.algorithms.base import apply_gradients, clip_by_global_norm
+from jaxlab.algorithms.onpolicy import OnPolicy, OnPolicyState
+from jaxlab.algorithms.registry import register
+from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, require_positive, require_range
-from jaxlab.envs import VecEnv, VecEnvState
+from jaxlab.config.tunable import tunable
 from jaxlab.networks import Torso, TorsoDef
 from jaxlab.networks.mlp import dense
 from jaxlab.rl.distributions import Categorical, DiagGaussian
 from jaxlab.rl.returns import discounted_returns
-from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
-from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, constant, schedule_keys
-from jaxlab.spec.schema import Spec
+from jaxlab.rl.rollout import episode_metrics
+from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, constant
 
 
 @dataclass(frozen=True)
-class ReinforceConfig:
+class ReinforceConfig(AlgorithmConfig):
     """``agent.algorithm`` for REINFORCE. Sizes are static; the rest are tunable leaves."""
 
     name: Literal["REINFORCE"] = "REINFORCE"
-    gamma: float = 0.99
-    entropy_coef: ScheduleSpec = field(default_factory=lambda: constant(0.01))
+    gamma: float = tunable(0.99)
+    entropy_coef: ScheduleSpec = tunable(default_factory=lambda: constant(0.01))
     time_horizon: int = 500
     training_epoch: int = 1
     center_returns: bool = True
@@ -70,20 +65,8 @@ class ReinforceConfig:
         if min(ent.start_val, ent.end_val) < 0:
             raise SpecError(f"{path}.entropy_coef", "start_val and end_val must be >= 0")
 
-    def frames_per_update(self, spec: Spec) -> int:
-        return spec.env.num_envs * self.time_horizon
-
     def grad_steps_per_update(self) -> int:
         return self.training_epoch
-
-    def validate_spec(self, spec: Spec) -> None:
-        require_memory(spec, ("OnPolicyBatch",))
-        if spec.env.max_frame < self.frames_per_update(spec):
-            raise SpecError(
-                "env.max_frame",
-                f"{spec.env.max_frame} is less than one update "
-                f"({self.frames_per_update(spec)} frames = num_envs * time_horizon)",
-            )
 
     def shrink(self) -> ReinforceConfig:
         return dataclasses.replace(
@@ -120,60 +103,24 @@ class ReinforceHyper:
     max_grad_norm: jax.Array
 
 
-@struct.dataclass
-class ReinforceState:
-    params: Any
-    opt_state: Any
-    env: VecEnvState
-    norm: Normalizers
-    hyper: ReinforceHyper
-    key: jax.Array
-    update_step: jax.Array  # int32, updates done
+ReinforceState = OnPolicyState
 
 
-class Reinforce:
-    """REINFORCE for one session on a :class:`VecEnv`; see the module docstring."""
+class Reinforce(OnPolicy):
+    """REINFORCE for one session; see the module docstring."""
 
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-        self.cfg: ReinforceConfig = spec.agent.algorithm
-        self.env = VecEnv(spec.env.name, spec.env.num_envs, spec.env.params)
-        net = spec.agent.net
-        self.net = Actor(
-            self.env.action_dim, self.env.discrete, TorsoDef.from_spec(net, self.env.obs_shape)
-        )
-        self.tx = make_optimizer(net)
-        self.num_updates = spec.derived.num_updates
-        self.frames_per_update = self.cfg.frames_per_update(spec)
+    def make_net(self) -> Actor:
+        actions = self.env.action_spec
+        return Actor(actions.dim, actions.discrete, self.torso())
+
+    def pi(self, params: Any, obs: jax.Array) -> Categorical | DiagGaussian:
+        return self.net.apply(params, obs)
 
     def hyper(self) -> ReinforceHyper:
-        c, net = self.cfg, self.spec.agent.net
-        lr_end = net.lr_schedule.end_val if net.lr_schedule.name == "linear_decay" else net.optim.lr
-        clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
-        f = jnp.float32
+        c, f = self.cfg, jnp.float32
         return ReinforceHyper(
-            f(net.optim.lr), f(lr_end), f(c.gamma), c.entropy_coef.hyper(), f(clip)
+            **self.net_hyper(), gamma=f(c.gamma), entropy_coef=c.entropy_coef.hyper()
         )
-
-    def init(self, key: jax.Array) -> ReinforceState:
-        k_net, k_env, k_state = jax.random.split(key, 3)
-        params = self.net.init(k_net, jnp.zeros((1, self.env.obs_dim), jnp.float32))
-        return ReinforceState(
-            params=params,
-            opt_state=self.tx.init(params),
-            env=self.env.reset(k_env),
-            norm=Normalizers.create(self.env.obs_dim, self.env.num_envs),
-            hyper=self.hyper(),
-            key=k_state,
-            update_step=jnp.int32(0),
-        )
-
-    def policy(
-        self, state: ReinforceState, obs: jax.Array, key: jax.Array, deterministic: bool = True
-    ) -> jax.Array:
-        """Actions for raw ``obs`` ``[N, obs_dim]``: the mode (greedy/mean) or a sample."""
-        pi = self.net.apply(state.params, state.norm.observe(obs, self.spec.env))
-        return pi.mode() if deterministic else pi.sample(key)
 
     def loss(
         self, params: Any, obs: jax.Array, action: jax.Array, adv: jax.Array, mask: jax.Array,
@@ -189,16 +136,13 @@ class Reinforce:
     def update(self, state: ReinforceState) -> tuple[ReinforceState, dict[str, jax.Array]]:
         c, hp = self.cfg, state.hyper
         key, k_roll = jax.random.split(state.key)
-        schedule = self.spec.agent.net.lr_schedule.name
-        lr = learning_rate(schedule, hp.lr, hp.lr_end, state.update_step, self.num_updates)
+        lr = self.learning_rate(hp, state.update_step)
         ent_coef = c.entropy_coef.value(hp.entropy_coef, state.update_step * self.frames_per_update)
 
         def act(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
             return self.net.apply(state.params, obs).sample(k), {}
 
-        env, norm, ro = collect(
-            self.env, state.env, state.norm, act, k_roll, c.time_horizon, self.spec.env, hp.gamma
-        )
+        state, ro = self.rollout(state, act, k_roll)
         with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.tools.profiling)
             ret, valid = discounted_returns(ro.reward, ro.done, hp.gamma)
         mask = valid.astype(jnp.float32)
@@ -233,20 +177,11 @@ class Reinforce:
             **episode_metrics(ro),
         }
         state = state.replace(
-            params=params, opt_state=opt_state, env=env, norm=norm, key=key,
-            update_step=state.update_step + 1,
+            params=params, opt_state=opt_state, key=key, update_step=state.update_step + 1,
         )  # fmt: skip
         return state, metrics
 
 
-# Spec keys that only set ReinforceHyper leaves; schedule names/windows stay static.
-HYPER_KEYS = (
-    "agent.net.optim.lr",
-    "agent.net.lr_schedule.end_val",
-    "agent.net.clip_grad_val",
-    "agent.algorithm.gamma",
-    *schedule_keys("agent.algorithm.entropy_coef"),
-)
-register("REINFORCE", ReinforceConfig, Reinforce, HYPER_KEYS)
+register("REINFORCE", ReinforceConfig, Reinforce)
 
 __all__ = ["Actor", "Reinforce", "ReinforceConfig", "ReinforceHyper", "ReinforceState"]

@@ -33,48 +33,53 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from jaxlab.algorithms import base
+from jaxlab.algorithms.registry import register
 from jaxlab.algorithms.sac_losses import (
     discrete_soft_value,
     discrete_temperature_loss,
     temperature_loss,
     twin_min,
 )
+from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig, check_replay
 from jaxlab.config.parse import SpecError, require_positive, require_range
-from jaxlab.envs import VecEnv, VecEnvState
+from jaxlab.config.tunable import tunable
+from jaxlab.envs import Env, VecEnvState
 from jaxlab.memory import PrioritizedReplay, ReplayBuffer
 from jaxlab.networks import DiscreteActor, QNetwork, SquashedActor, StateActionQ, TorsoDef, twin
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
-from jaxlab.spec.schema import Spec
+
+if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
+    from jaxlab.spec.schema import Spec
 
 sg = jax.lax.stop_gradient
 
 
 @dataclass(frozen=True)
-class SACConfig:
+class SACConfig(AlgorithmConfig):
     """``agent.algorithm`` for SAC. ``learning_starts`` counts transitions in the replay;
     ``target_entropy`` None: ``-action_dim`` (continuous) or ``target_entropy_scale *
     log(action_dim)`` (discrete). ``*_lr`` None: ``net.optim.lr``."""
 
     name: Literal["SAC"] = "SAC"
-    gamma: float = 0.99
-    tau: float = 0.005
+    gamma: float = tunable(0.99)
+    tau: float = tunable(0.005)
     train_freq: int = 1
     gradient_steps: int = 1
     learning_starts: int = 1000
     auto_alpha: bool = True
-    init_alpha: float = 1.0
-    target_entropy: float | None = None
-    target_entropy_scale: float = 0.5
-    actor_lr: float | None = None
-    critic_lr: float | None = None
-    alpha_lr: float | None = None
+    init_alpha: float = tunable(1.0)
+    target_entropy: float | None = tunable(None)
+    target_entropy_scale: float = tunable(0.5)
+    actor_lr: float | None = tunable(None)
+    critic_lr: float | None = tunable(None)
+    alpha_lr: float | None = tunable(None)
 
     def validate(self, path: str) -> None:
         require_range(self, path, "gamma", 0.0, 1.0)
@@ -85,26 +90,14 @@ class SACConfig:
         if self.learning_starts < 0:
             raise SpecError(f"{path}.learning_starts", f"must be >= 0, got {self.learning_starts}")
 
-    def frames_per_update(self, spec: Spec) -> int:
-        return spec.env.num_envs * self.train_freq
+    MEMORIES = ("Replay", "PrioritizedReplay")
+    STEP_FIELD = "train_freq"
 
     def grad_steps_per_update(self) -> int:
         return self.gradient_steps
 
-    def validate_spec(self, spec: Spec) -> None:
-        base.require_memory(spec, ("Replay", "PrioritizedReplay"))
-        frames, cap = self.frames_per_update(spec), spec.agent.memory.capacity
-        problems = [
-            ("agent.memory.capacity", frames > cap,
-             f"{cap} is less than one update's {frames} transitions (num_envs * train_freq)"),
-            ("agent.algorithm.learning_starts", self.learning_starts > cap,
-             f"{self.learning_starts} exceeds agent.memory.capacity ({cap}): never learns"),
-            ("env.max_frame", spec.env.max_frame < frames,
-             f"{spec.env.max_frame} is less than one update ({frames} frames)"),
-        ]  # fmt: skip
-        for path, bad, msg in problems:
-            if bad:
-                raise SpecError(path, msg)
+    def check_spec(self, spec: Spec) -> None:
+        check_replay(spec, self.learning_starts)
 
     def shrink(self) -> SACConfig:
         """At most 2 steps per env and 2 gradient steps; learning from the first update."""
@@ -158,34 +151,31 @@ METRICS = ("critic_loss", "actor_loss", "alpha", "alpha_loss", "entropy", "q_mea
 METRICS += ("critic_grad_norm", "actor_grad_norm")
 
 
-class SAC:
-    """SAC for one session on a :class:`VecEnv`; see the module docstring for the losses."""
+class SAC(Algorithm):
+    """SAC for one session; see the module docstring for the losses."""
 
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-        self.cfg: SACConfig = spec.agent.algorithm
-        self.env = VecEnv(spec.env.name, spec.env.num_envs, spec.env.params)
-        net, env, dim = spec.agent.net, self.env, self.env.action_dim
-        torso = TorsoDef.from_spec(net, env.obs_shape)
-        self.discrete = env.discrete
+    def __init__(self, spec: Spec, env: Env | None = None) -> None:
+        super().__init__(spec, env)
+        net, actions = spec.agent.net, self.env.action_spec
+        dim = actions.dim
+        torso = TorsoDef.from_spec(net, self.env.observation_spec.shape)
+        self.discrete = actions.discrete
         if self.discrete:
             self.actor = DiscreteActor(dim, torso)
             self.critic = twin(QNetwork, action_dim=dim, torso=torso, dueling=net.dueling)
         else:
-            low = tuple(float(x) for x in env.action_low.reshape(-1))
-            high = tuple(float(x) for x in env.action_high.reshape(-1))
-            self.actor = SquashedActor(env.action_dim, low, high, torso)
+            low = tuple(float(x) for x in actions.low.reshape(-1))
+            high = tuple(float(x) for x in actions.high.reshape(-1))
+            self.actor = SquashedActor(dim, low, high, torso)
             self.critic = twin(StateActionQ, torso=torso)
         self.per = spec.agent.memory.name == "PrioritizedReplay"
-        self.tx = base.make_optimizer(net)
-        self.num_updates = spec.derived.num_updates
 
     def hyper(self) -> SACHyper:
         c, net, mem = self.cfg, self.spec.agent.net, self.spec.agent.memory
         lr = net.optim.lr
         end = net.lr_schedule.end_val / lr if net.lr_schedule.name == "linear_decay" else 1.0
         clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
-        dim = self.env.action_dim
+        dim = self.env.action_spec.dim
         target = c.target_entropy_scale * math.log(dim) if self.discrete else -float(dim)
         target = target if c.target_entropy is None else c.target_entropy
         f = jnp.float32
@@ -196,15 +186,15 @@ class SAC:
 
     def _example(self) -> dict[str, jax.Array]:
         """One replay item (no batch dim)."""
-        d, a = self.env.obs_dim, self.env.action_dim
+        d, a = self.env.observation_spec.dim, self.env.action_spec.dim
         action = jnp.zeros((), jnp.int32) if self.discrete else jnp.zeros((a,), jnp.float32)
         obs, f = jnp.zeros((d,), jnp.float32), jnp.float32(0)
         return {"obs": obs, "action": action, "reward": f, "terminated": f, "next_obs": obs}
 
     def init(self, key: jax.Array) -> SACState:
         k_actor, k_critic, k_env, k_state = jax.random.split(key, 4)
-        obs = jnp.zeros((1, self.env.obs_dim), jnp.float32)
-        inputs = (obs,) if self.discrete else (obs, jnp.zeros((1, self.env.action_dim)))
+        obs = jnp.zeros((1, self.env.observation_spec.dim), jnp.float32)
+        inputs = (obs,) if self.discrete else (obs, jnp.zeros((1, self.env.action_spec.dim)))
         critic = self.critic.init(k_critic, *inputs)
         log_alpha = jnp.log(jnp.float32(self.cfg.init_alpha))
         params = {"actor": self.actor.init(k_actor, obs), "critic": critic, "log_alpha": log_alpha}
@@ -212,7 +202,7 @@ class SAC:
         return SACState(
             params, jax.tree.map(jnp.copy, critic), opt,
             self._new_memory(),
-            self.env.reset(k_env), Normalizers.create(self.env.obs_dim, self.env.num_envs),
+            self.env.reset(k_env), Normalizers.create(self.env.observation_spec.dim, self.env.num_envs),
             self.hyper(), k_state, jnp.int32(0),
         )  # fmt: skip
 
@@ -243,10 +233,10 @@ class SAC:
     def _random_actions(self, key: jax.Array, n: int) -> jax.Array:
         """Uniform actions ``[n]`` (discrete) or ``[n, A]`` in the box."""
         if self.discrete:
-            return jax.random.randint(key, (n,), 0, self.env.action_dim)
-        shape = (n, self.env.action_dim)
-        low = jnp.broadcast_to(jnp.asarray(self.env.action_low.reshape(-1)), shape)
-        high = jnp.broadcast_to(jnp.asarray(self.env.action_high.reshape(-1)), shape)
+            return jax.random.randint(key, (n,), 0, self.env.action_spec.dim)
+        shape = (n, self.env.action_spec.dim)
+        low = jnp.broadcast_to(jnp.asarray(self.env.action_spec.low.reshape(-1)), shape)
+        high = jnp.broadcast_to(jnp.asarray(self.env.action_spec.high.reshape(-1)), shape)
         return low + (high - low) * jax.random.uniform(key, shape)
 
     def _alpha(self, log_alpha: jax.Array, hp: SACHyper) -> jax.Array:
@@ -266,7 +256,7 @@ class SAC:
     def _critic_loss(self, critic: Any, b: dict, y: jax.Array, w: jax.Array):
         """``sum_j mean_b w (Q_j - y)^2``; aux: (|TD| averaged over the twins [B], mean Q)."""
         if self.discrete:
-            onehot = jax.nn.one_hot(b["action"], self.env.action_dim)
+            onehot = jax.nn.one_hot(b["action"], self.env.action_spec.dim)
             q = jnp.sum(self.critic.apply(critic, b["obs"]) * onehot[None], axis=-1)
         else:
             q = self.critic.apply(critic, b["obs"], b["action"])
@@ -372,17 +362,7 @@ class SAC:
 
 
 # Spec keys that only set SACHyper leaves (init_alpha also sets log_alpha's start: static).
-_ALGO_HYPER = ("gamma", "tau", "target_entropy", "target_entropy_scale", "actor_lr", "critic_lr")
-HYPER_KEYS = (
-    "agent.net.optim.lr",
-    "agent.net.lr_schedule.end_val",
-    "agent.net.clip_grad_val",
-    "agent.memory.alpha",
-    "agent.memory.beta",
-    "agent.algorithm.alpha_lr",
-    *(f"agent.algorithm.{k}" for k in _ALGO_HYPER),
-)
-base.register("SAC", SACConfig, SAC, HYPER_KEYS)
+register("SAC", SACConfig, SAC, hyper_sections=("agent.net", "agent.memory"))
 
 __all__ = ["SAC", "SACConfig", "SACHyper", "SACOpt", "SACState", "discrete_soft_value"]
 __all__ += ["discrete_temperature_loss", "temperature_loss", "twin_min"]

@@ -30,27 +30,26 @@ Exploration:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxlab.algorithms.base import (
-    learning_rate,
-    make_optimizer,
-    minibatch_epochs,
-    register,
-    require_memory,
-)
+from jaxlab.algorithms.base import minibatch_epochs
+from jaxlab.algorithms.registry import register
+from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig
 from jaxlab.config.parse import SpecError, require_positive, require_range
-from jaxlab.envs import VecEnv, VecEnvState
+from jaxlab.config.tunable import tunable
+from jaxlab.envs import Env, VecEnvState
 from jaxlab.networks import QNetwork, TorsoDef
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
-from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, schedule_keys
-from jaxlab.spec.schema import Spec
+from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec
+
+if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
+    from jaxlab.spec.schema import Spec
 
 
 def default_explore() -> ScheduleSpec:
@@ -58,17 +57,17 @@ def default_explore() -> ScheduleSpec:
 
 
 @dataclass(frozen=True)
-class SarsaConfig:
+class SarsaConfig(AlgorithmConfig):
     """``agent.algorithm`` for SARSA. Sizes are static; the rest are tunable leaves."""
 
     name: Literal["SARSA"] = "SARSA"
-    gamma: float = 0.99
+    gamma: float = tunable(0.99)
     explore: Literal["epsilon_greedy", "boltzmann"] = "epsilon_greedy"
-    explore_var: ScheduleSpec = field(default_factory=default_explore)
+    explore_var: ScheduleSpec = tunable(default_factory=default_explore)
     loss: Literal["huber", "mse"] = "huber"
     target_update: Literal["none", "hard", "polyak"] = "none"
     target_update_frequency: int = 1_000  # frames between hard copies
-    tau: float = 0.005
+    tau: float = tunable(0.005)
     time_horizon: int = 16
     training_epoch: int = 1
     minibatch_count: int = 1
@@ -87,8 +86,8 @@ class SarsaConfig:
         if self.explore == "boltzmann" and lo <= 0.0:
             raise SpecError(f"{path}.explore_var", "temperature start_val/end_val must be > 0")
 
-    def frames_per_update(self, spec: Spec) -> int:
-        return spec.env.num_envs * self.time_horizon
+    MINIBATCH_FIELD = "minibatch_count"
+    DISCRETE_ONLY = True
 
     def grad_steps_per_update(self) -> int:
         return self.training_epoch * self.minibatch_count
@@ -96,24 +95,6 @@ class SarsaConfig:
     def target_every(self, spec: Spec) -> int:
         """Updates between hard target copies (``target_update_frequency`` frames, >= 1)."""
         return max(1, round(self.target_update_frequency / self.frames_per_update(spec)))
-
-    def validate_spec(self, spec: Spec) -> None:
-        require_memory(spec, ("OnPolicyBatch",))
-        batch = self.frames_per_update(spec)
-        if batch % self.minibatch_count:
-            raise SpecError(
-                "agent.algorithm.minibatch_count",
-                f"batch num_envs * time_horizon = {batch} does not divide into "
-                f"{self.minibatch_count} minibatches",
-            )
-        if spec.env.max_frame < batch:
-            raise SpecError(
-                "env.max_frame",
-                f"{spec.env.max_frame} is less than one update ({batch} frames = "
-                "num_envs * time_horizon)",
-            )
-        if not VecEnv(spec.env.name, 1, spec.env.params).discrete:
-            raise SpecError("env.name", f"SARSA needs discrete actions; {spec.env.name} has none")
 
     def shrink(self) -> SarsaConfig:
         return dataclasses.replace(
@@ -153,40 +134,31 @@ def pick(q: jax.Array, action: jax.Array) -> jax.Array:
     return jnp.sum(q * jax.nn.one_hot(action, q.shape[-1], dtype=q.dtype), axis=-1)
 
 
-class Sarsa:
-    """SARSA for one session on a discrete-action :class:`VecEnv`; see the module docstring."""
+class Sarsa(Algorithm):
+    """SARSA for one session on a discrete-action env; see the module docstring."""
 
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-        self.cfg: SarsaConfig = spec.agent.algorithm
-        self.env = VecEnv(spec.env.name, spec.env.num_envs, spec.env.params)
+    def __init__(self, spec: Spec, env: Env | None = None) -> None:
+        super().__init__(spec, env)
         net = spec.agent.net
-        self.net = QNetwork(
-            self.env.action_dim, TorsoDef.from_spec(net, self.env.obs_shape), net.dueling
-        )
-        self.tx = make_optimizer(net)
-        self.num_updates = spec.derived.num_updates
-        self.frames_per_update = self.cfg.frames_per_update(spec)
+        torso = TorsoDef.from_spec(net, self.env.observation_spec.shape)
+        self.net = QNetwork(self.env.action_spec.dim, torso, net.dueling)
         self.target_every = self.cfg.target_every(spec)
 
     def hyper(self) -> SarsaHyper:
-        c, net = self.cfg, self.spec.agent.net
-        lr_end = net.lr_schedule.end_val if net.lr_schedule.name == "linear_decay" else net.optim.lr
-        clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
-        f = jnp.float32
+        c, f = self.cfg, jnp.float32
         return SarsaHyper(
-            f(net.optim.lr), f(lr_end), f(c.gamma), f(c.tau), c.explore_var.hyper(), f(clip)
+            **self.net_hyper(), gamma=f(c.gamma), tau=f(c.tau), explore_var=c.explore_var.hyper()
         )
 
     def init(self, key: jax.Array) -> SarsaState:
         k_net, k_env, k_state = jax.random.split(key, 3)
-        params = self.net.init(k_net, jnp.zeros((1, self.env.obs_dim), jnp.float32))
+        params = self.net.init(k_net, jnp.zeros((1, self.env.observation_spec.dim), jnp.float32))
         return SarsaState(
             params=params,
             target_params=params,
             opt_state=self.tx.init(params),
             env=self.env.reset(k_env),
-            norm=Normalizers.create(self.env.obs_dim, self.env.num_envs),
+            norm=Normalizers.create(self.env.observation_spec.dim, self.env.num_envs),
             hyper=self.hyper(),
             key=k_state,
             update_step=jnp.int32(0),
@@ -235,8 +207,7 @@ class Sarsa:
     def update(self, state: SarsaState) -> tuple[SarsaState, dict[str, jax.Array]]:
         c, hp = self.cfg, state.hyper
         key, k_roll, k_next, k_learn = jax.random.split(state.key, 4)
-        schedule = self.spec.agent.net.lr_schedule.name
-        lr = learning_rate(schedule, hp.lr, hp.lr_end, state.update_step, self.num_updates)
+        lr = self.learning_rate(hp, state.update_step)
         var = self.explore_var(state)
 
         def act(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -286,14 +257,6 @@ class Sarsa:
 
 
 # Spec keys that only set SarsaHyper leaves; the schedule's name/window stay static.
-HYPER_KEYS = (
-    "agent.net.optim.lr",
-    "agent.net.lr_schedule.end_val",
-    "agent.net.clip_grad_val",
-    "agent.algorithm.gamma",
-    "agent.algorithm.tau",
-    *schedule_keys("agent.algorithm.explore_var"),
-)
-register("SARSA", SarsaConfig, Sarsa, HYPER_KEYS)
+register("SARSA", SarsaConfig, Sarsa)
 
 __all__ = ["Sarsa", "SarsaConfig", "SarsaHyper", "SarsaState"]

@@ -7,6 +7,7 @@ missing required keys, always naming the full key path (``agent.net.optim.lr``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -185,3 +186,21 @@ def require_range(obj: Any, path: str, name: str, lo: float, hi: float) -> None:
     value = getattr(obj, name)
     if not lo <= value <= hi:
         raise SpecError(join(path, name), f"must lie in [{lo}, {hi}], got {value!r}")
+
+
+def apply_overrides(raw: dict[str, Any], paths: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each dotted key path set to its value."""
+    raw = copy.deepcopy(raw)
+    for keypath, value in paths.items():
+        node = raw
+        parts = keypath.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise SpecError(f"-s {keypath}", f"'{where}' is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return raw

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxlab.envs import VecEnv
+from jaxlab.envs import Env, make_env
 
 EVAL_METRICS = ("eval_return_mean", "eval_return_std")
 EVAL_SALT = 0x6576616C  # folded into the session key, so eval never draws from training's
@@ -34,15 +34,11 @@ class Episodes:
     trace: Any = None  # (env_state pytree [T, ...], done-before-step mask [T]) when recorded
 
 
-def max_episode_steps(env: VecEnv, default: int = 1000) -> int:
-    return int(getattr(env.params, "max_steps_in_episode", default))
-
-
 def make_episodes(
-    agent: Any, env: VecEnv, deterministic: bool = True, record: bool = False
+    agent: Any, env: Env, deterministic: bool = True, record: bool = False
 ) -> Callable[[Any, jax.Array], Episodes]:
     """``run(state, key) -> Episodes`` for ``env.num_envs`` episodes of ``agent``'s policy."""
-    steps = max_episode_steps(env)
+    steps = env.max_episode_steps
 
     def run(state: Any, key: jax.Array) -> Episodes:
         k_reset, k_run = jax.random.split(key)
@@ -71,7 +67,7 @@ def make_episodes(
 def make_evaluate(agent: Any, spec: Any) -> Callable[[Any, jax.Array], dict[str, jax.Array]]:
     """``evaluate(state, key) -> {eval_return_mean, eval_return_std}`` over
     ``meta.eval_episodes`` deterministic episodes (one session, unbatched)."""
-    env = VecEnv(spec.env.name, spec.meta.eval_episodes, spec.env.params)
+    env = make_env(spec.env, spec.meta.eval_episodes)
     run = make_episodes(agent, env)
 
     def evaluate(state: Any, key: jax.Array) -> dict[str, jax.Array]:

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxlab.algorithms.base import EPISODE_METRICS, SAMPLE_METRICS, Agent
+from jaxlab.algorithms.registry import EPISODE_METRICS, SAMPLE_METRICS, Agent
 from jaxlab.lab.evaluate import EVAL_METRICS, EVAL_SALT
 from jaxlab.spec.schema import Derived
 

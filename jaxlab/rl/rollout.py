@@ -11,18 +11,26 @@ termination. What the acting policy adds per step (log-probs, values, ...) rides
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxlab.envs import VecEnv, VecEnvState
+from jaxlab.envs import Env, VecEnvState
 from jaxlab.rl.normalize import RunningStats
-from jaxlab.spec.schema import EnvSpec
 
 # act(obs [N, obs_dim], key) -> (action [N] or [N, A], extra: dict of [N, ...] arrays)
 ActFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+class NormalizeOptions(Protocol):
+    """The spec's normalisation switches (``env.normalize_obs`` ...), all static."""
+
+    normalize_obs: bool
+    clip_obs: float
+    normalize_reward: bool
+    clip_reward: float
 
 
 @struct.dataclass
@@ -44,7 +52,7 @@ class Normalizers:
             jnp.zeros((num_envs,), jnp.float32),
         )
 
-    def observe(self, obs: jax.Array, spec: EnvSpec) -> jax.Array:
+    def observe(self, obs: jax.Array, spec: NormalizeOptions) -> jax.Array:
         """``obs`` normalised with the current statistics (identity when off)."""
         return self.obs.normalize(obs, spec.clip_obs) if spec.normalize_obs else obs
 
@@ -65,13 +73,13 @@ class Transition:
 
 
 def collect(
-    env: VecEnv,
+    env: Env,
     env_state: VecEnvState,
     norm: Normalizers,
     act: ActFn,
     key: jax.Array,
     steps: int,
-    spec: EnvSpec,
+    spec: NormalizeOptions,
     gamma: jax.Array | float = 0.99,
 ) -> tuple[VecEnvState, Normalizers, Transition]:
     """Run ``steps`` env steps with ``act``; returns the new env state, normalisers and
@@ -121,7 +129,7 @@ def next_values(
     is ``next_obs[-1]`` (one critic pass over ``[N]``). Where the episode terminated the
     bootstrap is multiplied by zero, so any value serves. Where it was truncated, the
     critic evaluates the true final observation: the truncated steps (at most
-    ``max_truncated``, see :meth:`jaxlab.envs.VecEnv.max_truncations`) are gathered with a
+    ``max_truncated``, see :func:`jaxlab.envs.max_truncations`) are gathered with a
     static size, evaluated in one pass and scattered in. So the critic sees
     ``N + max_truncated`` rows instead of ``T * N``; with no useful bound it sees all.
     """
@@ -148,4 +156,12 @@ def episode_metrics(tr: Transition) -> dict[str, Any]:
     }
 
 
-__all__ = ["ActFn", "Normalizers", "Transition", "collect", "episode_metrics", "next_values"]
+__all__ = [
+    "ActFn",
+    "NormalizeOptions",
+    "Normalizers",
+    "Transition",
+    "collect",
+    "episode_metrics",
+    "next_values",
+]

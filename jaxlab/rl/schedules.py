@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxlab.config.parse import SpecError, join
+from jaxlab.config.tunable import tunable
 
 SCHEDULES = ("no_decay", "linear_decay", "rate_decay", "periodic_decay")
 
@@ -42,8 +43,8 @@ class ScheduleSpec:
     """A schedule over frames; see the module docstring for the formulas."""
 
     name: Literal["no_decay", "linear_decay", "rate_decay", "periodic_decay"] = "no_decay"
-    start_val: float = 1.0
-    end_val: float = 1.0
+    start_val: float = tunable(1.0)
+    end_val: float = tunable(1.0)
     start_step: int = 0
     end_step: int = 1
     decay_rate: float = 0.9

@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxlab.algorithms.base import SAMPLE_METRICS
+from jaxlab.algorithms.registry import SAMPLE_METRICS
 from jaxlab.lab.evaluate import EVAL_METRICS
 from jaxlab.lab.trial import episode_means, summarize
 from jaxlab.logging import SessionWriter, TrialWriter

@@ -13,14 +13,13 @@ Resolution order:
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from jaxlab.config.parse import SpecError
+from jaxlab.config.parse import SpecError, apply_overrides
 from jaxlab.spec.schema import SECTIONS, Spec, parse_spec
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -79,24 +78,6 @@ def parse_overrides(overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any
         else:
             variables[key] = value
     return paths, variables
-
-
-def apply_overrides(raw: dict[str, Any], paths: dict[str, Any]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with each dotted key path set to its value."""
-    raw = copy.deepcopy(raw)
-    for keypath, value in paths.items():
-        node = raw
-        parts = keypath.split(".")
-        for depth, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                where = ".".join(parts[: depth + 1])
-                raise SpecError(f"-s {keypath}", f"'{where}' is not a mapping")
-            node = child
-        node[parts[-1]] = value
-    return raw
 
 
 def resolve_vars(node: Any, variables: dict[str, Any], used: set[str], path: str = "") -> Any:

@@ -12,7 +12,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from jaxlab.algorithms import get_algorithm
 from jaxlab.config.parse import SpecError, build, did_you_mean, join, require_positive, to_dict
+from jaxlab.config.tunable import tunable
+from jaxlab.envs import check_env
 from jaxlab.spec.search import check_search, parse_search
 
 
@@ -21,7 +24,7 @@ class OptimSpec:
     """Optimizer: ``name`` in {adam, adamw, rmsprop, sgd}, learning rate and epsilon."""
 
     name: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
-    lr: float = 2.5e-4
+    lr: float = tunable(2.5e-4)
     eps: float = 1.0e-5
 
     def validate(self, path: str) -> None:
@@ -33,7 +36,7 @@ class LrScheduleSpec:
     """Learning-rate schedule over updates: constant or linear to ``end_val``."""
 
     name: Literal["no_decay", "linear_decay"] = "no_decay"
-    end_val: float = 0.0
+    end_val: float = tunable(0.0)
 
     def validate(self, path: str) -> None:
         if self.end_val < 0:
@@ -62,9 +65,9 @@ class NetSpec:
     activation: Literal["tanh", "relu", "elu", "gelu", "silu"] = "tanh"
     kernel_init: Literal["orthogonal", "lecun_normal", "glorot_uniform", "he_normal"] = "orthogonal"
     shared: bool = False
-    clip_grad_val: float | None = 0.5
-    optim: OptimSpec = field(default_factory=OptimSpec)
-    lr_schedule: LrScheduleSpec = field(default_factory=LrScheduleSpec)
+    clip_grad_val: float | None = tunable(0.5)
+    optim: OptimSpec = tunable(default_factory=OptimSpec)
+    lr_schedule: LrScheduleSpec = tunable(default_factory=LrScheduleSpec)
 
     def validate(self, path: str) -> None:
         for i, width in enumerate(self.hid_layers):
@@ -96,9 +99,9 @@ class MemorySpec:
     name: Literal["OnPolicyBatch", "Replay", "PrioritizedReplay"] = "OnPolicyBatch"
     capacity: int = 100_000
     batch_size: int = 64
-    alpha: float = 0.6
-    beta: float = 0.4
-    epsilon: float = 1.0e-6
+    alpha: float = tunable(0.6)
+    beta: float = tunable(0.4)
+    epsilon: float = tunable(1.0e-6)
 
     def validate(self, path: str) -> None:
         require_positive(self, path, "capacity", "batch_size", "epsilon")
@@ -113,10 +116,12 @@ class MemorySpec:
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """Environment: a gymnax id, parallel envs per session, frame budget per session.
+    """Environment: ``name`` (``<suite>/<id>``, or a bare gymnax id; see
+    :mod:`jaxlab.envs`), parallel envs per session, frame budget per session.
 
     ``normalize_obs``/``normalize_reward`` keep running statistics in the training state;
-    ``params`` overrides fields of the gymnax ``EnvParams`` (e.g. ``max_steps_in_episode``).
+    ``params`` overrides fields of the suite's env params (gymnax's ``EnvParams``, e.g.
+    ``max_steps_in_episode``).
     """
 
     name: str
@@ -130,8 +135,6 @@ class EnvSpec:
 
     def validate(self, path: str) -> None:
         require_positive(self, path, "num_envs", "max_frame", "clip_obs", "clip_reward")
-        from jaxlab.envs import check_env
-
         check_env(self.name, self.params, join(path, "name"), join(path, "params"))
 
 
@@ -283,8 +286,6 @@ SECTIONS = ("name", "agent", "env", "meta", "search")
 
 def parse_spec(raw: Any) -> Spec:
     """Validate a raw (already variable-resolved) mapping into a :class:`Spec`."""
-    from jaxlab.algorithms import get_algorithm
-
     if not isinstance(raw, dict):
         raise SpecError("", f"a spec must be a mapping of sections, got {type(raw).__name__}")
     for key in raw:
@@ -317,7 +318,7 @@ def parse_spec(raw: Any) -> Spec:
     )
     algo_cfg.validate_spec(spec)
     if dims:
-        check_search(dims, spec.to_dict())
+        check_search(dims, spec.to_dict(), parse_spec)
     return spec
 
 

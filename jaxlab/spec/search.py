@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from jaxlab.config.parse import SpecError, did_you_mean, flatten, join
+from jaxlab.config.parse import SpecError, apply_overrides, did_you_mean, flatten, join
 
 DISTRIBUTIONS = (
     "grid_search",
@@ -172,22 +172,21 @@ def parse_search(search: Any, path: str = "search") -> list[Dimension]:
 def apply_setting(resolved: dict[str, Any], setting: Mapping[str, Any]) -> dict[str, Any]:
     """A trial's raw spec: ``resolved`` (a ``Spec.to_dict()``) with each dotted key of
     ``setting`` set and the ``search`` block dropped."""
-    from jaxlab.spec.load import apply_overrides
-
     raw = {k: v for k, v in resolved.items() if k != "search"}
     return apply_overrides(
         raw, {k: list(v) if isinstance(v, tuple) else v for k, v in setting.items()}
     )
 
 
-def check_search(dims: list[Dimension], resolved: dict[str, Any]) -> None:
-    """Check every key names a spec key and the space's bounding values make valid specs.
+def check_search(
+    dims: list[Dimension], resolved: dict[str, Any], parse_spec: Callable[[Any], Any]
+) -> None:
+    """Check every key names a spec key and the space's bounding values make valid specs
+    (``parse_spec`` validates a raw spec; the schema passes its own).
 
     ``env.params`` is free-form (its own check runs when a value is tried), so keys under
     it are accepted when the value validates.
     """
-    from jaxlab.spec.schema import parse_spec
-
     keys = flatten({k: v for k, v in resolved.items() if k != "search"})
     for d in dims:
         if d.key not in keys and not d.key.startswith("env.params."):

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxlab.envs import VecEnv
+from jaxlab.envs import CannotRender, make_env
 from jaxlab.lab.evaluate import make_episodes
 from jaxlab.lab.trial import Trial
 from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError
@@ -80,7 +80,7 @@ def enjoy(
     finally:
         ckpt.close()
     one = jax.tree.map(lambda x: x[session], state)
-    env = VecEnv(spec.env.name, episodes, spec.env.params)
+    env = make_env(spec.env, episodes)
     run = jax.jit(make_episodes(trial.agent, env, record=render))
     result = jax.device_get(run(one, jax.random.PRNGKey(seed)))
     returns = np.asarray(result.returns, float)
@@ -103,13 +103,11 @@ def enjoy(
         "render_note": None,
     }
     if render:
-        from jaxlab.tools.render import CannotRender, write_gif
-
         steps = int(result.lengths[0])
         states = jax.tree.map(lambda x: np.asarray(x[:steps]), result.trace[0])
         gif = out_dir / f"{spec.name}_session{session}_episode0.gif"
         try:
-            write_gif(spec.env.name, env.params, states, gif)
+            env.write_gif(states, gif)
             record["gif"] = str(gif)
         except CannotRender as err:
             record["render_note"] = str(err)

@@ -21,6 +21,8 @@ import jax
 import numpy as np
 from PIL import Image, ImageDraw
 
+from jaxlab.envs.protocol import CannotRender
+
 W, H = 400, 300  # classic-control scene size in pixels
 CELL = 20  # pixels per MinAtar grid cell
 CAPTION_H = 16  # caption strip below every scene
@@ -55,10 +57,6 @@ MINATAR_RGB = [
 _PALETTE = [v for rgb in _NAMED_RGB + MINATAR_RGB for v in rgb]
 
 Point = tuple[float, float]
-
-
-class CannotRender(Exception):
-    """``env_name`` is not one that :func:`write_gif` can draw; nothing was written."""
 
 
 def _cartpole(d: ImageDraw.ImageDraw, p: Any, x: float, theta: float) -> None:

@@ -1,0 +1,127 @@
+"""What every algorithm shares: its config's spec rules and the agent's common parts.
+
+:class:`AlgorithmConfig` is the base of every ``agent.algorithm`` config. A subclass
+states its rules as class attributes and the shared :meth:`~AlgorithmConfig.validate_spec`
+applies them, with one wording for every algorithm:
+
+* ``MEMORIES``: the ``agent.memory.name`` values it can use;
+* ``STEP_FIELD``: the field giving env steps per env per update, so one update consumes
+  ``num_envs * STEP_FIELD`` frames (``env.max_frame`` must hold at least one update);
+* ``MINIBATCH_FIELD``: the field the update's batch must divide into, if any;
+* ``DISCRETE_ONLY``: the env must have discrete actions;
+* replay algorithms also get the replay rules (:func:`check_replay`).
+
+:class:`Algorithm` is the base of every agent: the spec, the config, the env (built by
+:func:`jaxlab.envs.make_env`, or given: the probe tests pass one with traced params), the
+optimizer, the update count, and the tunable numbers of ``agent.net`` (:meth:`net_hyper`)
+with the learning rate they schedule (:meth:`learning_rate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from jaxlab.algorithms.base import learning_rate, make_optimizer
+from jaxlab.config.parse import SpecError
+from jaxlab.envs import Env, make_env
+
+if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
+    from jaxlab.spec.schema import Spec
+
+
+@dataclass(frozen=True)
+class AlgorithmConfig:
+    """Base of the ``agent.algorithm`` configs; see the module docstring."""
+
+    MEMORIES: ClassVar[tuple[str, ...]] = ("OnPolicyBatch",)
+    STEP_FIELD: ClassVar[str] = "time_horizon"
+    MINIBATCH_FIELD: ClassVar[str | None] = None
+    DISCRETE_ONLY: ClassVar[bool] = False
+
+    def frames_per_update(self, spec: Spec) -> int:
+        return spec.env.num_envs * getattr(self, self.STEP_FIELD)
+
+    def validate_spec(self, spec: Spec) -> None:
+        """The shared rules (module docstring), then :meth:`check_spec`."""
+        algo, memory = spec.agent.algorithm.name, spec.agent.memory.name
+        if memory not in self.MEMORIES:
+            raise SpecError(
+                "agent.memory.name", f"{algo} uses {' or '.join(self.MEMORIES)}, not {memory!r}"
+            )
+        batch = self.frames_per_update(spec)
+        how = f"num_envs * {self.STEP_FIELD}"
+        if self.MINIBATCH_FIELD is not None:
+            count = getattr(self, self.MINIBATCH_FIELD)
+            if batch % count:
+                raise SpecError(
+                    f"agent.algorithm.{self.MINIBATCH_FIELD}",
+                    f"batch {how} = {spec.env.num_envs} * {getattr(self, self.STEP_FIELD)} = "
+                    f"{batch} does not divide into {count} minibatches",
+                )
+        if spec.env.max_frame < batch:
+            raise SpecError(
+                "env.max_frame",
+                f"{spec.env.max_frame} is less than one update ({batch} frames = {how})",
+            )
+        if self.DISCRETE_ONLY and not make_env(spec.env, 1).action_spec.discrete:
+            raise SpecError("env.name", f"{algo} needs discrete actions; {spec.env.name} has none")
+        self.check_spec(spec)
+
+    def check_spec(self, spec: Spec) -> None:
+        """The algorithm's own cross-section rules (none by default)."""
+
+
+def check_replay(spec: Spec, learning_starts: int) -> None:
+    """Replay rules: a minibatch fits the memory, one update's transitions fit it, and
+    learning starts within the run and the memory's size."""
+    mem, frames = spec.agent.memory, spec.agent.algorithm.frames_per_update(spec)
+    how = f"num_envs * {spec.agent.algorithm.STEP_FIELD}"
+    if mem.batch_size > mem.capacity:
+        raise SpecError(
+            "agent.memory.batch_size",
+            f"{mem.batch_size} is larger than agent.memory.capacity {mem.capacity}",
+        )
+    if frames > mem.capacity:
+        raise SpecError(
+            "agent.memory.capacity",
+            f"{mem.capacity} cannot hold one update's {frames} transitions ({how})",
+        )
+    if learning_starts > min(spec.env.max_frame, mem.capacity):
+        raise SpecError(
+            "agent.algorithm.learning_starts",
+            f"{learning_starts} exceeds env.max_frame ({spec.env.max_frame}) or "
+            f"agent.memory.capacity ({mem.capacity}), so learning would never start",
+        )
+
+
+class Algorithm:
+    """Base of every agent; see the module docstring."""
+
+    def __init__(self, spec: Spec, env: Env | None = None) -> None:
+        self.spec = spec
+        self.cfg = spec.agent.algorithm
+        self.env = make_env(spec.env) if env is None else env
+        self.tx = make_optimizer(spec.agent.net)
+        self.num_updates = spec.derived.num_updates
+        self.frames_per_update = self.cfg.frames_per_update(spec)
+
+    def net_hyper(self) -> dict[str, jax.Array]:
+        """``agent.net``'s tunable numbers as float32 leaves: ``lr``, ``lr_end`` (``lr``
+        when the schedule is constant) and ``max_grad_norm`` (inf when clipping is off)."""
+        net = self.spec.agent.net
+        lr_end = net.lr_schedule.end_val if net.lr_schedule.name == "linear_decay" else net.optim.lr
+        clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
+        return {"lr": jnp.float32(net.optim.lr), "lr_end": jnp.float32(lr_end),
+                "max_grad_norm": jnp.float32(clip)}  # fmt: skip
+
+    def learning_rate(self, hyper: Any, step: jax.Array) -> jax.Array:
+        """The learning rate at update ``step`` from ``hyper.lr``/``hyper.lr_end``."""
+        schedule = self.spec.agent.net.lr_schedule.name
+        return learning_rate(schedule, hyper.lr, hyper.lr_end, step, self.num_updates)
+
+
+__all__ = ["Algorithm", "AlgorithmConfig", "check_replay"]

@@ -1,0 +1,129 @@
+"""The env protocol: what every algorithm, evaluation, ``enjoy`` and test sees of an env.
+
+An env here is ``num_envs`` copies of one environment, stepped together, pure and
+jittable. Observations are flattened to ``[N, obs_dim]`` float32. ``step`` auto-resets
+ended episodes and returns, beside the reset observation, the *true* pre-reset successor
+``final_obs``, ``terminated`` and ``truncated`` apart, and the return and length of every
+episode that ended, so learners bootstrap through truncation and cut only on termination:
+
+    target_t = r_t + gamma * (1 - terminated_t) * V(final_obs_t)
+
+A suite adapter (:mod:`jaxlab.envs.gymnax_suite`, ...) implements :class:`Env`;
+:func:`jaxlab.envs.make_env` is the only place that knows which suite an id belongs to.
+Envs are immutable: :meth:`Env.with_params` returns a new env whose params (a pytree) may
+be traced arrays, so one compiled program can run many param settings (the probe tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import jax
+import numpy as np
+from flax import struct
+
+
+@dataclass(frozen=True)
+class ObservationSpec:
+    """``shape``: the env's own observation shape (``[H, W, C]`` for MinAtar); learners
+    see it flattened to ``dim`` float32 values."""
+
+    shape: tuple[int, ...]
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True, eq=False)
+class ActionSpec:
+    """Discrete actions ``0..dim-1`` (``shape == ()``), or a continuous vector of ``dim``
+    values in ``[low, high]`` (arrays of ``shape``; actions are clipped to them before the
+    env step, learners keep the unclipped sample)."""
+
+    discrete: bool
+    dim: int
+    shape: tuple[int, ...] = ()
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+
+@struct.dataclass
+class VecEnvState:
+    """Batched env state. ``episode_return``/``episode_length``: running, per env ``[N]``."""
+
+    env_state: Any  # the suite's own state pytree, leading dim N
+    obs: jax.Array  # [N, obs_dim] float32, current (post-reset) observation
+    episode_return: jax.Array  # [N] float32
+    episode_length: jax.Array  # [N] int32
+
+
+@struct.dataclass
+class StepOut:
+    """What one vectorized step returns besides the new state (all leading dim ``N``)."""
+
+    obs: jax.Array  # next observation, already reset where the episode ended
+    final_obs: jax.Array  # true next observation (pre-reset)
+    reward: jax.Array  # float32
+    terminated: jax.Array  # bool
+    truncated: jax.Array  # bool
+    done_return: jax.Array  # episode return where an episode ended this step, else 0
+    done_length: jax.Array  # episode length where an episode ended this step, else 0
+
+
+class CannotRender(Exception):
+    """The env cannot draw its states (no GIF is written)."""
+
+
+class Env(Protocol):
+    """``num_envs`` copies of one environment; see the module docstring.
+
+    ``time_limit``: the episode step limit when truncation is a plain time limit (so at
+    most one truncation per env in any ``time_limit`` steps), else None.
+    ``max_episode_steps``: an upper bound on an episode's length (evaluation scans it).
+    """
+
+    name: str
+    num_envs: int
+    params: Any
+    observation_spec: ObservationSpec
+    action_spec: ActionSpec
+    time_limit: int | None
+    max_episode_steps: int
+
+    def reset(self, key: jax.Array) -> VecEnvState: ...
+
+    def step(
+        self, key: jax.Array, state: VecEnvState, action: jax.Array
+    ) -> tuple[VecEnvState, StepOut]: ...
+
+    def with_params(self, params: Any) -> Env: ...
+
+    def write_gif(self, states: Any, path: Path) -> None:
+        """Draw one env's recorded states (leaves ``[T, ...]``) to an animated GIF, or
+        raise :class:`CannotRender`."""
+        ...
+
+
+def max_truncations(env: Env, steps: int) -> int:
+    """At most how many of ``steps`` consecutive steps of all envs can be truncated.
+
+    A time limit of ``L`` truncates each env at most once in any ``L`` consecutive steps,
+    so ``N * ceil(steps / L)``; without a known limit, every step (``N * steps``).
+    """
+    if env.time_limit is None:
+        return env.num_envs * steps
+    return min(env.num_envs * -(-steps // env.time_limit), env.num_envs * steps)
+
+
+__all__ = [
+    "ActionSpec",
+    "CannotRender",
+    "Env",
+    "ObservationSpec",
+    "StepOut",
+    "VecEnvState",
+    "max_truncations",
+]

@@ -1,0 +1,103 @@
+"""Tunables declared once: every key search may batch is read only into ``state.hyper``.
+
+For every algorithm and action space (the conformance suite's learning cases), and every
+key of :func:`jaxlab.lab.batching.hyper_keys` (derived from the ``tunable`` marks on the
+config fields), two specs that differ only in that key must lower ``update`` to the same
+HLO text while giving different ``hyper`` leaves. A number read as a static Python value
+is baked into the program as a constant, so its HLO differs and this test fails: batched
+search would otherwise train every setting with setting 0's value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+import pytest
+
+from jaxlab.algorithms import get_algorithm
+from jaxlab.config.parse import apply_overrides, flatten
+from jaxlab.config.tunable import tunable, tunable_paths
+from jaxlab.lab.batching import hyper_keys
+from jaxlab.spec import spec_from_dict
+from jaxlab.spec.schema import shrink
+from tests.test_conformance import CASES, IDS, LEARN_CASES, probe_raw
+
+# The net's schedule end and grad clip are only read when on: switch both on.
+NET = {"lr_schedule": {"name": "linear_decay", "end_val": 1.0e-4}, "clip_grad_val": 0.5}
+
+
+def spec_with(raw: dict[str, Any], key: str, value: float) -> Any:
+    return shrink(spec_from_dict(apply_overrides(raw, {key: value})))
+
+
+def lowered_update(spec: Any) -> tuple[str, Any]:
+    """The HLO text of the agent's ``update`` and its ``hyper`` leaves."""
+    agent = get_algorithm(spec.agent.algorithm.name).make(spec)
+    state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
+    return jax.jit(agent.update).lower(state).as_text(), agent.hyper()
+
+
+def two_values(value: Any) -> tuple[float, float]:
+    """Two valid, different values near ``value`` (None: an unset optional number)."""
+    if value is None or value == 0:
+        return 0.01, 0.02
+    return float(value), float(value) * 0.9
+
+
+# Each algorithm and action space once, and prioritized replay (whose numbers only it reads).
+TUNABLE_CASES = [c for c in CASES if c in LEARN_CASES or c[2] == "PrioritizedReplay"]
+TUNABLE_IDS = [IDS[CASES.index(c)] for c in TUNABLE_CASES]
+
+
+@pytest.mark.parametrize(("algo", "continuous", "memory"), TUNABLE_CASES, ids=TUNABLE_IDS)
+def test_every_tunable_is_a_hyper_leaf_not_a_constant(algo, continuous, memory) -> None:
+    raw = probe_raw(algo, continuous, memory)
+    raw["agent"]["net"].update(NET)
+    resolved = flatten(spec_from_dict(raw).to_dict())
+    base = lowered_update(shrink(spec_from_dict(raw)))
+    failures = []
+    for key in hyper_keys(algo):
+        a, b = two_values(resolved[key])
+        hlo_a, hyper_a = base if resolved[key] == a else lowered_update(spec_with(raw, key, a))
+        hlo_b, hyper_b = lowered_update(spec_with(raw, key, b))
+        if hlo_a != hlo_b:
+            failures.append(f"{key} is read as a static value (the compiled program changes)")
+        leaves = zip(jax.tree.leaves(hyper_a), jax.tree.leaves(hyper_b), strict=True)
+        if all(np.array_equal(x, y) for x, y in leaves):
+            failures.append(f"{key} does not reach state.hyper")
+    assert not failures, f"{algo}: " + "; ".join(failures)
+
+
+def test_hyper_keys_come_from_the_tunable_marks() -> None:
+    ppo = hyper_keys("PPO")
+    assert ppo == (
+        "agent.algorithm.gamma", "agent.algorithm.lam", "agent.algorithm.clip_eps",
+        "agent.algorithm.entropy_coef", "agent.algorithm.val_loss_coef",
+        "agent.net.clip_grad_val", "agent.net.optim.lr", "agent.net.lr_schedule.end_val",
+    )  # fmt: skip
+    a2c = hyper_keys("A2C")  # a schedule contributes its own tunable end points
+    assert "agent.algorithm.entropy_coef.start_val" in a2c
+    assert "agent.algorithm.entropy_coef.end_val" in a2c
+    assert "agent.algorithm.entropy_coef.end_step" not in a2c  # the window is static
+    assert not any(k.startswith("agent.memory.") for k in ppo)  # PPO reads no memory
+    assert "agent.memory.alpha" in hyper_keys("DQN")
+
+
+def test_tunable_paths_of_nested_configs() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Inner:
+        x: float = tunable(1.0)
+        size: int = 3
+
+    @dataclasses.dataclass(frozen=True)
+    class Outer:
+        inner: Inner = tunable(default_factory=Inner)
+        rate: float = tunable(0.5)
+        width: int = 8
+
+    assert tunable_paths(Outer, "p") == ("p.inner.x", "p.rate")
+    assert tunable_paths(Outer(rate=0.1), "p") == ("p.inner.x", "p.rate")
