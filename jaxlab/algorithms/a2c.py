@@ -39,7 +39,7 @@ from jaxlab.algorithms.base import (
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.networks import ActorCritic, TorsoDef
-from jaxlab.rl import gae
+from jaxlab.rl import gae, losses
 from jaxlab.rl.returns import nstep_returns
 from jaxlab.rl.rollout import Normalizers, Transition, collect, episode_metrics, next_values
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, constant, schedule_keys
@@ -217,9 +217,9 @@ class A2C:
         pi, value = self.net.apply(params, batch.obs)
         adv = batch.advantage
         if self.cfg.normalize_advantages:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        policy_loss = -(pi.log_prob(batch.action) * adv).mean()
-        value_loss = 0.5 * ((value - batch.target) ** 2).mean()
+            adv = losses.normalize_advantages(adv)
+        policy_loss = losses.policy_gradient_loss(pi.log_prob(batch.action), adv)
+        value_loss = losses.value_loss(value, batch.target)
         entropy = pi.entropy().mean()
         total = policy_loss + hp.val_loss_coef * value_loss - ent_coef * entropy
         aux = {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}

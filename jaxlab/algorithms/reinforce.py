@@ -44,6 +44,7 @@ from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.networks import Torso, TorsoDef
 from jaxlab.networks.mlp import dense
+from jaxlab.rl import losses
 from jaxlab.rl.distributions import Categorical, DiagGaussian
 from jaxlab.rl.returns import discounted_returns
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
@@ -181,9 +182,8 @@ class Reinforce:
     ) -> tuple[jax.Array, dict]:  # fmt: skip
         """Masked REINFORCE loss on flat ``[M]`` steps (``mask`` 1 for valid steps)."""
         pi = self.net.apply(params, obs)
-        count = jnp.maximum(mask.sum(), 1.0)
-        policy_loss = -(pi.log_prob(action) * adv * mask).sum() / count
-        entropy = (pi.entropy() * mask).sum() / count
+        policy_loss = losses.reinforce_loss(pi.log_prob(action), adv, mask)
+        entropy = losses.masked_mean(pi.entropy(), mask)
         return policy_loss - ent_coef * entropy, {"policy_loss": policy_loss, "entropy": entropy}
 
     def update(self, state: ReinforceState) -> tuple[ReinforceState, dict[str, jax.Array]]:
