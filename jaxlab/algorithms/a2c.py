@@ -29,8 +29,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxlab.algorithms.base import (
-    apply_gradients,
-    clip_by_global_norm,
+    clipped_step,
     learning_rate,
     make_optimizer,
     register,
@@ -235,13 +234,10 @@ class A2C:
         state, rollout = self._collect(state, k_roll)
         with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.tools.profiling)
             batch = self._advantages(state, rollout)
-        grad_fn = jax.grad(self.loss, has_aux=True)
+        loss = partial(self.loss, batch=batch, ent_coef=ent_coef, hp=hp)
 
         def step(carry: tuple, _: None) -> tuple:
-            params, opt_state = carry
-            grads, aux = grad_fn(params, batch, ent_coef, hp)
-            grads, aux["grad_norm"] = clip_by_global_norm(grads, hp.max_grad_norm)
-            params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
+            params, opt_state, aux = clipped_step(self.tx, loss, *carry, lr, hp.max_grad_norm)
             return (params, opt_state), aux
 
         with jax.named_scope("learn"):

@@ -144,6 +144,26 @@ def apply_gradients(
     return optax.apply_updates(params, updates), opt_state
 
 
+def clipped_step(
+    tx: optax.GradientTransformation,
+    loss: Callable[[Any], tuple[jax.Array, dict[str, jax.Array]]],
+    params: Any,
+    opt_state: Any,
+    lr: jax.Array,
+    max_grad_norm: jax.Array,
+) -> tuple[Any, Any, dict[str, jax.Array]]:
+    """One optimizer step on ``loss(params) -> (loss, aux)``: its gradient, clipped to global
+    norm ``max_grad_norm``, applied at learning rate ``lr``.
+
+    Returns the new params and optimizer state and ``aux`` plus ``grad_norm`` (the norm
+    before clipping).
+    """
+    grads, aux = jax.grad(loss, has_aux=True)(params)
+    grads, aux["grad_norm"] = clip_by_global_norm(grads, max_grad_norm)
+    params, opt_state = apply_gradients(tx, params, opt_state, grads, lr)
+    return params, opt_state, aux
+
+
 def permutation(key: jax.Array, n: int) -> jax.Array:
     """A uniformly random permutation of ``0..n-1`` (``[n]`` int32), like
     ``jax.random.permutation(key, n)`` but faster on CPU (a different draw).
@@ -193,13 +213,12 @@ def minibatch_epochs(
     and ``aux`` (plus ``grad_norm``) averaged over every step. Used by PPO and SARSA.
     """
     size = jax.tree.leaves(data)[0].shape[0]
-    grad_fn = jax.grad(loss, has_aux=True)
 
     def step(carry: tuple, mb: Any) -> tuple:
         params, opt_state = carry
-        grads, aux = grad_fn(params, mb)
-        grads, aux["grad_norm"] = clip_by_global_norm(grads, max_grad_norm)
-        params, opt_state = apply_gradients(tx, params, opt_state, grads, lr)
+        params, opt_state, aux = clipped_step(
+            tx, lambda p: loss(p, mb), params, opt_state, lr, max_grad_norm
+        )
         return (params, opt_state), aux
 
     def epoch(carry: tuple, k: jax.Array) -> tuple:
