@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import flax.linen as nn
@@ -33,8 +34,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxlab.algorithms.base import (
-    apply_gradients,
-    clip_by_global_norm,
+    clipped_step,
     learning_rate,
     make_optimizer,
     register,
@@ -211,13 +211,10 @@ class Reinforce:
         size = self.frames_per_update
         flat = lambda x: x.reshape((size,) + x.shape[2:])  # noqa: E731
         obs, action, adv, mask = flat(ro.obs), flat(ro.action), flat(adv), flat(mask)
-        grad_fn = jax.grad(self.loss, has_aux=True)
+        loss = partial(self.loss, obs=obs, action=action, adv=adv, mask=mask, ent_coef=ent_coef)
 
         def step(carry: tuple, _: None) -> tuple:
-            params, opt_state = carry
-            grads, aux = grad_fn(params, obs, action, adv, mask, ent_coef)
-            grads, aux["grad_norm"] = clip_by_global_norm(grads, hp.max_grad_norm)
-            params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
+            params, opt_state, aux = clipped_step(self.tx, loss, *carry, lr, hp.max_grad_norm)
             return (params, opt_state), aux
 
         with jax.named_scope("learn"):
