@@ -116,7 +116,9 @@ def test_any_gymnax_env_steps_with_flat_observations(env_id, obs_dim, discrete):
     env = make(env_id, 2, {})
     assert (env.observation_spec.dim, env.action_spec.discrete) == (obs_dim, discrete)
     state = env.reset(jax.random.PRNGKey(0))
-    action = np.zeros((2,), np.int32) if discrete else np.zeros((2, env.action_spec.dim), np.float32)
+    action = (
+        np.zeros((2,), np.int32) if discrete else np.zeros((2, env.action_spec.dim), np.float32)
+    )
     state, out = jax.jit(env.step)(jax.random.PRNGKey(1), state, action)
     assert out.obs.shape == out.final_obs.shape == (2, obs_dim)
     assert out.obs.dtype == np.float32

@@ -21,19 +21,20 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxlab.algorithms.base import apply_gradients, clip_by_global_norm
+from jaxlab.algorithms.base import clipped_step
 from jaxlab.algorithms.onpolicy import ActorCriticOnPolicy, OnPolicyState
 from jaxlab.algorithms.registry import register
 from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
-from jaxlab.rl import gae
+from jaxlab.rl import gae, losses
 from jaxlab.rl.returns import nstep_returns
 from jaxlab.rl.rollout import Transition, episode_metrics, next_values
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, constant
@@ -140,9 +141,9 @@ class A2C(ActorCriticOnPolicy):
         pi, value = self.net.apply(params, batch.obs)
         adv = batch.advantage
         if self.cfg.normalize_advantages:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        policy_loss = -(pi.log_prob(batch.action) * adv).mean()
-        value_loss = 0.5 * ((value - batch.target) ** 2).mean()
+            adv = losses.normalize_advantages(adv)
+        policy_loss = losses.policy_gradient_loss(pi.log_prob(batch.action), adv)
+        value_loss = losses.value_loss(value, batch.target)
         entropy = pi.entropy().mean()
         total = policy_loss + hp.val_loss_coef * value_loss - ent_coef * entropy
         aux = {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy}
@@ -157,13 +158,10 @@ class A2C(ActorCriticOnPolicy):
         state, rollout = self._collect(state, k_roll)
         with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.tools.profiling)
             batch = self._advantages(state, rollout)
-        grad_fn = jax.grad(self.loss, has_aux=True)
+        loss = partial(self.loss, batch=batch, ent_coef=ent_coef, hp=hp)
 
         def step(carry: tuple, _: None) -> tuple:
-            params, opt_state = carry
-            grads, aux = grad_fn(params, batch, ent_coef, hp)
-            grads, aux["grad_norm"] = clip_by_global_norm(grads, hp.max_grad_norm)
-            params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
+            params, opt_state, aux = clipped_step(self.tx, loss, *carry, lr, hp.max_grad_norm)
             return (params, opt_state), aux
 
         with jax.named_scope("learn"):

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxlab.rl.ops import larger, smaller  # noqa: F401  (re-exported: maths in jaxlab.rl)
+
 if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
     from jaxlab.spec.schema import NetSpec
 
@@ -40,27 +42,6 @@ def learning_rate(
     return lr
 
 
-def smaller(a: jax.Array, b: jax.Array) -> jax.Array:
-    """``min(a, b)`` elementwise, differentiated by selection: the gradient goes wholly to
-    the smaller operand (``a`` on a tie).
-
-    Losses use this instead of ``jnp.minimum``/``min`` reductions, whose gradients find the
-    minimum by comparing the operands with the result (``min`` reductions then divide by the
-    count of matches). XLA may compute an operand more than once, in separate kernels, and
-    the copies need not round alike (its CPU build with backend optimisation off does not):
-    then nothing matches, and the gradient is 0 (``jnp.minimum``) or ``0 / 0 = NaN`` (a
-    reduction). A selection takes its gradient from the choice made, never from equality.
-    A NaN in either operand is passed on, as ``jnp.minimum`` does.
-    """
-    return jnp.where((a <= b) | jnp.isnan(a), a, b)
-
-
-def larger(a: jax.Array, b: jax.Array) -> jax.Array:
-    """``max(a, b)`` elementwise, differentiated by selection (``a`` on a tie); see
-    :func:`smaller`."""
-    return jnp.where((a >= b) | jnp.isnan(a), a, b)
-
-
 def clip_by_global_norm(grads: Any, max_norm: jax.Array) -> tuple[Any, jax.Array]:
     """Scale ``grads`` so their global norm is at most ``max_norm`` (an array leaf; inf = off).
 
@@ -78,6 +59,26 @@ def apply_gradients(
     opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
+
+
+def clipped_step(
+    tx: optax.GradientTransformation,
+    loss: Callable[[Any], tuple[jax.Array, dict[str, jax.Array]]],
+    params: Any,
+    opt_state: Any,
+    lr: jax.Array,
+    max_grad_norm: jax.Array,
+) -> tuple[Any, Any, dict[str, jax.Array]]:
+    """One optimizer step on ``loss(params) -> (loss, aux)``: its gradient, clipped to global
+    norm ``max_grad_norm``, applied at learning rate ``lr``.
+
+    Returns the new params and optimizer state and ``aux`` plus ``grad_norm`` (the norm
+    before clipping).
+    """
+    grads, aux = jax.grad(loss, has_aux=True)(params)
+    grads, aux["grad_norm"] = clip_by_global_norm(grads, max_grad_norm)
+    params, opt_state = apply_gradients(tx, params, opt_state, grads, lr)
+    return params, opt_state, aux
 
 
 def permutation(key: jax.Array, n: int) -> jax.Array:
@@ -129,13 +130,12 @@ def minibatch_epochs(
     and ``aux`` (plus ``grad_norm``) averaged over every step. Used by PPO and SARSA.
     """
     size = jax.tree.leaves(data)[0].shape[0]
-    grad_fn = jax.grad(loss, has_aux=True)
 
     def step(carry: tuple, mb: Any) -> tuple:
         params, opt_state = carry
-        grads, aux = grad_fn(params, mb)
-        grads, aux["grad_norm"] = clip_by_global_norm(grads, max_grad_norm)
-        params, opt_state = apply_gradients(tx, params, opt_state, grads, lr)
+        params, opt_state, aux = clipped_step(
+            tx, lambda p: loss(p, mb), params, opt_state, lr, max_grad_norm
+        )
         return (params, opt_state), aux
 
     def epoch(carry: tuple, k: jax.Array) -> tuple:

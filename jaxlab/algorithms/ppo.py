@@ -25,13 +25,13 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxlab.algorithms.base import larger, minibatch_epochs, smaller
+from jaxlab.algorithms.base import minibatch_epochs
 from jaxlab.algorithms.onpolicy import ActorCriticOnPolicy, OnPolicyState
 from jaxlab.algorithms.registry import register
 from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
-from jaxlab.rl import gae
+from jaxlab.rl import gae, losses
 from jaxlab.rl.rollout import Transition, episode_metrics, next_values
 
 
@@ -142,26 +142,21 @@ class PPO(ActorCriticOnPolicy):
 
     def loss(self, params: Any, hp: PPOHyper, mb: Batch) -> tuple[jax.Array, dict]:
         pi, value = self.net.apply(params, mb.obs)
-        log_ratio = pi.log_prob(mb.action) - mb.log_prob
-        ratio = jnp.exp(log_ratio)
+        ratio, log_ratio = losses.importance_ratio(pi.log_prob(mb.action), mb.log_prob)
         adv = mb.advantage
         if self.cfg.normalize_advantages:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        clipped = jnp.clip(ratio, 1.0 - hp.clip_eps, 1.0 + hp.clip_eps)
-        policy_loss = -smaller(ratio * adv, clipped * adv).mean()
-        v_err = (value - mb.target) ** 2
-        if self.cfg.clip_value_loss:
-            v_clip = mb.value + jnp.clip(value - mb.value, -hp.clip_eps, hp.clip_eps)
-            v_err = larger(v_err, (v_clip - mb.target) ** 2)
-        value_loss = 0.5 * v_err.mean()
+            adv = losses.normalize_advantages(adv)
+        policy_loss = losses.clipped_surrogate_loss(ratio, adv, hp.clip_eps)
+        clip_v = hp.clip_eps if self.cfg.clip_value_loss else None
+        value_loss = losses.value_loss(value, mb.target, mb.value, clip_v)
         entropy = pi.entropy().mean()
         total = policy_loss + hp.val_loss_coef * value_loss - hp.entropy_coef * entropy
         aux = {
             "policy_loss": policy_loss,
             "value_loss": value_loss,
             "entropy": entropy,
-            "approx_kl": ((ratio - 1.0) - log_ratio).mean(),
-            "clip_frac": (jnp.abs(ratio - 1.0) > hp.clip_eps).mean(),
+            "approx_kl": losses.approx_kl(ratio, log_ratio),
+            "clip_frac": losses.clip_fraction(ratio, hp.clip_eps),
         }
         return total, aux
 

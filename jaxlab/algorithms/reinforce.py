@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import flax.linen as nn
@@ -32,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxlab.algorithms.base import apply_gradients, clip_by_global_norm
+from jaxlab.algorithms.base import clipped_step
 from jaxlab.algorithms.onpolicy import OnPolicy, OnPolicyState
 from jaxlab.algorithms.registry import register
 from jaxlab.algorithms.skeleton import AlgorithmConfig
@@ -40,6 +41,7 @@ from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.networks import Torso, TorsoDef
 from jaxlab.networks.mlp import dense
+from jaxlab.rl import losses
 from jaxlab.rl.distributions import Categorical, DiagGaussian
 from jaxlab.rl.returns import discounted_returns
 from jaxlab.rl.rollout import episode_metrics
@@ -128,9 +130,8 @@ class Reinforce(OnPolicy):
     ) -> tuple[jax.Array, dict]:  # fmt: skip
         """Masked REINFORCE loss on flat ``[M]`` steps (``mask`` 1 for valid steps)."""
         pi = self.net.apply(params, obs)
-        count = jnp.maximum(mask.sum(), 1.0)
-        policy_loss = -(pi.log_prob(action) * adv * mask).sum() / count
-        entropy = (pi.entropy() * mask).sum() / count
+        policy_loss = losses.reinforce_loss(pi.log_prob(action), adv, mask)
+        entropy = losses.masked_mean(pi.entropy(), mask)
         return policy_loss - ent_coef * entropy, {"policy_loss": policy_loss, "entropy": entropy}
 
     def update(self, state: ReinforceState) -> tuple[ReinforceState, dict[str, jax.Array]]:
@@ -155,13 +156,10 @@ class Reinforce(OnPolicy):
         size = self.frames_per_update
         flat = lambda x: x.reshape((size,) + x.shape[2:])  # noqa: E731
         obs, action, adv, mask = flat(ro.obs), flat(ro.action), flat(adv), flat(mask)
-        grad_fn = jax.grad(self.loss, has_aux=True)
+        loss = partial(self.loss, obs=obs, action=action, adv=adv, mask=mask, ent_coef=ent_coef)
 
         def step(carry: tuple, _: None) -> tuple:
-            params, opt_state = carry
-            grads, aux = grad_fn(params, obs, action, adv, mask, ent_coef)
-            grads, aux["grad_norm"] = clip_by_global_norm(grads, hp.max_grad_norm)
-            params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
+            params, opt_state, aux = clipped_step(self.tx, loss, *carry, lr, hp.max_grad_norm)
             return (params, opt_state), aux
 
         with jax.named_scope("learn"):

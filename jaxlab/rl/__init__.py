@@ -1,4 +1,4 @@
-"""Pure RL maths: returns/GAE on [T, B], normalisers, distributions."""
+"""Pure RL maths: returns/GAE on [T, B], losses, selection ops, normalisers, distributions."""
 
 from jaxlab.rl.distributions import Categorical, DiagGaussian, TanhGaussian
 from jaxlab.rl.gae import gae
