@@ -1,10 +1,11 @@
 """The public Python API: what ``python -m jaxlab`` does, as functions for notebooks and
-scripts. The CLI (:mod:`jaxlab.cli`) only parses arguments and calls these.
+scripts. The CLI (:mod:`jaxlab.cli`) only parses arguments and calls these::
 
->>> import jaxlab
->>> spec = jaxlab.load_spec("specs/ppo/ppo_cartpole.yaml", {"meta.max_session": 2})
->>> run = jaxlab.train(spec)                      # data/ppo_cartpole_<timestamp>/
->>> run.final_return, run.metrics[0]["return"]    # the summary's mean, session 0's curve
+    import jaxlab
+
+    spec = jaxlab.load_spec("specs/ppo/ppo_cartpole.yaml", {"meta.max_session": 2})
+    run = jaxlab.train(spec)                     # data/ppo_cartpole_<timestamp>/
+    run.final_return, run.metrics[0]["return"]   # the summary's mean, session 0's curve
 
 :func:`train`, :func:`resume`, :func:`search` and :func:`enjoy` write the same folders as
 the CLI modes of the same names and return what the CLI prints from: a :class:`Run` (run
@@ -56,7 +57,8 @@ Overrides = Mapping[str, Any] | Sequence[str] | None
 
 
 class UsageError(ValueError):
-    """A call that cannot be carried out as asked (the CLI prints it on one line, exit 2)."""
+    """A call that cannot be carried out as asked: :func:`search` given a folder that is
+    not an experiment, or overrides with an experiment to resume."""
 
 
 @dataclass(frozen=True, eq=False, repr=False)
