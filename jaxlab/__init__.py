@@ -1,4 +1,8 @@
-"""jaxlab: a JAX-accelerated, vectorized deep-RL lab (spec -> Session -> Trial)."""
+"""jaxlab: a JAX-accelerated, vectorized deep-RL lab (spec -> Session -> Trial).
+
+The public API (:mod:`jaxlab.api`): ``load_spec``, ``train`` -> ``Run``, ``resume``,
+``search``, ``enjoy``, ``report``, ``plot``.
+"""
 
 import os as _os
 
@@ -10,4 +14,58 @@ if "xla_cpu_multi_thread_eigen" not in _os.environ.get("XLA_FLAGS", ""):
         _os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
     ).strip()
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING  # noqa: E402
+
 __version__ = "0.1.0"
+
+# The API names resolve on first use (PEP 562 module __getattr__), not at import: every
+# ``python -m jaxlab ...`` and Ray worker imports this package first, and importing jax,
+# gymnax or Ray here would slow ``--help`` down and start the accelerator in processes
+# (drivers) that must not touch it. ``jaxlab.train`` imports jaxlab.api, which itself
+# imports jax and Ray only inside the functions that run something.
+__all__ = [
+    "Run",
+    "SearchResult",
+    "Spec",
+    "SpecError",
+    "UsageError",
+    "enjoy",
+    "load_spec",
+    "plot",
+    "report",
+    "resume",
+    "search",
+    "train",
+    "use_compile_cache",
+]
+
+if _TYPE_CHECKING:  # what type checkers and IDEs see
+    from jaxlab.api import (
+        Run,
+        SearchResult,
+        Spec,
+        SpecError,
+        UsageError,
+        enjoy,
+        load_spec,
+        plot,
+        report,
+        resume,
+        search,
+        train,
+        use_compile_cache,
+    )
+
+
+def __getattr__(name: str) -> object:
+    if name in __all__:
+        from jaxlab import api
+
+        value = getattr(api, name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'jaxlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

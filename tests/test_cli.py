@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from jaxlab.cli import main, shrunk, use_compile_cache
+from jaxlab.api import shrunk, use_compile_cache
+from jaxlab.cli import main
 from jaxlab.logging import COLUMNS
 from jaxlab.runtime.loop import DevCheckError, _dev_checks
 from jaxlab.spec import load_spec, parse_spec, shrink
