@@ -6,6 +6,7 @@ import copy
 import csv
 import json
 import math
+import pickle
 import shutil
 
 import jax
@@ -15,6 +16,7 @@ import yaml
 
 from jaxlab.cli import main
 from jaxlab.experiment.driver import plan_groups, require_optuna
+from jaxlab.experiment.plan import PLAN, ExperimentPlan
 from jaxlab.lab.batching import NotBatchable
 from jaxlab.runtime.run import train, train_batch
 from jaxlab.spec import SpecError, spec_from_dict
@@ -121,6 +123,30 @@ def test_batching_plan_needs_hyper_keys_and_no_scheduler(tiny_raw):
     tiny_raw["search"] = {"env.num_envs__choice": [2, 4]}  # changes shapes: never batched
     spec = spec_from_dict(tiny_raw)
     assert plan_groups(spec, parse_search(spec.search), 3, slots=1) == [[0], [1], [2]]
+
+
+def test_the_plan_keeps_experiment_json_keys_and_pickles(tmp_path):
+    raw = {
+        "spec_name": "tiny", "search_alg": "random", "resources": {"cpu": 1.0, "gpu": 0.0},
+        "planned": 3, "settings": {"trial_000": {"a.b": 1}, "trial_001": {"a.b": 2}},
+        "groups": [["trial_000", "trial_001"]], "status": {}, "spec": {"name": "tiny"},
+        "git_sha": None, "git_dirty": None, "versions": {"jax": "0"}, "started": "now",
+    }  # fmt: skip
+    (tmp_path / PLAN).write_text(json.dumps(raw, indent=2))
+    plan = ExperimentPlan.load(tmp_path)
+    assert plan.to_dict() == raw and list(plan.to_dict()) == list(raw)
+    assert pickle.loads(pickle.dumps(plan)) == plan  # Ray hands it to the workers
+    assert plan.pending() == plan.pending_planned() == ["trial_000", "trial_001"]
+    plan.record_status("trial_000", "complete")
+    plan.add_setting("trial_002", {"a.b": 3})
+    plan.add_setting("trial_001", {"a.b": 9})  # a planned setting keeps its values
+    assert plan.pending() == ["trial_001", "trial_002"] and plan.pending_planned() == ["trial_001"]
+    plan.add_group(["trial_002"])
+    plan.save(tmp_path)
+    saved = json.loads((tmp_path / PLAN).read_text())
+    assert saved["status"] == {"trial_000": "complete"}
+    assert saved["settings"]["trial_001"] == {"a.b": 2} and saved["groups"][1] == ["trial_002"]
+    assert ExperimentPlan.load(tmp_path) == plan
 
 
 def test_optuna_missing_is_a_one_line_error(monkeypatch):

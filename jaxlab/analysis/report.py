@@ -20,7 +20,14 @@ import yaml
 
 from jaxlab.analysis.baselines import random_baseline
 from jaxlab.analysis.metrics import experiment_table, trial_metrics
+from jaxlab.analysis.plots import (
+    plot_experiment,
+    plot_session,
+    plot_trial,
+    read_session_csv,
+)
 from jaxlab.config.parse import flatten, varied_keys
+from jaxlab.spec import SpecError, spec_from_dict
 
 GRAPHS = "graphs"
 
@@ -36,8 +43,6 @@ def session_dirs(run_dir: Path) -> list[Path]:
 
 def grad_steps_per_frame(raw_spec: dict[str, Any]) -> float | None:
     """Gradient steps per env frame, from the spec (None if the algorithm does not say)."""
-    from jaxlab.spec import SpecError, spec_from_dict
-
     try:
         spec = spec_from_dict(raw_spec)
     except SpecError:
@@ -49,8 +54,6 @@ def grad_steps_per_frame(raw_spec: dict[str, Any]) -> float | None:
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
     """Spec, provenance, status and each session's curves of a run directory."""
-    from jaxlab.analysis.plots import read_session_csv
-
     run_dir = Path(run_dir)
     if not is_run(run_dir):
         raise FileNotFoundError(f"{run_dir} is not a jaxlab run (no spec.yaml/session_0)")
@@ -101,8 +104,6 @@ def write_report(run_dir: str | Path, plots: bool = True) -> dict[str, Any]:
     out = run["dir"]
     (out / "trial_metrics.json").write_text(json.dumps(metrics, indent=2))
     if plots:
-        from jaxlab.analysis.plots import plot_session, plot_trial
-
         title, baseline = title_of(run), metrics["random_baseline"]
         for k, curves in enumerate(run["sessions"]):
             plot_session(curves, out / GRAPHS / f"session_{k}.png", title=f"{title} · session {k}")
@@ -151,8 +152,6 @@ def write_experiment_report(
     best = exp_dir / rows[0]["trial"] / "spec.yaml"
     (exp_dir / "best_spec.yaml").write_text(best.read_text())
     if plots and varied:
-        from jaxlab.analysis.plots import plot_experiment
-
         scored = [r for r in rows if r["score"] is not None]
         title = f"{exp_dir.name} · {len(rows)} trials"
         plot_experiment(scored, varied, exp_dir / "experiment_graph.png", title=title)

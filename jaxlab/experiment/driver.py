@@ -35,7 +35,9 @@ from typing import Any
 
 import yaml
 
+from jaxlab.analysis.report import is_run, write_experiment_report
 from jaxlab.config.parse import SpecError
+from jaxlab.experiment.plan import PLAN, ExperimentPlan, write_json
 from jaxlab.experiment.raytune import (
     StatusCallback,
     cluster_slots,
@@ -50,9 +52,6 @@ from jaxlab.spec import load_spec
 from jaxlab.spec.schema import Spec
 from jaxlab.spec.search import Dimension, parse_search, sample_settings
 
-PLAN = "experiment.json"
-FINISHED = ("complete", "stopped", "error", "diverged")
-
 
 @dataclass
 class ExperimentResult:
@@ -62,13 +61,6 @@ class ExperimentResult:
 
 def is_experiment_dir(path: str | Path) -> bool:
     return (Path(path) / PLAN).is_file()
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Atomic JSON write (a kill never leaves half a file)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
 
 
 def plan_groups(spec: Spec, dims: list[Dimension], count: int, slots: int) -> list[list[int]]:
@@ -99,20 +91,21 @@ def trial_status(folder: Path) -> str:
 class Experiment:
     """The driver: plan, Ray Tune runs, statuses, the final report."""
 
-    def __init__(self, exp_dir: Path, plan: dict[str, Any], quiet: bool = True) -> None:
+    def __init__(self, exp_dir: Path, plan: ExperimentPlan, quiet: bool = True) -> None:
         self.exp_dir, self.plan, self.quiet = exp_dir, plan, quiet
         self.spec = load_spec(exp_dir / "spec.yaml")
         self.dims = parse_search(self.spec.search)
+        self.keys = [d.key for d in self.dims]  # the searched keys, in the spec's order
 
     def save(self) -> None:
-        write_json(self.exp_dir / PLAN, self.plan)
+        self.plan.save(self.exp_dir)
 
     def mark(self, name: str, status: str | None = None) -> None:
         """Record a finished trial's status and print one line about it."""
         status = status or trial_status(self.exp_dir / name)
         if status == "interrupted":  # the driver is stopping: the trial resumes later
             return
-        self.plan["status"][name] = status
+        self.plan.record_status(name, status)
         self.save()
         folder = self.exp_dir / name
         line = f"jaxlab: {name} {status}"
@@ -126,13 +119,6 @@ class Experiment:
                 line += f": final return {s['final_return_mean']:.2f} ± {s['final_return_std']:.2f}"
         print(line, file=sys.stderr, flush=True)
 
-    def pending(self) -> list[str]:
-        return [n for n in self.plan["settings"] if self.plan["status"].get(n) not in FINISHED]
-
-    def pending_planned(self) -> list[str]:
-        planned = {n for g in self.plan["groups"] for n in g}
-        return [n for n in self.pending() if n in planned]
-
     def run(self, address: str | None) -> ExperimentResult:
         import ray
 
@@ -141,7 +127,7 @@ class Experiment:
         try:
             self.run_fixed()
             # Tune returns from fit() on SIGINT; unfinished planned trials mean we stop too
-            if self.plan["search_alg"] == "optuna" and not self.pending_planned():
+            if self.plan.search_alg == "optuna" and not self.plan.pending_planned():
                 self.run_optuna()
         except KeyboardInterrupt:
             pass
@@ -152,7 +138,7 @@ class Experiment:
     def tuner(self, param_space: dict[str, Any], **tune_kw: Any) -> Any:
         from ray import tune
 
-        res = self.plan["resources"]
+        res = self.plan.resources
         trainable = tune.with_resources(
             tune.with_parameters(tune_trainable, exp_dir=str(self.exp_dir), plan=self.plan),
             {"cpu": res["cpu"], "gpu": res["gpu"]},
@@ -165,7 +151,7 @@ class Experiment:
                 name="tune",
                 storage_path=str(self.exp_dir.resolve()),
                 verbose=0,
-                callbacks=[StatusCallback(self)],
+                callbacks=[StatusCallback(self.plan, self.keys, self.save, self.mark)],
             ),
         )
 
@@ -175,8 +161,8 @@ class Experiment:
 
         todo = [
             g
-            for g, names in enumerate(self.plan["groups"])
-            if any(n in self.pending() for n in names)
+            for g, names in enumerate(self.plan.groups)
+            if any(n in self.plan.pending() for n in names)
         ]
         if not todo:
             return
@@ -206,14 +192,14 @@ class Experiment:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no per-study chatter
 
-        remaining = self.spec.meta.max_trial - len(self.plan["settings"])
+        remaining = self.spec.meta.max_trial - len(self.plan.settings)
         if remaining <= 0:
             return
         points, rewards = [], []
-        for name in self.plan["settings"]:
+        for name in self.plan.settings:
             score = final_score(self.exp_dir / name)
             if score is not None:
-                points.append(self.plan["settings"][name])
+                points.append(self.plan.settings[name])
                 rewards.append(score)
         searcher = OptunaSearch(
             metric="return_mean",
@@ -222,7 +208,7 @@ class Experiment:
             points_to_evaluate=points or None,
             evaluated_rewards=rewards or None,
         )
-        offset = len(self.plan["settings"])
+        offset = len(self.plan.settings)
         space = {d.key: d.to_tune() for d in self.dims}
         kw = self.scheduler_kw() or {"metric": "return_mean", "mode": "max"}
         tuner = self.tuner(
@@ -236,28 +222,26 @@ class Experiment:
 
     def finish(self) -> ExperimentResult:
         """Statuses of the trials, the experiment report and summary; print the summary."""
-        from jaxlab.analysis.report import is_run, write_experiment_report
-
-        for name in self.plan["settings"]:
-            known = self.plan["status"].get(name)
+        for name in self.plan.settings:
+            known = self.plan.status.get(name)
             if known in (None, "stopped") and (self.exp_dir / name).is_dir():
                 status = trial_status(self.exp_dir / name)
                 if status in ("complete", "error", "diverged"):
-                    self.plan["status"][name] = status
+                    self.plan.record_status(name, status)
         self.save()
         rows: list[dict[str, Any]] = []
         if any(is_run(p) for p in self.exp_dir.iterdir()):
             rows = write_experiment_report(self.exp_dir, reuse=True)
         counts: dict[str, int] = {}
-        for name in self.plan["settings"]:
-            status = self.plan["status"].get(name, "unfinished")
+        for name in self.plan.settings:
+            status = self.plan.status.get(name, "unfinished")
             counts[status] = counts.get(status, 0) + 1
         summary = {
             "spec_name": self.spec.name,
-            "trials": len(self.plan["settings"]),
-            "planned": self.plan["planned"],
+            "trials": len(self.plan.settings),
+            "planned": self.plan.planned,
             "status_counts": counts,
-            "unfinished": [n for n in self.plan["settings"] if n not in self.plan["status"]],
+            "unfinished": [n for n in self.plan.settings if n not in self.plan.status],
             "best_trial": rows[0]["trial"] if rows else None,
             "best_score": rows[0]["score"] if rows else None,
             "table": rows,
@@ -301,21 +285,21 @@ def search(
         names = list(settings)
         groups = [[names[i] for i in g] for g in plan_groups(spec, dims, len(drawn), slots)]
     git = git_info()
-    plan = {
-        "spec_name": spec.name,
-        "search_alg": spec.meta.search_alg,
-        "resources": resources,
-        "planned": planned,
-        "settings": settings,
-        "groups": groups,
-        "status": {},
-        "spec": spec.to_dict(),
-        "git_sha": git["sha"],
-        "git_dirty": git["dirty"],
-        "versions": versions(),
-        "started": datetime.now().isoformat(timespec="seconds"),
-    }
-    write_json(exp_dir / PLAN, plan)
+    plan = ExperimentPlan(
+        spec_name=spec.name,
+        search_alg=spec.meta.search_alg,
+        resources=resources,
+        planned=planned,
+        settings=settings,
+        groups=groups,
+        status={},
+        spec=spec.to_dict(),
+        git_sha=git["sha"],
+        git_dirty=git["dirty"],
+        versions=versions(),
+        started=datetime.now().isoformat(timespec="seconds"),
+    )
+    plan.save(exp_dir)
     batched = sum(len(g) > 1 for g in groups)
     print(
         f"jaxlab: search {spec.name}: {planned} trials ({spec.meta.search_alg}"
@@ -332,18 +316,18 @@ def resume_search(
 ) -> ExperimentResult:
     """Continue an interrupted Experiment: finished trials kept, the others run/resume."""
     exp_dir = Path(exp_dir)
-    plan = json.loads((exp_dir / PLAN).read_text())
-    if plan["search_alg"] == "optuna":
+    plan = ExperimentPlan.load(exp_dir)
+    if plan.search_alg == "optuna":
         require_optuna()
     exp = Experiment(exp_dir, plan, quiet)
-    planned = {n for g in plan["groups"] for n in g}
-    for name in exp.pending():  # suggested (Optuna) trials cut short: resume them as planned
+    planned = plan.planned_names()
+    for name in plan.pending():  # suggested (Optuna) trials cut short: resume them as planned
         if name not in planned:
-            plan["groups"].append([name])
+            plan.add_group([name])
     exp.save()
-    left = exp.pending()
+    left = plan.pending()
     print(
-        f"jaxlab: resuming search {exp_dir}: {len(plan['status'])} trials finished, "
+        f"jaxlab: resuming search {exp_dir}: {len(plan.status)} trials finished, "
         f"{len(left)} to run",
         file=sys.stderr,
         flush=True,

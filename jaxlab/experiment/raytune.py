@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from jaxlab.config.parse import SpecError
-
-if TYPE_CHECKING:
-    from jaxlab.experiment.driver import Experiment
+from jaxlab.experiment.plan import ExperimentPlan
 
 
 def require_optuna() -> None:
@@ -56,31 +55,37 @@ def optuna_name(trial: Any, offset: int) -> str:
     return f"trial_{offset + int(str(trial.experiment_tag).split('_')[0]) - 1:03d}"
 
 
-def StatusCallback(exp: Experiment) -> Any:  # noqa: N802 - builds a tune.Callback lazily
-    """A Tune callback that records each Ray trial's settings (Optuna's, as they start) and
-    marks the outcome of every setting it trained when it completes or fails."""
+def StatusCallback(  # noqa: N802 - builds a tune.Callback lazily
+    plan: ExperimentPlan,
+    keys: list[str],
+    save: Callable[[], None],
+    mark: Callable[[str, str | None], None],
+) -> Any:
+    """A Tune callback that records each Ray trial's settings in ``plan`` (Optuna's, the
+    searched ``keys`` of its config, as they start, then ``save()``) and calls
+    ``mark(name, status)`` for every setting it trained when it completes (status None:
+    read from its folder) or fails ("error")."""
     from ray import tune
 
     class Callback(tune.Callback):
         def names(self, trial: Any) -> list[str]:
             if "group" in trial.config:
-                return exp.plan["groups"][trial.config["group"]]
+                return plan.group(trial.config["group"])
             name = trial.custom_trial_name or str(trial)
-            keys = [d.key for d in exp.dims]
-            exp.plan["settings"].setdefault(name, {k: trial.config[k] for k in keys})
+            plan.add_setting(name, {k: trial.config[k] for k in keys})
             return [name]
 
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             if "group" not in trial.config:  # record a suggested setting before it runs
                 self.names(trial)
-                exp.save()
+                save()
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             for name in self.names(trial):
-                exp.mark(name)
+                mark(name, None)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             for name in self.names(trial):
-                exp.mark(name, "error")
+                mark(name, "error")
 
     return Callback()

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxlab.experiment.plan import ExperimentPlan
 from jaxlab.spec.schema import Spec, parse_spec
 from jaxlab.spec.search import apply_setting
 
@@ -95,6 +96,8 @@ def run_group(
     A folder holding a checkpoint is resumed from it (:func:`jaxlab.runtime.resume.resume`). The
     outcome of each is on disk: ``trial_summary.json`` or ``error.txt``.
     """
+    # Imported here, not at the top: importing the Trial starts JAX's backend, which must
+    # wait for setup_worker's device settings in a fresh Ray worker (no import cycle).
     from jaxlab.runtime.resume import is_run_dir, resume
     from jaxlab.runtime.run import train_batch
 
@@ -129,17 +132,17 @@ def run_group(
         raise
 
 
-def tune_trainable(config: dict[str, Any], exp_dir: str, plan: dict[str, Any]) -> None:
+def tune_trainable(config: dict[str, Any], exp_dir: str, plan: ExperimentPlan) -> None:
     """The Ray Tune function trainable: one group of a fixed plan (``config["group"]``) or
     one searcher-suggested setting (``config`` = dotted key -> value)."""
     from ray import tune
 
     exp = Path(exp_dir)
-    setup_worker(plan["resources"], exp / ".xla_cache")
+    setup_worker(plan.resources, exp / ".xla_cache")
     if "group" in config:
-        names = plan["groups"][config["group"]]
-        settings = [plan["settings"][n] for n in names]
+        names = plan.group(config["group"])
+        settings = [plan.settings[n] for n in names]
     else:
         names = [tune.get_context().get_trial_name()]
         settings = [{k: v for k, v in config.items()}]
-    run_group(exp, names, settings, plan["spec"], report=tune.report)
+    run_group(exp, names, settings, plan.spec, report=tune.report)

@@ -372,26 +372,3 @@ def seed_sharding(
     if len(devices) < 2 or num_sessions % len(devices):
         return None
     return NamedSharding(Mesh(np.array(devices), ("seed",)), PartitionSpec("seed"))
-
-
-def episode_means(metrics: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean return and length of the episodes that ended in a chunk, per session (NaN if none)."""
-    count = metrics["ep_count"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ret = np.where(count > 0, metrics["ep_return_sum"] / count, np.nan)
-        length = np.where(count > 0, metrics["ep_length_sum"] / count, np.nan)
-    return ret, length
-
-
-def summarize(final_returns: np.ndarray) -> dict[str, Any]:
-    """Across-session statistics of the final returns ``[S]`` (NaN sessions excluded)."""
-    finite = final_returns[np.isfinite(final_returns)]
-    return {
-        "final_return_mean": float(finite.mean()) if finite.size else None,
-        "final_return_std": float(finite.std()) if finite.size else None,
-        "final_return_min": float(finite.min()) if finite.size else None,
-        "final_return_max": float(finite.max()) if finite.size else None,
-        "final_return_per_session": [
-            None if not np.isfinite(r) else float(r) for r in final_returns
-        ],
-    }

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from jaxlab.analysis.report import write_report
 from jaxlab.lab.evaluate import EVAL_METRICS
 from jaxlab.lab.trial import Trial
 from jaxlab.runtime.outputs import TrialOutputs, take
@@ -71,8 +72,16 @@ def _dev_checks(metrics: dict[str, np.ndarray], before: Any, after: Any, chunk: 
 class Loop:
     """The host loop over chunks ``start..num_chunks-1``, shared by new and resumed runs.
 
-    It drives one compiled Trial program and hands each chunk's metrics and, at sync
-    points, the state to every :class:`TrialOutputs` (their own rows of it).
+    It drives one compiled Trial program from ``state`` and hands each chunk's metrics
+    and, at sync points, the state to every :class:`TrialOutputs` (their own rows of it).
+    :meth:`run` is the scheduler: it dispatches the first group, then :meth:`step` runs
+    one group after another until the last chunk or a stop; all the state it keeps
+    between groups is set here.
+
+    ``on_chunk(chunk, frame, returns)`` (``returns``: each Trial's per-session mean
+    episode return of the chunk) runs after every chunk is recorded; when it returns
+    True the loop stops like a signal would (after the group in flight), but with status
+    ``stopped``. ``report=False`` skips the end-of-run metrics and graphs.
 
     A sync point's host work (histograms, ``best`` and the checkpoint: :meth:`sync`) runs
     on a worker thread once the next group is dispatched, and the loop waits for it before
@@ -83,9 +92,43 @@ class Loop:
     4.07 s for a bare scan (medians of 4).
     """
 
-    def __init__(self, trial: Trial, outputs: list[TrialOutputs]) -> None:
+    def __init__(
+        self,
+        trial: Trial,
+        outputs: list[TrialOutputs],
+        state: Any,
+        start: int,
+        compile_s: float,
+        *,
+        dev: bool = False,
+        progress: bool = True,
+        report: bool = True,
+        on_chunk: ChunkHook | None = None,
+    ) -> None:
         self.trial, self.outputs = trial, outputs
-        self.spec = trial.spec
+        self.spec, self.derived = trial.spec, trial.derived
+        self.compile_s, self.dev, self.report, self.on_chunk = compile_s, dev, report, on_chunk
+        # the state after the group in flight, and that group's metrics (device arrays)
+        self.state, self.pending = state, None
+        self.first, self.count = start, 1  # the group in flight: chunks first..first+count-1
+        self.frames_done = trial.frames_after(start - 1) if start else 0
+        self.bar = tqdm(
+            total=self.derived.total_frames,
+            initial=self.frames_done,
+            unit="frame",
+            unit_scale=True,
+            disable=not progress,
+            desc=self.spec.name,
+            dynamic_ncols=True,
+        )
+        self.t0 = self.last = 0.0  # perf_counter at the start, and when the last group ended
+        self.offsets = [out.host.wall_time for out in outputs]  # each Trial's seconds so far
+        self.chunk_seconds: float | None = None  # the measured pace (None: not yet)
+        self.dev_before: Any = None  # dev: parameters before the group in flight
+        self.dev_params: tuple[Any, Any] | None = None  # dev: (before, after) the group read
+        self.stop = StopRequest()
+        self.stop_by: int | str | None = None  # the signal, or "stopped" by on_chunk
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxlab-sync")
         self._sync_job: Future | None = None  # the sync in flight (class docstring)
 
     def _wait_sync(self) -> None:
@@ -154,107 +197,93 @@ class Loop:
                 if save:
                     out.save(i, frame, mine)
 
-    def run(
-        self,
-        state: Any,
-        start: int,
-        compile_s: float,
-        *,
-        dev: bool = False,
-        progress: bool = True,
-        report: bool = True,
-        on_chunk: ChunkHook | None = None,
-    ) -> list[RunResult]:
-        """Run chunks ``start..num_chunks-1`` from ``state``, or until a stop signal.
-
-        ``on_chunk(chunk, frame, returns)`` (``returns``: each Trial's per-session mean
-        episode return of the chunk) runs after every chunk is recorded; when it returns
-        True the loop stops like a signal would (after the group in flight), but with status
-        ``stopped``.
-        """
-        trial, d = self.trial, self.trial.derived
-        self.frames_done = trial.frames_after(start - 1) if start else 0
-        bar = tqdm(
-            total=d.total_frames,
-            initial=self.frames_done,
-            unit="frame",
-            unit_scale=True,
-            disable=not progress,
-            desc=self.spec.name,
-            dynamic_ncols=True,
-        )
+    def run(self) -> list[RunResult]:
+        """Run chunks ``start..num_chunks-1``, or until a stop signal or ``on_chunk``."""
         self.t0 = self.last = time.perf_counter()
-        self.offsets = [out.host.wall_time for out in self.outputs]
-        self.dev_params, self.chunk_seconds = None, None
-        before = jax.device_get(state.params) if dev else None
-        stop_by: int | str | None = None
-        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxlab-sync")
+        if self.dev:
+            self.dev_before = jax.device_get(self.state.params)
         try:
-            with StopRequest() as stop:
-                first, count = start, 1
-                state, pending = trial.dispatch(state, first, count)
-                while True:
-                    i = first + count - 1  # the group's last chunk
-                    frame = trial.frames_after(i)
-                    final = i == d.num_chunks - 1
-                    stopping = stop.signum is not None or stop_by is not None
-                    save = self.checkpoint_due(first, i) or final or stopping
-                    sync = save or dev or d.is_eval_chunk(i)
-                    if dev:
-                        after = jax.device_get(state.params)
-                        self.dev_params, before = (before, after), after
-                    if sync:  # a device copy of the state before the next dispatch
-                        last = final or stopping  # donates it (none if nothing follows)
-                        snapshot = state if last else jax.tree.map(jnp.copy, state)
-                    this = pending
-                    if not final and not stopping:
-                        nxt = self.group_after(i + 1, dev)
-                        state, pending = trial.dispatch(state, i + 1, nxt)
-                    self._wait_sync()  # the previous sync's events come first
-                    rows, fps = self.read(first, count, this)
-                    if sync:  # after its rows; overlaps the next group's compute
-                        self._sync_job = worker.submit(self.sync, i, frame, snapshot, save)
-                    for j, rets in enumerate(rows):
-                        chunk = first + j
-                        at = trial.frames_after(chunk)
-                        bar.update(at - bar.n)
-                        ret = np.concatenate(rets)
-                        bar.set_postfix(
-                            fps=f"{fps * trial.num_sessions:,.0f}",
-                            ret=f"{np.nanmean(ret):.1f}" if np.isfinite(ret).any() else "n/a",
-                            refresh=False,
-                        )
-                        if on_chunk is not None and on_chunk(chunk, at, rets) and not final:
-                            stop_by = "stopped"  # the group in flight finishes, checkpoints
-                    if stopping:
-                        stop_by = stop.signum if stop.signum is not None else stop_by
-                        break
-                    if final:
-                        break
-                    first, count = i + 1, nxt
+            with self.stop:
+                self.state, self.pending = self.trial.dispatch(self.state, self.first, self.count)
+                while not self.step():
+                    pass
                 self._wait_sync()  # the last checkpoint is written (or its error raised)
         finally:
-            if self._sync_job is not None:  # something else failed: let the save finish
-                self._sync_job.exception()  # (its own error, if any, comes second)
-                self._sync_job = None
-            worker.shutdown()
-            bar.close()
-            for out in self.outputs:
-                out.close()
+            self.close()
+        return self.results()
+
+    def step(self) -> bool:
+        """Finish the group in flight: dispatch the next one (unless this group ends the
+        run), then record this one's rows and start its sync. True when the run ends."""
+        first, count, pending = self.first, self.count, self.pending
+        i = first + count - 1  # the group's last chunk
+        frame = self.trial.frames_after(i)
+        final = i == self.derived.num_chunks - 1
+        stopping = self.stop.signum is not None or self.stop_by is not None
+        save = self.checkpoint_due(first, i) or final or stopping
+        sync = save or self.dev or self.derived.is_eval_chunk(i)
+        if self.dev:
+            after = jax.device_get(self.state.params)
+            self.dev_params, self.dev_before = (self.dev_before, after), after
+        # a device copy of the state before the next dispatch donates it (none if nothing
+        # follows)
+        snapshot = self.snapshot(final or stopping) if sync else None
+        if not final and not stopping:
+            self.first, self.count = i + 1, self.group_after(i + 1, self.dev)
+            self.state, self.pending = self.trial.dispatch(self.state, self.first, self.count)
+        self._wait_sync()  # the previous sync's events come first
+        rows, fps = self.read(first, count, pending)
+        if sync:  # after its rows; overlaps the next group's compute
+            self._sync_job = self.worker.submit(self.sync, i, frame, snapshot, save)
+        self.show(first, rows, fps, final)
+        if stopping:
+            self.stop_by = self.stop.signum if self.stop.signum is not None else self.stop_by
+        return final or stopping
+
+    def snapshot(self, last: bool) -> Any:
+        """The state to sync: itself when nothing is dispatched after it, else a copy."""
+        return self.state if last else jax.tree.map(jnp.copy, self.state)
+
+    def show(self, first: int, rows: list[list[np.ndarray]], fps: float, final: bool) -> None:
+        """Advance the progress bar over the group's chunks and call ``on_chunk`` on each."""
+        trial = self.trial
+        for j, rets in enumerate(rows):
+            chunk = first + j
+            at = trial.frames_after(chunk)
+            self.bar.update(at - self.bar.n)
+            ret = np.concatenate(rets)
+            self.bar.set_postfix(
+                fps=f"{fps * trial.num_sessions:,.0f}",
+                ret=f"{np.nanmean(ret):.1f}" if np.isfinite(ret).any() else "n/a",
+                refresh=False,
+            )
+            if self.on_chunk is not None and self.on_chunk(chunk, at, rets) and not final:
+                self.stop_by = "stopped"  # the group in flight finishes, checkpoints
+
+    def close(self) -> None:
+        """Let a sync in flight finish, then close the worker, the bar and the outputs."""
+        if self._sync_job is not None:  # something else failed: let the save finish
+            self._sync_job.exception()  # (its own error, if any, comes second)
+            self._sync_job = None
+        self.worker.shutdown()
+        self.bar.close()
+        for out in self.outputs:
+            out.close()
+
+    def results(self) -> list[RunResult]:
+        """Each Trial's summary (``trial_summary.json``), report and final state."""
         results = []
         for out in self.outputs:
-            summary = out.summary(self.frames_done, compile_s, stop_by, trial.init_s)
+            summary = out.summary(self.frames_done, self.compile_s, self.stop_by, self.trial.init_s)
             (out.run_dir / "trial_summary.json").write_text(json.dumps(summary, indent=2))
-            if report:
+            if self.report:
                 write_report_safely(out.run_dir)
-            results.append(RunResult(out.run_dir, summary, take(state, out.rows)))
+            results.append(RunResult(out.run_dir, summary, take(self.state, out.rows)))
         return results
 
 
 def write_report_safely(run_dir: Path) -> None:
     """Write the run's metrics and graphs; a failure here is reported, never fatal."""
-    from jaxlab.analysis.report import write_report
-
     try:
         write_report(run_dir)
     except Exception as err:  # noqa: BLE001 - the run itself is safe on disk already

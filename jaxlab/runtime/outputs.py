@@ -21,7 +21,6 @@ import numpy as np
 
 from jaxlab.algorithms.registry import SAMPLE_METRICS
 from jaxlab.lab.evaluate import EVAL_METRICS
-from jaxlab.lab.trial import episode_means, summarize
 from jaxlab.logging import SessionWriter, TrialWriter
 from jaxlab.logging.writers import FLUSH_SECONDS, write_histograms, write_param_histograms
 from jaxlab.runtime.checkpoint import Checkpointer
@@ -29,6 +28,29 @@ from jaxlab.spec.schema import Spec
 
 
 @dataclass
+def episode_means(metrics: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean return and length of the episodes that ended in a chunk, per session (NaN if none)."""
+    count = metrics["ep_count"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ret = np.where(count > 0, metrics["ep_return_sum"] / count, np.nan)
+        length = np.where(count > 0, metrics["ep_length_sum"] / count, np.nan)
+    return ret, length
+
+
+def summarize(final_returns: np.ndarray) -> dict[str, Any]:
+    """Across-session statistics of the final returns ``[S]`` (NaN sessions excluded)."""
+    finite = final_returns[np.isfinite(final_returns)]
+    return {
+        "final_return_mean": float(finite.mean()) if finite.size else None,
+        "final_return_std": float(finite.std()) if finite.size else None,
+        "final_return_min": float(finite.min()) if finite.size else None,
+        "final_return_max": float(finite.max()) if finite.size else None,
+        "final_return_per_session": [
+            None if not np.isfinite(r) else float(r) for r in final_returns
+        ],
+    }
+
+
 class HostState:
     """Loop state kept on the host, saved in every checkpoint's meta (JSON).
 

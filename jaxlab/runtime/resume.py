@@ -117,26 +117,12 @@ def session_keys(prov: dict[str, Any], sessions: int) -> jax.Array | None:
     return jnp.asarray(keys, jnp.uint32)
 
 
-def resume(
-    run_dir: str | Path,
-    *,
-    progress: bool = True,
-    report: bool = True,
-    on_chunk: ChunkHook | None = None,
-) -> RunResult:
-    """Continue ``run_dir`` from its latest good checkpoint to the end of its spec
-    (``on_chunk`` as in :meth:`jaxlab.runtime.loop.Loop.run`)."""
-    run_dir = Path(run_dir)
-    if not is_run_dir(run_dir):
-        raise CheckpointError(f"{run_dir} is not a jaxlab run directory (no spec.yaml/checkpoints)")
-    where = run_dir / "spec.yaml"
-    spec = load_spec(where)
-    prov_path = run_dir / "provenance.json"
-    prov = json.loads(prov_path.read_text())
-    keys = session_keys(prov, spec.meta.max_session)
-    trial = Trial(spec, keys)
-    template = trial.abstract_state()
-    ckpt = Checkpointer(run_dir / "checkpoints", keep=spec.meta.checkpoint_keep)
+def restore(
+    trial: Trial, keys: Any, template: Any, ckpt: Checkpointer, where: Path
+) -> tuple[Any, dict[str, Any], int]:
+    """The newest good checkpoint that fits ``where`` (the run's ``spec.yaml``): its state,
+    its meta and the chunk to continue from. ``ckpt`` is closed if this fails."""
+    spec = trial.spec
     try:
         state, meta = ckpt.restore_latest(
             template, check=lambda m: check_fits(spec, keys, template, m, where), warn=warn
@@ -151,31 +137,40 @@ def resume(
     except BaseException:
         ckpt.close()
         raise
+    return state, meta, aligned[0] + 1
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    progress: bool = True,
+    report: bool = True,
+    on_chunk: ChunkHook | None = None,
+) -> RunResult:
+    """Continue ``run_dir`` from its latest good checkpoint to the end of its spec
+    (``on_chunk`` as in :class:`jaxlab.runtime.loop.Loop`)."""
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise CheckpointError(f"{run_dir} is not a jaxlab run directory (no spec.yaml/checkpoints)")
+    where = run_dir / "spec.yaml"
+    spec = load_spec(where)
+    prov = json.loads((run_dir / "provenance.json").read_text())
+    keys = session_keys(prov, spec.meta.max_session)
+    trial = Trial(spec, keys)
+    template = trial.abstract_state()
+    ckpt = Checkpointer(run_dir / "checkpoints", keep=spec.meta.checkpoint_keep)
+    state, meta, start = restore(trial, keys, template, ckpt, where)
     message = code_change_warning(prov, run_dir, "the resumed run")
     if message:
         warn(message)
     host = HostState(**meta["host"])
-    start = aligned[0] + 1
+    frame = int(meta["frame"])
     if start >= trial.derived.num_chunks:
-        done = run_dir / "trial_summary.json"
-        if done.is_file():
-            summary = json.loads(done.read_text())
-            ckpt.close()
-        else:  # killed between the last checkpoint and the summary
-            out = TrialOutputs(spec, run_dir, prov.get("git_sha"), [], ckpt, host)
-            summary = out.summary(frame, 0.0, None)
-            out.close()
-            done.write_text(json.dumps(summary, indent=2))
-            if report:
-                write_report_safely(run_dir)
+        summary = finished_summary(run_dir, prov, spec, ckpt, host, frame, report)
         print(f"jaxlab: {run_dir} already finished at frame {frame:,}; nothing to resume")
         return RunResult(run_dir, summary, state)
     print(f"jaxlab: resuming {run_dir} from frame {frame:,}", file=sys.stderr, flush=True)
-    sha = git_info()["sha"]
-    prov.setdefault("resumes", []).append(
-        {"at": datetime.now().isoformat(timespec="seconds"), "frame": frame, "git_sha": sha}
-    )
-    prov_path.write_text(json.dumps(prov, indent=2))
+    sha = record_resume(run_dir, prov, frame)
     writers = [
         SessionWriter(run_dir / f"session_{k}", resume_frame=frame)
         for k in range(trial.num_sessions)
@@ -185,6 +180,43 @@ def resume(
     out = TrialOutputs(spec, run_dir, sha, writers, ckpt, host, resume_frame=frame)
     if out.best is not None:  # a best saved after the checkpoint belongs to the rolled-back part
         out.best.prune_after(frame)
-    loop = Loop(trial, [out])
     compile_s = trial.trace_s + time.perf_counter() - t0  # as train counts it
-    return loop.run(state, start, compile_s, progress=progress, report=report, on_chunk=on_chunk)[0]
+    loop = Loop(
+        trial, [out], state, start, compile_s, progress=progress, report=report, on_chunk=on_chunk
+    )
+    return loop.run()[0]
+
+
+def finished_summary(
+    run_dir: Path,
+    prov: dict[str, Any],
+    spec: Spec,
+    ckpt: Checkpointer,
+    host: HostState,
+    frame: int,
+    report: bool,
+) -> dict[str, Any]:
+    """The summary of a run whose last checkpoint is its last chunk, written (with the
+    report) when the run was killed before it wrote its own."""
+    done = run_dir / "trial_summary.json"
+    if done.is_file():
+        summary = json.loads(done.read_text())
+        ckpt.close()
+        return summary
+    out = TrialOutputs(spec, run_dir, prov.get("git_sha"), [], ckpt, host)
+    summary = out.summary(frame, 0.0, None)
+    out.close()
+    done.write_text(json.dumps(summary, indent=2))
+    if report:
+        write_report_safely(run_dir)
+    return summary
+
+
+def record_resume(run_dir: Path, prov: dict[str, Any], frame: int) -> str | None:
+    """Append this resume (time, frame, git SHA) to ``provenance.json``; returns the SHA."""
+    sha = git_info()["sha"]
+    prov.setdefault("resumes", []).append(
+        {"at": datetime.now().isoformat(timespec="seconds"), "frame": frame, "git_sha": sha}
+    )
+    (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2))
+    return sha

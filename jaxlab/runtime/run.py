@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxlab.lab.batching import check_batchable, stack_hypers
 from jaxlab.lab.trial import Trial, default_keys
 from jaxlab.logging import SessionWriter, columns_for
 from jaxlab.runtime.checkpoint import Checkpointer
@@ -39,7 +40,7 @@ def train(
     ``state_fn``, if given, maps the freshly initialised Trial state to the one trained
     (to load pretrained parameters, or to inject a fault in tests). ``report=False`` skips
     the end-of-run metrics and graphs (``python -m jaxlab report`` makes them later).
-    ``on_chunk`` is called after every chunk (see :meth:`Loop.run`).
+    ``on_chunk`` is called after every chunk (see :class:`Loop`).
     """
     dirs = None if run_dir is None else [run_dir]
     results = train_batch(
@@ -69,13 +70,10 @@ def train_batch(
     S seeds with setting k's ``hyper`` values; each Trial gets its own run directory,
     written exactly as ``train`` writes one. With one spec this *is* ``train``.
     """
-    from jaxlab.lab.batching import check_batchable
-
     check_batchable(specs)
     base, count = specs[0], len(specs)
     if keys is None:
         keys = default_keys(base)
-    sessions = int(keys.shape[0])
     trial = Trial(base, jnp.tile(keys, (count, 1)) if count > 1 else keys)
     outputs = []
     for k, spec in enumerate(specs):
@@ -84,28 +82,42 @@ def train_batch(
         else:
             run_dir = run_dirs[k]
             run_dir.mkdir(parents=True, exist_ok=True)
-        prov = write_provenance(spec, run_dir, keys)
-        columns = columns_for(trial.metric_names())
-        writers = [SessionWriter(run_dir / f"session_{j}", columns) for j in range(sessions)]
-        ckpt = Checkpointer(
-            run_dir / "checkpoints",
-            keep=spec.meta.checkpoint_keep,
-            metadata={"spec": spec.to_dict(), "git_sha": prov["git_sha"]},
-        )
-        rows = slice(k * sessions, (k + 1) * sessions) if count > 1 else None
-        extra = {"batch": {"settings": count, "index": k}} if count > 1 else {}
-        host = HostState.fresh(sessions)
-        outputs.append(
-            TrialOutputs(
-                spec, run_dir, prov["git_sha"], writers, ckpt, host, rows=rows, extra=extra
-            )
-        )
+        outputs.append(new_outputs(trial, spec, run_dir, keys, k, count))
 
     state, compile_s = start(trial, specs, state_fn)
-    loop = Loop(trial, outputs)
-    return loop.run(
-        state, 0, compile_s, dev=dev, progress=progress, report=report, on_chunk=on_chunk
+    loop = Loop(
+        trial,
+        outputs,
+        state,
+        0,
+        compile_s,
+        dev=dev,
+        progress=progress,
+        report=report,
+        on_chunk=on_chunk,
     )
+    return loop.run()
+
+
+def new_outputs(
+    trial: Trial, spec: Spec, run_dir: Path, keys: jax.Array, k: int, count: int
+) -> TrialOutputs:
+    """The outputs of setting ``k`` of ``count`` trained by ``trial`` (rows ``k*S..``,
+    S = the sessions of ``keys``) in the new ``run_dir``: provenance, session writers and
+    checkpointer."""
+    sessions = int(keys.shape[0])
+    prov = write_provenance(spec, run_dir, keys)
+    columns = columns_for(trial.metric_names())
+    writers = [SessionWriter(run_dir / f"session_{j}", columns) for j in range(sessions)]
+    ckpt = Checkpointer(
+        run_dir / "checkpoints",
+        keep=spec.meta.checkpoint_keep,
+        metadata={"spec": spec.to_dict(), "git_sha": prov["git_sha"]},
+    )
+    rows = slice(k * sessions, (k + 1) * sessions) if count > 1 else None
+    extra = {"batch": {"settings": count, "index": k}} if count > 1 else {}
+    host = HostState.fresh(sessions)
+    return TrialOutputs(spec, run_dir, prov["git_sha"], writers, ckpt, host, rows=rows, extra=extra)
 
 
 def start(trial: Trial, specs: list[Spec], state_fn: Any = None) -> tuple[Any, float]:
@@ -118,8 +130,6 @@ def start(trial: Trial, specs: list[Spec], state_fn: Any = None) -> tuple[Any, f
     init program in the background (:class:`~jaxlab.lab.trial.Trial`); ``state_fn`` may need
     values (loading parameters, say), so then init comes first.
     """
-    from jaxlab.lab.batching import stack_hypers
-
     count = len(specs)
     sessions = trial.num_sessions // count
 

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxlab.envs import CannotRender, make_env
+from jaxlab.envs import CannotRender, Env, make_env
 from jaxlab.lab.evaluate import make_episodes
 from jaxlab.lab.trial import Trial
 from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError
@@ -70,15 +70,7 @@ def enjoy(
     trial = Trial(spec, session_keys(prov, spec.meta.max_session))
     if not 0 <= session < trial.num_sessions:
         raise ValueError(f"--session must be in 0..{trial.num_sessions - 1}, got {session}")
-    ckpt, frame = _select(run_dir, checkpoint)
-    try:
-        template = trial.abstract_state()
-        if frame is None:
-            state, meta = ckpt.restore_latest(template, warn=warn)
-        else:
-            state, meta = ckpt.restore(template, frame)
-    finally:
-        ckpt.close()
+    state, meta = _restore(run_dir, trial, checkpoint)
     one = jax.tree.map(lambda x: x[session], state)
     env = make_env(spec.env, episodes)
     run = jax.jit(make_episodes(trial.agent, env, record=render))
@@ -103,17 +95,35 @@ def enjoy(
         "render_note": None,
     }
     if render:
-        steps = int(result.lengths[0])
-        states = jax.tree.map(lambda x: np.asarray(x[:steps]), result.trace[0])
         gif = out_dir / f"{spec.name}_session{session}_episode0.gif"
-        try:
-            env.write_gif(states, gif)
-            record["gif"] = str(gif)
-        except CannotRender as err:
-            record["render_note"] = str(err)
+        _render(env, result, gif, record)
     (out_dir / "enjoy.json").write_text(json.dumps(record, indent=2))
     record["out_dir"] = str(out_dir)
     return record
+
+
+def _restore(run_dir: Path, trial: Trial, checkpoint: str) -> tuple[Any, dict[str, Any]]:
+    """The Trial state and meta of ``--checkpoint`` (read only)."""
+    ckpt, frame = _select(run_dir, checkpoint)
+    try:
+        template = trial.abstract_state()
+        if frame is None:
+            return ckpt.restore_latest(template, warn=warn)
+        return ckpt.restore(template, frame)
+    finally:
+        ckpt.close()
+
+
+def _render(env: Env, result: Any, gif: Path, record: dict[str, Any]) -> None:
+    """Write the first episode of ``result`` as ``gif`` and note it (or why not) in
+    ``record``."""
+    steps = int(result.lengths[0])
+    states = jax.tree.map(lambda x: np.asarray(x[:steps]), result.trace[0])
+    try:
+        env.write_gif(states, gif)
+        record["gif"] = str(gif)
+    except CannotRender as err:
+        record["render_note"] = str(err)
 
 
 def format_enjoy(record: dict[str, Any]) -> str:
