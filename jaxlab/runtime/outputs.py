@@ -27,7 +27,6 @@ from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec.schema import Spec
 
 
-@dataclass
 def episode_means(metrics: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Mean return and length of the episodes that ended in a chunk, per session (NaN if none)."""
     count = metrics["ep_count"]
@@ -51,6 +50,7 @@ def summarize(final_returns: np.ndarray) -> dict[str, Any]:
     }
 
 
+@dataclass
 class HostState:
     """Loop state kept on the host, saved in every checkpoint's meta (JSON).
 
