@@ -44,7 +44,7 @@ from jaxlab.algorithms.base import (
 )
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.envs import VecEnv, VecEnvState
-from jaxlab.memory import PrioritizedReplay, ReplayBuffer
+from jaxlab.memory import Replay, make_replay
 from jaxlab.networks import QNetwork, TorsoDef
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, schedule_keys
@@ -168,7 +168,7 @@ class DQNState:
     params: Any
     target_params: Any
     opt_state: Any
-    memory: ReplayBuffer | PrioritizedReplay
+    memory: Replay
     env: VecEnvState
     norm: Normalizers
     hyper: DQNHyper
@@ -278,14 +278,9 @@ class DQN:
         aux = {"loss": total, "q_mean": q_sa.mean(), "td_abs_mean": jnp.abs(td).mean(), "td": td}
         return total, aux
 
-    def _new_memory(self, example: dict) -> ReplayBuffer | PrioritizedReplay:
+    def _new_memory(self, example: dict) -> Replay:
         mem = self.spec.agent.memory
-        if self.prioritized:
-            return PrioritizedReplay.create(example, mem.capacity, mem.batch_size)
-        return ReplayBuffer.create(example, mem.capacity)
-
-    def _add(self, memory: Any, items: dict, hp: DQNHyper) -> ReplayBuffer | PrioritizedReplay:
-        return memory.add(items, hp.alpha) if self.prioritized else memory.add(items)
+        return make_replay(self.prioritized, example, mem.capacity, mem.batch_size)
 
     def _learn(self, state: DQNState, key: jax.Array, lr: jax.Array) -> tuple[DQNState, dict]:
         """``gradient_steps`` minibatch steps on the replay memory."""
@@ -296,17 +291,12 @@ class DQN:
 
         def step(carry: tuple, k: jax.Array) -> tuple:
             params, opt_state, memory = carry
-            if self.prioritized:
-                idx, mb, weight = memory.sample(k, batch, hp.alpha, beta)
-            else:
-                idx, mb = memory.sample(k, batch)
-                weight = jnp.ones((batch,), jnp.float32)
+            idx, mb, weight = memory.sample(k, batch, hp.alpha, beta)
             grads, aux = grad_fn(params, state.target_params, hp, mb, weight)
             grads, grad_norm = clip_by_global_norm(grads, hp.max_grad_norm)
             params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
-            td = aux.pop("td")
-            if self.prioritized:
-                memory = memory.update(idx, td, hp.priority_eps, hp.alpha)
+            memory = memory.update(idx, aux.pop("td"), hp.priority_eps, hp.alpha)
+            if self.prioritized:  # uniform replay's weights are all 1
                 aux["weight_mean"] = weight.mean()
             aux["grad_norm"] = grad_norm
             return (params, opt_state, memory), aux
@@ -351,7 +341,7 @@ class DQN:
             "terminated": ro.terminated.reshape((n,)).astype(jnp.float32),
         }
         with jax.named_scope("memory"):  # a phase of the profile (jaxlab.tools.profiling)
-            state = state.replace(env=env, norm=norm, memory=self._add(state.memory, items, hp))
+            state = state.replace(env=env, norm=norm, memory=state.memory.add(items, hp.alpha))
 
         def skip(s: DQNState, k: jax.Array, lr: jax.Array) -> tuple[DQNState, dict]:
             shapes = jax.eval_shape(self._learn, s, k, lr)[1]

@@ -48,7 +48,7 @@ from jaxlab.algorithms.sac_losses import (
 )
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.envs import VecEnv, VecEnvState
-from jaxlab.memory import PrioritizedReplay, ReplayBuffer
+from jaxlab.memory import Replay, make_replay
 from jaxlab.networks import DiscreteActor, QNetwork, SquashedActor, StateActionQ, TorsoDef, twin
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.spec.schema import Spec
@@ -146,7 +146,7 @@ class SACState:
     params: Any  # {"actor", "critic" (twin, leading axis 2), "log_alpha" (scalar)}
     target: Any  # target critic parameters
     opt: SACOpt
-    memory: ReplayBuffer | PrioritizedReplay
+    memory: Replay
     env: VecEnvState
     norm: Normalizers
     hyper: SACHyper
@@ -216,10 +216,9 @@ class SAC:
             self.hyper(), k_state, jnp.int32(0),
         )  # fmt: skip
 
-    def _new_memory(self) -> ReplayBuffer | PrioritizedReplay:
-        m, example = self.spec.agent.memory, self._example()
-        per = PrioritizedReplay.create(example, m.capacity, m.batch_size) if self.per else None
-        return per or ReplayBuffer.create(example, m.capacity)
+    def _new_memory(self) -> Replay:
+        m = self.spec.agent.memory
+        return make_replay(self.per, self._example(), m.capacity, m.batch_size)
 
     def policy(
         self, state: SACState, obs: jax.Array, key: jax.Array, deterministic: bool = True
@@ -291,12 +290,8 @@ class SAC:
         (p, target, opt), prio = carry
         k_sample, k_next, k_pi = jax.random.split(key, 3)
         size = self.spec.agent.memory.batch_size
-        if self.per:
-            mem = memory.with_priorities(prio)
-            idx, b, w = mem.sample(k_sample, size, hp.per_alpha, beta)
-        else:
-            idx, b = memory.sample(k_sample, size)
-            w = jnp.ones((size,), jnp.float32)
+        mem = memory.with_priorities(prio)
+        idx, b, w = mem.sample(k_sample, size, hp.per_alpha, beta)
         alpha = self._alpha(p["log_alpha"], hp)
         y = self._target(p, target, b, alpha, k_next, hp)
         c_grad = jax.value_and_grad(self._critic_loss, has_aux=True)
@@ -315,9 +310,7 @@ class SAC:
         target = jax.tree.map(lambda t, c: hp.tau * c + (1.0 - hp.tau) * t, target, critic)
         params = {"actor": actor, "critic": critic, "log_alpha": log_alpha}
         lrn = (params, target, SACOpt(actor_opt, critic_opt, alpha_opt))
-        if self.per:
-            mem = mem.update(idx, td, self.spec.agent.memory.epsilon, hp.per_alpha)
-            prio = mem.priorities
+        prio = mem.update(idx, td, self.spec.agent.memory.epsilon, hp.per_alpha).priorities
         values = (c_loss, a_loss, alpha, al_loss, entropy, q_mean, c_norm, a_norm)
         return (lrn, prio), dict(zip(METRICS, values, strict=True))
 
@@ -356,17 +349,16 @@ class SAC:
                  "next_obs": ro.next_obs}  # fmt: skip
         items = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), items)
         with jax.named_scope("memory"):  # a phase of the profile (jaxlab.tools.profiling)
-            memory = state.memory.add(items, hp.per_alpha) if self.per else state.memory.add(items)
+            memory = state.memory.add(items, hp.per_alpha)
         progress = jnp.minimum(step.astype(jnp.float32) / self.num_updates, 1.0)
         beta = hp.per_beta + (1.0 - hp.per_beta) * progress
-        prio = memory.priorities if self.per else ()
+        prio = memory.priorities
         with jax.named_scope("learn"):
             (params, target, opt), prio, metrics = jax.lax.cond(
                 memory.size >= c.learning_starts, self._learn, self._idle,
                 (state.params, state.target, state.opt), prio, memory, k_learn, hp, lrs, beta,
             )  # fmt: skip
-        if self.per:
-            memory = memory.with_priorities(prio)
+        memory = memory.with_priorities(prio)
         state = SACState(params, target, opt, memory, env, norm, hp, key, step + 1)
         return state, {**metrics, "lr": lrs[0], **episode_metrics(ro)}
 
