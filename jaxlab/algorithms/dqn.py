@@ -48,6 +48,7 @@ from jaxlab.memory import Replay, make_replay
 from jaxlab.networks import QNetwork, TorsoDef
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, schedule_keys
+from jaxlab.rl.targets import update_target
 from jaxlab.spec.schema import Spec
 
 
@@ -311,12 +312,10 @@ class DQN:
 
     def _update_target(self, state: DQNState) -> Any:
         """Polyak every update, or a hard copy when ``update_step % target_every == 0``."""
-        online, target = state.params, state.target_params
-        if self.cfg.target_update == "polyak":
-            tau = state.hyper.tau
-            return jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, online, target)
-        copy = state.update_step % self.target_every == 0
-        return jax.tree.map(lambda p, t: jnp.where(copy, p, t), online, target)
+        return update_target(
+            self.cfg.target_update, state.params, state.target_params,
+            tau=state.hyper.tau, step=state.update_step, every=self.target_every,
+        )  # fmt: skip
 
     def update(self, state: DQNState) -> tuple[DQNState, dict[str, jax.Array]]:
         key, k_roll, k_learn = jax.random.split(state.key, 3)

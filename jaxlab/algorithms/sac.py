@@ -51,6 +51,7 @@ from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.memory import Replay, make_replay
 from jaxlab.networks import DiscreteActor, QNetwork, SquashedActor, StateActionQ, TorsoDef, twin
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
+from jaxlab.rl.targets import polyak_update
 from jaxlab.spec.schema import Spec
 
 sg = jax.lax.stop_gradient
@@ -307,7 +308,7 @@ class SAC:
         log_alpha, alpha_opt = p["log_alpha"], opt.alpha
         if self.cfg.auto_alpha:
             log_alpha, alpha_opt = base.apply_gradients(self.tx, log_alpha, alpha_opt, g, lrs[2])
-        target = jax.tree.map(lambda t, c: hp.tau * c + (1.0 - hp.tau) * t, target, critic)
+        target = polyak_update(critic, target, hp.tau)
         params = {"actor": actor, "critic": critic, "log_alpha": log_alpha}
         lrn = (params, target, SACOpt(actor_opt, critic_opt, alpha_opt))
         prio = mem.update(idx, td, self.spec.agent.memory.epsilon, hp.per_alpha).priorities

@@ -50,6 +50,7 @@ from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.networks import QNetwork, TorsoDef
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, schedule_keys
+from jaxlab.rl.targets import update_target
 from jaxlab.spec.schema import Spec
 
 
@@ -270,19 +271,12 @@ class Sarsa:
         step = state.update_step + 1
         state = state.replace(
             params=params, opt_state=opt_state, env=env, norm=norm, key=key, update_step=step,
-            target_params=self._update_target(params, state.target_params, hp.tau, step),
+            target_params=update_target(  # after update number ``step`` (1-based)
+                c.target_update, params, state.target_params, tau=hp.tau, step=step,
+                every=self.target_every,
+            ),
         )  # fmt: skip
         return state, metrics
-
-    def _update_target(self, params: Any, target: Any, tau: jax.Array, step: jax.Array) -> Any:
-        """The target after update number ``step`` (1-based): ``params`` for ``none``, a hard
-        copy when ``step % target_every == 0``, or a Polyak step."""
-        if self.cfg.target_update == "none":
-            return params
-        if self.cfg.target_update == "polyak":
-            return jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, params, target)
-        copy = step % self.target_every == 0
-        return jax.tree.map(lambda p, t: jnp.where(copy, p, t), params, target)
 
 
 # Spec keys that only set SarsaHyper leaves; the schedule's name/window stay static.
