@@ -11,8 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab.algorithms.dqn import DQN, td_target
+from jaxlab.algorithms.dqn import DQN
 from jaxlab.memory import PrioritizedReplay, ReplayBuffer, make_replay
+from jaxlab.rl.td import q_learning_target
 from jaxlab.runtime.run import train
 from jaxlab.spec import SpecError, spec_from_dict
 
@@ -26,14 +27,14 @@ TERMINATED = np.array([False, False, True])
 def test_dqn_target_by_hand():
     # a* = argmax Q_targ(s') = [1, 0, 1] -> Q_targ(s', a*) = [3, 2, 5]
     # y = [1 + 0.9 * 3, 0.5 + 0.9 * 2, -1 (terminated: no bootstrap)]
-    y = td_target(Q_NEXT_TARGET, Q_NEXT_ONLINE, REWARD, TERMINATED, 0.9, double=False)
+    y = q_learning_target(Q_NEXT_TARGET, Q_NEXT_ONLINE, REWARD, TERMINATED, 0.9, double=False)
     np.testing.assert_allclose(y, [3.7, 2.3, -1.0], rtol=1e-6)
 
 
 def test_double_dqn_target_by_hand():
     # a* = argmax Q_online(s') = [0, 1, 0] -> Q_targ(s', a*) = [1, 0.5, 4]
     # y = [1 + 0.9 * 1, 0.5 + 0.9 * 0.5, -1]
-    y = td_target(Q_NEXT_TARGET, Q_NEXT_ONLINE, REWARD, TERMINATED, 0.9, double=True)
+    y = q_learning_target(Q_NEXT_TARGET, Q_NEXT_ONLINE, REWARD, TERMINATED, 0.9, double=True)
     np.testing.assert_allclose(y, [1.9, 0.95, -1.0], rtol=1e-6)
 
 

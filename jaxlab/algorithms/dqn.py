@@ -49,6 +49,7 @@ from jaxlab.networks import QNetwork, TorsoDef
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, schedule_keys
 from jaxlab.rl.targets import update_target
+from jaxlab.rl.td import q_learning_target
 from jaxlab.spec.schema import Spec
 
 
@@ -130,23 +131,6 @@ class DQNConfig:
             learning_starts=0,
             target_update_frequency=min(self.target_update_frequency, 8),
         )
-
-
-def td_target(
-    q_next_target: jax.Array,
-    q_next_online: jax.Array,
-    reward: jax.Array,
-    terminated: jax.Array,
-    gamma: jax.Array | float,
-    double: bool,
-) -> jax.Array:
-    """``y [B] = r + gamma (1 - terminated) Q_targ(s', a*)``; ``q_next_* [B, A]``.
-
-    ``a* = argmax Q_targ(s')`` (DQN) or ``argmax Q_online(s')`` (Double DQN)."""
-    chooser = q_next_online if double else q_next_target
-    best = jnp.argmax(chooser, axis=-1)
-    q_best = jnp.take_along_axis(q_next_target, best[:, None], axis=-1)[:, 0]
-    return reward + gamma * (1.0 - terminated.astype(jnp.float32)) * q_best
 
 
 @struct.dataclass
@@ -269,7 +253,7 @@ class DQN:
         q_sa = jnp.take_along_axis(q, mb["action"][:, None], axis=-1)[:, 0]
         q_next_target = self.net.apply(target_params, mb["next_obs"])
         q_next_online = self.net.apply(params, mb["next_obs"]) if self.cfg.double else q_next_target
-        y = td_target(
+        y = q_learning_target(
             q_next_target, q_next_online, mb["reward"], mb["terminated"], hp.gamma, self.cfg.double
         )
         td = q_sa - jax.lax.stop_gradient(y)
@@ -369,4 +353,4 @@ HYPER_KEYS = (
 )
 register("DQN", DQNConfig, DQN, HYPER_KEYS)
 
-__all__ = ["DQN", "DQNConfig", "DQNHyper", "DQNState", "td_target"]
+__all__ = ["DQN", "DQNConfig", "DQNHyper", "DQNState"]

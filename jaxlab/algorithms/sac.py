@@ -40,21 +40,32 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxlab.algorithms import base
-from jaxlab.algorithms.sac_losses import (
-    discrete_soft_value,
-    discrete_temperature_loss,
-    temperature_loss,
-    twin_min,
-)
+from jaxlab.algorithms.base import smaller
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.envs import VecEnv, VecEnvState
 from jaxlab.memory import Replay, make_replay
 from jaxlab.networks import DiscreteActor, QNetwork, SquashedActor, StateActionQ, TorsoDef, twin
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
+from jaxlab.rl.sac import (
+    discrete_soft_actor_loss,
+    discrete_soft_value,
+    discrete_temperature_loss,
+    soft_actor_loss,
+    soft_critic_loss,
+    temperature_loss,
+)
 from jaxlab.rl.targets import polyak_update
+from jaxlab.rl.td import bootstrap
 from jaxlab.spec.schema import Spec
 
 sg = jax.lax.stop_gradient
+
+
+def twin_min(q: jax.Array) -> jax.Array:
+    """``min_j Q_j`` over the twin axis, ``q [2, ...] -> [...]``, taken by selection
+    (:func:`base.smaller`), so its gradient never depends on values comparing equal after
+    the compiler recomputes them."""
+    return smaller(q[0], q[1])
 
 
 @dataclass(frozen=True)
@@ -256,12 +267,12 @@ class SAC:
         """The soft TD target ``y [B]`` (no gradient)."""
         pi = self.actor.apply(p["actor"], b["next_obs"])
         if self.discrete:
-            q_next = self.critic.apply(target, b["next_obs"])
+            q_next = twin_min(self.critic.apply(target, b["next_obs"]))
             v = discrete_soft_value(jax.nn.log_softmax(pi.logits), q_next, alpha)
         else:
             a, logp = pi.sample_and_log_prob(key)
             v = twin_min(self.critic.apply(target, b["next_obs"], a)) - alpha * logp
-        return sg(b["reward"] + hp.gamma * (1.0 - b["terminated"]) * v)
+        return sg(bootstrap(b["reward"], b["terminated"], hp.gamma, v))
 
     def _critic_loss(self, critic: Any, b: dict, y: jax.Array, w: jax.Array):
         """``sum_j mean_b w (Q_j - y)^2``; aux: (|TD| averaged over the twins [B], mean Q)."""
@@ -270,9 +281,7 @@ class SAC:
             q = jnp.sum(self.critic.apply(critic, b["obs"]) * onehot[None], axis=-1)
         else:
             q = self.critic.apply(critic, b["obs"], b["action"])
-        err = q - y[None]
-        loss = jnp.sum(jnp.mean(w[None] * err**2, axis=1))
-        return loss, (jnp.abs(err).mean(axis=0), q.mean())
+        return soft_critic_loss(q, y, w)
 
     def _actor_loss(self, actor: Any, critic: Any, obs: jax.Array, alpha: jax.Array, key):
         """The actor loss; aux: (what the temperature loss takes, entropy estimate)."""
@@ -280,11 +289,11 @@ class SAC:
         if self.discrete:
             logp = jax.nn.log_softmax(pi.logits)
             q = twin_min(self.critic.apply(critic, obs))
-            loss = jnp.mean(jnp.sum(jnp.exp(logp) * (alpha * logp - q), axis=-1))
+            loss = discrete_soft_actor_loss(logp, q, alpha)
             return loss, (sg(logp), jnp.mean(pi.entropy()))
         a, logp = pi.sample_and_log_prob(key)
         q = twin_min(self.critic.apply(critic, obs, a))
-        return jnp.mean(alpha * logp - q), (sg(logp), -jnp.mean(logp))
+        return soft_actor_loss(logp, q, alpha), (sg(logp), -jnp.mean(logp))
 
     def _grad_step(self, carry: tuple, key: jax.Array, memory: Any, hp: SACHyper, lrs, beta):
         """One critic, actor, temperature and target step on one minibatch."""
@@ -377,5 +386,4 @@ HYPER_KEYS = (
 )
 base.register("SAC", SACConfig, SAC, HYPER_KEYS)
 
-__all__ = ["SAC", "SACConfig", "SACHyper", "SACOpt", "SACState", "discrete_soft_value"]
-__all__ += ["discrete_temperature_loss", "temperature_loss", "twin_min"]
+__all__ = ["SAC", "SACConfig", "SACHyper", "SACOpt", "SACState", "twin_min"]

@@ -51,6 +51,7 @@ from jaxlab.networks import QNetwork, TorsoDef
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, schedule_keys
 from jaxlab.rl.targets import update_target
+from jaxlab.rl.td import bootstrap
 from jaxlab.spec.schema import Spec
 
 
@@ -254,10 +255,9 @@ class Sarsa:
             taken_next = jnp.concatenate([ro.action[1:], sampled[-1:]], axis=0)
             within = jnp.arange(c.time_horizon)[:, None] < c.time_horizon - 1
             next_action = jnp.where(within & ~ro.done, taken_next, sampled)
-            not_term = 1.0 - ro.terminated.astype(jnp.float32)
             if c.target_update != "none":
                 q_next = self.net.apply(state.target_params, ro.next_obs)
-            target = ro.reward + hp.gamma * not_term * pick(q_next, next_action)
+            target = bootstrap(ro.reward, ro.terminated, hp.gamma, pick(q_next, next_action))
 
         size = self.frames_per_update
         flat = lambda x: x.reshape((size,) + x.shape[2:])  # noqa: E731
