@@ -1,5 +1,5 @@
-"""DQN family: hand-computed TD targets, prioritized replay sampling, the ring buffer,
-learning_starts, a tiny training run and spec errors."""
+"""DQN family: hand-computed TD targets, prioritized replay sampling, the ring buffer, the
+one replay interface, learning_starts, a tiny training run and spec errors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab.algorithms.dqn import DQN, td_target
-from jaxlab.memory import PrioritizedReplay, ReplayBuffer
+from jaxlab.algorithms.dqn import DQN
+from jaxlab.memory import PrioritizedReplay, ReplayBuffer, make_replay
+from jaxlab.rl.td import q_learning_target
 from jaxlab.runtime.run import train
 from jaxlab.spec import SpecError, spec_from_dict
 
@@ -26,14 +27,14 @@ TERMINATED = np.array([False, False, True])
 def test_dqn_target_by_hand():
     # a* = argmax Q_targ(s') = [1, 0, 1] -> Q_targ(s', a*) = [3, 2, 5]
     # y = [1 + 0.9 * 3, 0.5 + 0.9 * 2, -1 (terminated: no bootstrap)]
-    y = td_target(Q_NEXT_TARGET, Q_NEXT_ONLINE, REWARD, TERMINATED, 0.9, double=False)
+    y = q_learning_target(Q_NEXT_TARGET, Q_NEXT_ONLINE, REWARD, TERMINATED, 0.9, double=False)
     np.testing.assert_allclose(y, [3.7, 2.3, -1.0], rtol=1e-6)
 
 
 def test_double_dqn_target_by_hand():
     # a* = argmax Q_online(s') = [0, 1, 0] -> Q_targ(s', a*) = [1, 0.5, 4]
     # y = [1 + 0.9 * 1, 0.5 + 0.9 * 0.5, -1]
-    y = td_target(Q_NEXT_TARGET, Q_NEXT_ONLINE, REWARD, TERMINATED, 0.9, double=True)
+    y = q_learning_target(Q_NEXT_TARGET, Q_NEXT_ONLINE, REWARD, TERMINATED, 0.9, double=True)
     np.testing.assert_allclose(y, [1.9, 0.95, -1.0], rtol=1e-6)
 
 
@@ -138,9 +139,49 @@ def test_replay_ring_wraps_and_overwrites_the_oldest():
     buf = buf.add({"x": jnp.array([7], jnp.int32)})
     assert (int(buf.pos), int(buf.size)) == (3, 5)
     np.testing.assert_array_equal(buf.data["x"], [5, 6, 7, 3, 4])
-    idx, items = buf.sample(jax.random.PRNGKey(0), 100)
+    idx, items, weight = buf.sample(jax.random.PRNGKey(0), 100)
     assert int(idx.min()) >= 0 and int(idx.max()) <= 4
     np.testing.assert_array_equal(items["x"], buf.data["x"][idx])
+    np.testing.assert_array_equal(weight, np.ones(100, np.float32))
+
+
+def test_uniform_replay_takes_the_prioritized_interface_and_ignores_priorities():
+    """Same draw as ``randint`` on the key, weights 1, ``update`` a no-op, no priority leaves;
+    the priority arguments change nothing."""
+    buf = ReplayBuffer.create({"x": jnp.int32(0)}, 8).add({"x": jnp.arange(6, dtype=jnp.int32)})
+    two = {"x": jnp.arange(2, dtype=jnp.int32)}
+    jax.tree.map(np.testing.assert_array_equal, buf.add(two, 0.3), buf.add(two))
+    key = jax.random.PRNGKey(4)
+    idx, items, weight = buf.sample(key, 16, 0.5, 0.2)
+    np.testing.assert_array_equal(idx, jax.random.randint(key, (16,), 0, 6))
+    np.testing.assert_array_equal(items["x"], idx)
+    assert weight.dtype == jnp.float32 and np.all(np.asarray(weight) == 1.0)
+    assert buf.update(idx, jnp.ones(16), 0.1, 0.5) is buf
+    assert buf.priorities == () and buf.with_priorities(()) is buf
+
+
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_one_learner_step_runs_on_either_memory_under_jit_and_vmap(prioritized: bool):
+    """The code path DQN and SAC share (add, sample, update, priorities round trip), with
+    the memory and keys batched over 3 sessions; the state structure is unchanged."""
+
+    def step(mem, key):
+        mem = mem.add({"x": jnp.arange(4, dtype=jnp.float32)}, 0.6)
+        prio = mem.priorities
+        idx, items, weight = mem.with_priorities(prio).sample(key, 5, 0.6, 0.4)
+        prio = mem.with_priorities(prio).update(idx, items["x"] - 1.0, 0.01, 0.6).priorities
+        return mem.with_priorities(prio), (idx, items["x"], weight)
+
+    one = make_replay(prioritized, {"x": jnp.float32(0)}, 8, batch_size=5)
+    assert isinstance(one, PrioritizedReplay if prioritized else ReplayBuffer)
+    mems = jax.tree.map(lambda x: jnp.stack([x] * 3), one)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    new, (idx, x, weight) = jax.jit(jax.vmap(step))(mems, keys)
+    assert jax.tree.structure(new) == jax.tree.structure(mems)
+    np.testing.assert_array_equal(x, np.asarray(idx, np.float32))
+    assert weight.shape == (3, 5) and float(weight.max()) <= 1.0 and float(weight.min()) > 0.0
+    if not prioritized:
+        np.testing.assert_array_equal(weight, np.ones((3, 5)))
 
 
 def dqn_raw(memory: str = "Replay", **algo: object) -> dict:

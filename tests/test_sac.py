@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 from jax.scipy.stats import norm
 
-from jaxlab.algorithms.sac import (
-    discrete_soft_value,
-    discrete_temperature_loss,
-    temperature_loss,
-)
 from jaxlab.rl.distributions import TanhGaussian
+from jaxlab.rl.sac import discrete_soft_value, discrete_temperature_loss, temperature_loss, twin_min
 from jaxlab.runtime.run import train
 from jaxlab.spec import SpecError, spec_from_dict
 
@@ -45,7 +41,7 @@ def test_discrete_soft_value_by_hand():
     # row 1: min_j Q = [0, -2]; 0.9 (0 + 0.0105361) + 0.1 (-2 + 0.2302585) = -0.1674917
     log_probs = jnp.array([[LN_05, LN_05], [LN_09, LN_01]])
     q = jnp.array([[[1.0, 4.0], [0.0, -1.0]], [[2.0, 3.0], [1.0, -2.0]]])  # [2, B, A]
-    value = discrete_soft_value(log_probs, q, jnp.float32(0.1))
+    value = discrete_soft_value(log_probs, twin_min(q), jnp.float32(0.1))
     np.testing.assert_allclose(value, [2.0693147, -0.1674917], atol=1e-6)
 
 
@@ -128,7 +124,6 @@ def test_bad_sac_specs_are_one_line_spec_errors(override, path):
 
 def test_twin_min_takes_its_gradient_from_the_choice_not_from_equality():
     from jaxlab.algorithms.base import larger, smaller
-    from jaxlab.algorithms.sac import twin_min
 
     q = jnp.array([[1.0, 5.0, 2.0], [3.0, 4.0, 2.0]])  # [twin, batch]; a tie in column 2
     np.testing.assert_array_equal(twin_min(q), [1.0, 4.0, 2.0])

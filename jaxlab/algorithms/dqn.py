@@ -40,10 +40,12 @@ from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig, check_replay
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.envs import Env, VecEnvState
-from jaxlab.memory import PrioritizedReplay, ReplayBuffer
+from jaxlab.memory import Replay, make_replay
 from jaxlab.networks import QNetwork, TorsoDef
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec
+from jaxlab.rl.targets import update_target
+from jaxlab.rl.td import q_learning_target
 
 if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
     from jaxlab.spec.schema import Spec
@@ -105,23 +107,6 @@ class DQNConfig(AlgorithmConfig):
         )
 
 
-def td_target(
-    q_next_target: jax.Array,
-    q_next_online: jax.Array,
-    reward: jax.Array,
-    terminated: jax.Array,
-    gamma: jax.Array | float,
-    double: bool,
-) -> jax.Array:
-    """``y [B] = r + gamma (1 - terminated) Q_targ(s', a*)``; ``q_next_* [B, A]``.
-
-    ``a* = argmax Q_targ(s')`` (DQN) or ``argmax Q_online(s')`` (Double DQN)."""
-    chooser = q_next_online if double else q_next_target
-    best = jnp.argmax(chooser, axis=-1)
-    q_best = jnp.take_along_axis(q_next_target, best[:, None], axis=-1)[:, 0]
-    return reward + gamma * (1.0 - terminated.astype(jnp.float32)) * q_best
-
-
 @struct.dataclass
 class DQNHyper:
     """Tunable numbers, float32 scalars (``[S]`` once vmapped over sessions)."""
@@ -142,7 +127,7 @@ class DQNState:
     params: Any
     target_params: Any
     opt_state: Any
-    memory: ReplayBuffer | PrioritizedReplay
+    memory: Replay
     env: VecEnvState
     norm: Normalizers
     hyper: DQNHyper
@@ -234,7 +219,7 @@ class DQN(Algorithm):
         q_sa = jnp.take_along_axis(q, mb["action"][:, None], axis=-1)[:, 0]
         q_next_target = self.net.apply(target_params, mb["next_obs"])
         q_next_online = self.net.apply(params, mb["next_obs"]) if self.cfg.double else q_next_target
-        y = td_target(
+        y = q_learning_target(
             q_next_target, q_next_online, mb["reward"], mb["terminated"], hp.gamma, self.cfg.double
         )
         td = q_sa - jax.lax.stop_gradient(y)
@@ -244,14 +229,9 @@ class DQN(Algorithm):
         aux = {"loss": total, "q_mean": q_sa.mean(), "td_abs_mean": jnp.abs(td).mean(), "td": td}
         return total, aux
 
-    def _new_memory(self, example: dict) -> ReplayBuffer | PrioritizedReplay:
+    def _new_memory(self, example: dict) -> Replay:
         mem = self.spec.agent.memory
-        if self.prioritized:
-            return PrioritizedReplay.create(example, mem.capacity, mem.batch_size)
-        return ReplayBuffer.create(example, mem.capacity)
-
-    def _add(self, memory: Any, items: dict, hp: DQNHyper) -> ReplayBuffer | PrioritizedReplay:
-        return memory.add(items, hp.alpha) if self.prioritized else memory.add(items)
+        return make_replay(self.prioritized, example, mem.capacity, mem.batch_size)
 
     def _learn(self, state: DQNState, key: jax.Array, lr: jax.Array) -> tuple[DQNState, dict]:
         """``gradient_steps`` minibatch steps on the replay memory."""
@@ -262,17 +242,12 @@ class DQN(Algorithm):
 
         def step(carry: tuple, k: jax.Array) -> tuple:
             params, opt_state, memory = carry
-            if self.prioritized:
-                idx, mb, weight = memory.sample(k, batch, hp.alpha, beta)
-            else:
-                idx, mb = memory.sample(k, batch)
-                weight = jnp.ones((batch,), jnp.float32)
+            idx, mb, weight = memory.sample(k, batch, hp.alpha, beta)
             grads, aux = grad_fn(params, state.target_params, hp, mb, weight)
             grads, grad_norm = clip_by_global_norm(grads, hp.max_grad_norm)
             params, opt_state = apply_gradients(self.tx, params, opt_state, grads, lr)
-            td = aux.pop("td")
-            if self.prioritized:
-                memory = memory.update(idx, td, hp.priority_eps, hp.alpha)
+            memory = memory.update(idx, aux.pop("td"), hp.priority_eps, hp.alpha)
+            if self.prioritized:  # uniform replay's weights are all 1
                 aux["weight_mean"] = weight.mean()
             aux["grad_norm"] = grad_norm
             return (params, opt_state, memory), aux
@@ -287,12 +262,10 @@ class DQN(Algorithm):
 
     def _update_target(self, state: DQNState) -> Any:
         """Polyak every update, or a hard copy when ``update_step % target_every == 0``."""
-        online, target = state.params, state.target_params
-        if self.cfg.target_update == "polyak":
-            tau = state.hyper.tau
-            return jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, online, target)
-        copy = state.update_step % self.target_every == 0
-        return jax.tree.map(lambda p, t: jnp.where(copy, p, t), online, target)
+        return update_target(
+            self.cfg.target_update, state.params, state.target_params,
+            tau=state.hyper.tau, step=state.update_step, every=self.target_every,
+        )  # fmt: skip
 
     def update(self, state: DQNState) -> tuple[DQNState, dict[str, jax.Array]]:
         key, k_roll, k_learn = jax.random.split(state.key, 3)
@@ -316,7 +289,7 @@ class DQN(Algorithm):
             "terminated": ro.terminated.reshape((n,)).astype(jnp.float32),
         }
         with jax.named_scope("memory"):  # a phase of the profile (jaxlab.tools.profiling)
-            state = state.replace(env=env, norm=norm, memory=self._add(state.memory, items, hp))
+            state = state.replace(env=env, norm=norm, memory=state.memory.add(items, hp.alpha))
 
         def skip(s: DQNState, k: jax.Array, lr: jax.Array) -> tuple[DQNState, dict]:
             shapes = jax.eval_shape(self._learn, s, k, lr)[1]
@@ -334,4 +307,4 @@ class DQN(Algorithm):
 # Spec keys that only set DQNHyper leaves (DQN.hyper); sizes and schedule windows stay static.
 register("DQN", DQNConfig, DQN, hyper_sections=("agent.net", "agent.memory"))
 
-__all__ = ["DQN", "DQNConfig", "DQNHyper", "DQNState", "td_target"]
+__all__ = ["DQN", "DQNConfig", "DQNHyper", "DQNState"]

@@ -41,19 +41,24 @@ from flax import struct
 
 from jaxlab.algorithms import base
 from jaxlab.algorithms.registry import register
-from jaxlab.algorithms.sac_losses import (
-    discrete_soft_value,
-    discrete_temperature_loss,
-    temperature_loss,
-    twin_min,
-)
 from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig, check_replay
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.envs import Env, VecEnvState
-from jaxlab.memory import PrioritizedReplay, ReplayBuffer
+from jaxlab.memory import Replay, make_replay
 from jaxlab.networks import DiscreteActor, QNetwork, SquashedActor, StateActionQ, TorsoDef, twin
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
+from jaxlab.rl.sac import (
+    discrete_soft_actor_loss,
+    discrete_soft_value,
+    discrete_temperature_loss,
+    soft_actor_loss,
+    soft_critic_loss,
+    temperature_loss,
+    twin_min,
+)
+from jaxlab.rl.targets import polyak_update
+from jaxlab.rl.td import bootstrap
 
 if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
     from jaxlab.spec.schema import Spec
@@ -139,7 +144,7 @@ class SACState:
     params: Any  # {"actor", "critic" (twin, leading axis 2), "log_alpha" (scalar)}
     target: Any  # target critic parameters
     opt: SACOpt
-    memory: ReplayBuffer | PrioritizedReplay
+    memory: Replay
     env: VecEnvState
     norm: Normalizers
     hyper: SACHyper
@@ -206,10 +211,9 @@ class SAC(Algorithm):
             self.hyper(), k_state, jnp.int32(0),
         )  # fmt: skip
 
-    def _new_memory(self) -> ReplayBuffer | PrioritizedReplay:
-        m, example = self.spec.agent.memory, self._example()
-        per = PrioritizedReplay.create(example, m.capacity, m.batch_size) if self.per else None
-        return per or ReplayBuffer.create(example, m.capacity)
+    def _new_memory(self) -> Replay:
+        m = self.spec.agent.memory
+        return make_replay(self.per, self._example(), m.capacity, m.batch_size)
 
     def policy(
         self, state: SACState, obs: jax.Array, key: jax.Array, deterministic: bool = True
@@ -246,12 +250,12 @@ class SAC(Algorithm):
         """The soft TD target ``y [B]`` (no gradient)."""
         pi = self.actor.apply(p["actor"], b["next_obs"])
         if self.discrete:
-            q_next = self.critic.apply(target, b["next_obs"])
+            q_next = twin_min(self.critic.apply(target, b["next_obs"]))
             v = discrete_soft_value(jax.nn.log_softmax(pi.logits), q_next, alpha)
         else:
             a, logp = pi.sample_and_log_prob(key)
             v = twin_min(self.critic.apply(target, b["next_obs"], a)) - alpha * logp
-        return sg(b["reward"] + hp.gamma * (1.0 - b["terminated"]) * v)
+        return sg(bootstrap(b["reward"], b["terminated"], hp.gamma, v))
 
     def _critic_loss(self, critic: Any, b: dict, y: jax.Array, w: jax.Array):
         """``sum_j mean_b w (Q_j - y)^2``; aux: (|TD| averaged over the twins [B], mean Q)."""
@@ -260,9 +264,7 @@ class SAC(Algorithm):
             q = jnp.sum(self.critic.apply(critic, b["obs"]) * onehot[None], axis=-1)
         else:
             q = self.critic.apply(critic, b["obs"], b["action"])
-        err = q - y[None]
-        loss = jnp.sum(jnp.mean(w[None] * err**2, axis=1))
-        return loss, (jnp.abs(err).mean(axis=0), q.mean())
+        return soft_critic_loss(q, y, w)
 
     def _actor_loss(self, actor: Any, critic: Any, obs: jax.Array, alpha: jax.Array, key):
         """The actor loss; aux: (what the temperature loss takes, entropy estimate)."""
@@ -270,23 +272,19 @@ class SAC(Algorithm):
         if self.discrete:
             logp = jax.nn.log_softmax(pi.logits)
             q = twin_min(self.critic.apply(critic, obs))
-            loss = jnp.mean(jnp.sum(jnp.exp(logp) * (alpha * logp - q), axis=-1))
+            loss = discrete_soft_actor_loss(logp, q, alpha)
             return loss, (sg(logp), jnp.mean(pi.entropy()))
         a, logp = pi.sample_and_log_prob(key)
         q = twin_min(self.critic.apply(critic, obs, a))
-        return jnp.mean(alpha * logp - q), (sg(logp), -jnp.mean(logp))
+        return soft_actor_loss(logp, q, alpha), (sg(logp), -jnp.mean(logp))
 
     def _grad_step(self, carry: tuple, key: jax.Array, memory: Any, hp: SACHyper, lrs, beta):
         """One critic, actor, temperature and target step on one minibatch."""
         (p, target, opt), prio = carry
         k_sample, k_next, k_pi = jax.random.split(key, 3)
         size = self.spec.agent.memory.batch_size
-        if self.per:
-            mem = memory.with_priorities(prio)
-            idx, b, w = mem.sample(k_sample, size, hp.per_alpha, beta)
-        else:
-            idx, b = memory.sample(k_sample, size)
-            w = jnp.ones((size,), jnp.float32)
+        mem = memory.with_priorities(prio)
+        idx, b, w = mem.sample(k_sample, size, hp.per_alpha, beta)
         alpha = self._alpha(p["log_alpha"], hp)
         y = self._target(p, target, b, alpha, k_next, hp)
         c_grad = jax.value_and_grad(self._critic_loss, has_aux=True)
@@ -302,12 +300,10 @@ class SAC(Algorithm):
         log_alpha, alpha_opt = p["log_alpha"], opt.alpha
         if self.cfg.auto_alpha:
             log_alpha, alpha_opt = base.apply_gradients(self.tx, log_alpha, alpha_opt, g, lrs[2])
-        target = jax.tree.map(lambda t, c: hp.tau * c + (1.0 - hp.tau) * t, target, critic)
+        target = polyak_update(critic, target, hp.tau)
         params = {"actor": actor, "critic": critic, "log_alpha": log_alpha}
         lrn = (params, target, SACOpt(actor_opt, critic_opt, alpha_opt))
-        if self.per:
-            mem = mem.update(idx, td, self.spec.agent.memory.epsilon, hp.per_alpha)
-            prio = mem.priorities
+        prio = mem.update(idx, td, self.spec.agent.memory.epsilon, hp.per_alpha).priorities
         values = (c_loss, a_loss, alpha, al_loss, entropy, q_mean, c_norm, a_norm)
         return (lrn, prio), dict(zip(METRICS, values, strict=True))
 
@@ -346,17 +342,16 @@ class SAC(Algorithm):
                  "next_obs": ro.next_obs}  # fmt: skip
         items = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), items)
         with jax.named_scope("memory"):  # a phase of the profile (jaxlab.tools.profiling)
-            memory = state.memory.add(items, hp.per_alpha) if self.per else state.memory.add(items)
+            memory = state.memory.add(items, hp.per_alpha)
         progress = jnp.minimum(step.astype(jnp.float32) / self.num_updates, 1.0)
         beta = hp.per_beta + (1.0 - hp.per_beta) * progress
-        prio = memory.priorities if self.per else ()
+        prio = memory.priorities
         with jax.named_scope("learn"):
             (params, target, opt), prio, metrics = jax.lax.cond(
                 memory.size >= c.learning_starts, self._learn, self._idle,
                 (state.params, state.target, state.opt), prio, memory, k_learn, hp, lrs, beta,
             )  # fmt: skip
-        if self.per:
-            memory = memory.with_priorities(prio)
+        memory = memory.with_priorities(prio)
         state = SACState(params, target, opt, memory, env, norm, hp, key, step + 1)
         return state, {**metrics, "lr": lrs[0], **episode_metrics(ro)}
 
@@ -364,5 +359,4 @@ class SAC(Algorithm):
 # Spec keys that only set SACHyper leaves (init_alpha also sets log_alpha's start: static).
 register("SAC", SACConfig, SAC, hyper_sections=("agent.net", "agent.memory"))
 
-__all__ = ["SAC", "SACConfig", "SACHyper", "SACOpt", "SACState", "discrete_soft_value"]
-__all__ += ["discrete_temperature_loss", "temperature_loss", "twin_min"]
+__all__ = ["SAC", "SACConfig", "SACHyper", "SACOpt", "SACState"]

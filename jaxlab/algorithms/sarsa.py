@@ -47,6 +47,8 @@ from jaxlab.envs import Env, VecEnvState
 from jaxlab.networks import QNetwork, TorsoDef
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec
+from jaxlab.rl.targets import update_target
+from jaxlab.rl.td import bootstrap
 
 if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
     from jaxlab.spec.schema import Spec
@@ -224,10 +226,9 @@ class Sarsa(Algorithm):
             taken_next = jnp.concatenate([ro.action[1:], sampled[-1:]], axis=0)
             within = jnp.arange(c.time_horizon)[:, None] < c.time_horizon - 1
             next_action = jnp.where(within & ~ro.done, taken_next, sampled)
-            not_term = 1.0 - ro.terminated.astype(jnp.float32)
             if c.target_update != "none":
                 q_next = self.net.apply(state.target_params, ro.next_obs)
-            target = ro.reward + hp.gamma * not_term * pick(q_next, next_action)
+            target = bootstrap(ro.reward, ro.terminated, hp.gamma, pick(q_next, next_action))
 
         size = self.frames_per_update
         flat = lambda x: x.reshape((size,) + x.shape[2:])  # noqa: E731
@@ -241,19 +242,12 @@ class Sarsa(Algorithm):
         step = state.update_step + 1
         state = state.replace(
             params=params, opt_state=opt_state, env=env, norm=norm, key=key, update_step=step,
-            target_params=self._update_target(params, state.target_params, hp.tau, step),
+            target_params=update_target(  # after update number ``step`` (1-based)
+                c.target_update, params, state.target_params, tau=hp.tau, step=step,
+                every=self.target_every,
+            ),
         )  # fmt: skip
         return state, metrics
-
-    def _update_target(self, params: Any, target: Any, tau: jax.Array, step: jax.Array) -> Any:
-        """The target after update number ``step`` (1-based): ``params`` for ``none``, a hard
-        copy when ``step % target_every == 0``, or a Polyak step."""
-        if self.cfg.target_update == "none":
-            return params
-        if self.cfg.target_update == "polyak":
-            return jax.tree.map(lambda p, t: tau * p + (1.0 - tau) * t, params, target)
-        copy = step % self.target_every == 0
-        return jax.tree.map(lambda p, t: jnp.where(copy, p, t), params, target)
 
 
 # Spec keys that only set SarsaHyper leaves; the schedule's name/window stay static.

@@ -20,16 +20,50 @@ instead of a ``cumsum`` over the whole capacity, and stays a few gathers and fus
 reductions under ``jit`` and ``vmap``. A sum-tree's per-item walks and updates would
 serialise badly on an accelerator. The sums run in float32, and priorities are at least
 ``epsilon``.
+
+Both memories have one interface (:class:`Replay`), so a learner has one code path: ``add``,
+``sample`` (slots, items, importance weights), ``update`` (set priorities from TD errors)
+and ``priorities``/``with_priorities``. The uniform buffer takes the priority arguments and
+ignores them: its weights are all 1, ``update`` is a no-op and its priorities are ``()``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+Scalar = jax.Array | float
+
+
+class Replay(Protocol):
+    """What a learner calls on a replay memory (the memory is its own state, a pytree).
+
+    ``alpha`` (priority exponent), ``beta`` (importance exponent) and ``epsilon`` (priority
+    floor) are hyperparameters, often state leaves, so they are passed on every call
+    (:class:`ReplayBuffer` gives them defaults, as it ignores them).
+    """
+
+    @property
+    def size(self) -> jax.Array: ...
+
+    def add(self, batch: Any, alpha: Scalar) -> Replay: ...
+
+    def sample(
+        self, key: jax.Array, batch_size: int, alpha: Scalar, beta: Scalar
+    ) -> tuple[jax.Array, Any, jax.Array]: ...
+
+    def update(
+        self, idx: jax.Array, td_error: jax.Array, epsilon: Scalar, alpha: Scalar
+    ) -> Replay: ...
+
+    @property
+    def priorities(self) -> tuple: ...
+
+    def with_priorities(self, prio: tuple) -> Replay: ...
 
 
 @struct.dataclass
@@ -56,8 +90,9 @@ class ReplayBuffer:
         """The ``count`` slots the next :meth:`add` writes, ``[count]`` int32."""
         return (self.pos + jnp.arange(count, dtype=jnp.int32)) % self.capacity
 
-    def add(self, batch: Any) -> ReplayBuffer:
-        """Write ``batch`` (leaves ``[B, ...]``, ``B <= capacity``), overwriting the oldest."""
+    def add(self, batch: Any, alpha: Scalar = 1.0) -> ReplayBuffer:
+        """Write ``batch`` (leaves ``[B, ...]``, ``B <= capacity``), overwriting the oldest
+        (``alpha`` is ignored)."""
         count = jax.tree.leaves(batch)[0].shape[0]
         if count > self.capacity:
             raise ValueError(f"cannot add {count} transitions to a buffer of {self.capacity}")
@@ -70,10 +105,27 @@ class ReplayBuffer:
     def get(self, idx: jax.Array) -> Any:
         return jax.tree.map(lambda buf: buf[idx], self.data)
 
-    def sample(self, key: jax.Array, batch_size: int) -> tuple[jax.Array, Any]:
-        """``batch_size`` slots drawn uniformly (with replacement) from the filled ones."""
+    def sample(
+        self, key: jax.Array, batch_size: int, alpha: Scalar = 1.0, beta: Scalar = 1.0
+    ) -> tuple[jax.Array, Any, jax.Array]:
+        """``batch_size`` slots drawn uniformly (with replacement) from the filled ones: slots
+        ``[B]``, items, weights ``[B]`` all 1 (``alpha``, ``beta`` are ignored)."""
         idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(self.size, 1))
-        return idx, self.get(idx)
+        return idx, self.get(idx), jnp.ones((batch_size,), jnp.float32)
+
+    def update(
+        self, idx: jax.Array, td_error: jax.Array, epsilon: Scalar = 0.0, alpha: Scalar = 1.0
+    ) -> ReplayBuffer:
+        """No priorities to set: the buffer itself."""
+        return self
+
+    @property
+    def priorities(self) -> tuple:
+        """No priority leaves: ``()``."""
+        return ()
+
+    def with_priorities(self, prio: tuple) -> ReplayBuffer:
+        return self
 
 
 def block_size(capacity: int, batch_size: int = 128) -> int:
@@ -145,7 +197,7 @@ class PrioritizedReplay:
         sums = new._mass(priority, slots, alpha).sum(axis=1)
         return new.replace(block_mass=self.block_mass.at[blocks].set(sums))
 
-    def add(self, batch: Any, alpha: jax.Array | float) -> PrioritizedReplay:
+    def add(self, batch: Any, alpha: Scalar) -> PrioritizedReplay:
         """Write ``batch`` (leaves ``[K, ...]``) at the largest priority seen so far."""
         count = jax.tree.leaves(batch)[0].shape[0]
         idx = self.buffer.slots(count)
@@ -158,7 +210,7 @@ class PrioritizedReplay:
         return mass / jnp.maximum(mass.sum(), 1e-30)
 
     def sample(
-        self, key: jax.Array, batch_size: int, alpha: jax.Array | float, beta: jax.Array | float
+        self, key: jax.Array, batch_size: int, alpha: Scalar, beta: Scalar
     ) -> tuple[jax.Array, Any, jax.Array]:
         """Stratified proportional sample: slots ``[B]``, items, importance weights ``[B]``.
 
@@ -183,7 +235,7 @@ class PrioritizedReplay:
         return idx, self.buffer.get(idx), weight / weight.max()
 
     def update(
-        self, idx: jax.Array, td_error: jax.Array, epsilon: float, alpha: jax.Array | float
+        self, idx: jax.Array, td_error: jax.Array, epsilon: Scalar, alpha: Scalar
     ) -> PrioritizedReplay:
         """Set ``p_i = |td_error_i| + epsilon`` for the sampled slots ``idx [B]``."""
         p = jnp.abs(td_error).astype(jnp.float32) + epsilon
@@ -193,4 +245,13 @@ class PrioritizedReplay:
         )
 
 
-__all__ = ["PrioritizedReplay", "ReplayBuffer"]
+def make_replay(
+    prioritized: bool, example: Any, capacity: int, batch_size: int = 128
+) -> ReplayBuffer | PrioritizedReplay:
+    """An empty memory for items shaped like ``example``: prioritized or uniform."""
+    if prioritized:
+        return PrioritizedReplay.create(example, capacity, batch_size)
+    return ReplayBuffer.create(example, capacity)
+
+
+__all__ = ["PrioritizedReplay", "Replay", "ReplayBuffer", "make_replay"]
