@@ -128,6 +128,7 @@ class SACHyper:
     max_grad_norm: jax.Array
     per_alpha: jax.Array
     per_beta: jax.Array  # annealed linearly to 1 over the run
+    per_epsilon: jax.Array  # prioritized replay's p_i = |delta_i| + per_epsilon
 
 
 @struct.dataclass
@@ -179,14 +180,14 @@ class SAC(Algorithm):
         c, net, mem = self.cfg, self.spec.agent.net, self.spec.agent.memory
         lr = net.optim.lr
         end = net.lr_schedule.end_val / lr if net.lr_schedule.name == "linear_decay" else 1.0
-        clip = net.clip_grad_val if net.clip_grad_val is not None else float("inf")
         dim = self.env.action_spec.dim
         target = c.target_entropy_scale * math.log(dim) if self.discrete else -float(dim)
         target = target if c.target_entropy is None else c.target_entropy
-        f = jnp.float32
+        f, clip = jnp.float32, self.net_hyper()["max_grad_norm"]
         return SACHyper(
             f(c.critic_lr or lr), f(c.actor_lr or lr), f(c.alpha_lr or lr), f(end), f(c.gamma),
-            f(c.tau), f(c.init_alpha), f(target), f(clip), f(mem.alpha), f(mem.beta),
+            f(c.tau), f(c.init_alpha), f(target), clip, f(mem.alpha), f(mem.beta),
+            f(mem.epsilon),
         )  # fmt: skip
 
     def _example(self) -> dict[str, jax.Array]:
@@ -303,7 +304,7 @@ class SAC(Algorithm):
         target = polyak_update(critic, target, hp.tau)
         params = {"actor": actor, "critic": critic, "log_alpha": log_alpha}
         lrn = (params, target, SACOpt(actor_opt, critic_opt, alpha_opt))
-        prio = mem.update(idx, td, self.spec.agent.memory.epsilon, hp.per_alpha).priorities
+        prio = mem.update(idx, td, hp.per_epsilon, hp.per_alpha).priorities
         values = (c_loss, a_loss, alpha, al_loss, entropy, q_mean, c_norm, a_norm)
         return (lrn, prio), dict(zip(METRICS, values, strict=True))
 
