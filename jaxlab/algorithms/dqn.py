@@ -40,9 +40,10 @@ from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig, check_replay
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.envs import Env, VecEnvState
-from jaxlab.memory import Replay, make_replay
-from jaxlab.networks import QNetwork, TorsoDef
-from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
+from jaxlab.memory import Replay
+from jaxlab.networks import QNetwork
+from jaxlab.rl.exploration import epsilon_greedy, greedy
+from jaxlab.rl.rollout import Normalizers, collect, episode_metrics, replay_items
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec
 from jaxlab.rl.targets import update_target
 from jaxlab.rl.td import q_learning_target
@@ -141,11 +142,9 @@ class DQN(Algorithm):
     def __init__(self, spec: Spec, env: Env | None = None) -> None:
         super().__init__(spec, env)
         net = spec.agent.net
-        torso = TorsoDef.from_spec(net, self.env.observation_spec.shape)
-        self.net = QNetwork(self.env.action_spec.dim, torso, net.dueling)
+        self.net = QNetwork(self.env.action_spec.dim, self.torso(), net.dueling)
         self.prioritized = spec.agent.memory.name == "PrioritizedReplay"
-        self.fpu = self.frames_per_update
-        self.total_frames = max(1, self.num_updates * self.fpu)
+        self.total_frames = max(1, self.num_updates * self.frames_per_update)
         self.target_every = self.cfg.target_every(spec)
 
     def hyper(self) -> DQNHyper:
@@ -159,18 +158,11 @@ class DQN(Algorithm):
         k_net, k_env, k_state = jax.random.split(key, 3)
         obs_dim = self.env.observation_spec.dim
         params = self.net.init(k_net, jnp.zeros((1, obs_dim), jnp.float32))
-        example = {
-            "obs": jnp.zeros((obs_dim,), jnp.float32),
-            "action": jnp.int32(0),
-            "reward": jnp.float32(0),
-            "next_obs": jnp.zeros((obs_dim,), jnp.float32),
-            "terminated": jnp.float32(0),
-        }
         return DQNState(
             params=params,
             target_params=params,
             opt_state=self.tx.init(params),
-            memory=self._new_memory(example),
+            memory=self.new_replay(),
             env=self.env.reset(k_env),
             norm=Normalizers.create(obs_dim, self.env.num_envs),
             hyper=self.hyper(),
@@ -182,18 +174,14 @@ class DQN(Algorithm):
 
     def frame(self, state: DQNState) -> jax.Array:
         """Frames collected so far by this session (float32 scalar)."""
-        return state.update_step.astype(jnp.float32) * self.fpu
+        return state.update_step.astype(jnp.float32) * self.frames_per_update
 
     def epsilon(self, state: DQNState) -> jax.Array:
         return self.cfg.explore_var.value(state.hyper.epsilon, self.frame(state))
 
     def _act(self, params: Any, obs: jax.Array, key: jax.Array, eps: jax.Array) -> jax.Array:
         """Epsilon-greedy actions ``[N]`` for normalised ``obs [N, D]``."""
-        k_explore, k_random = jax.random.split(key)
-        greedy = jnp.argmax(self.net.apply(params, obs), axis=-1).astype(jnp.int32)
-        n = obs.shape[0]
-        random = jax.random.randint(k_random, (n,), 0, self.env.action_spec.dim, jnp.int32)
-        return jnp.where(jax.random.uniform(k_explore, (n,)) < eps, random, greedy)
+        return epsilon_greedy(key, self.net.apply(params, obs), eps)
 
     def policy(
         self, state: DQNState, obs: jax.Array, key: jax.Array, deterministic: bool = True
@@ -201,7 +189,7 @@ class DQN(Algorithm):
         """Actions for raw ``obs [N, obs_dim]``: greedy, or epsilon-greedy at the current epsilon."""
         obs = state.norm.observe(obs, self.spec.env)
         if deterministic:
-            return jnp.argmax(self.net.apply(state.params, obs), axis=-1).astype(jnp.int32)
+            return greedy(self.net.apply(state.params, obs))
         return self._act(state.params, obs, key, self.epsilon(state))
 
     def value(self, state: DQNState, obs: jax.Array) -> jax.Array:
@@ -228,10 +216,6 @@ class DQN(Algorithm):
         total = (weight * per_item).mean()
         aux = {"loss": total, "q_mean": q_sa.mean(), "td_abs_mean": jnp.abs(td).mean(), "td": td}
         return total, aux
-
-    def _new_memory(self, example: dict) -> Replay:
-        mem = self.spec.agent.memory
-        return make_replay(self.prioritized, example, mem.capacity, mem.batch_size)
 
     def _learn(self, state: DQNState, key: jax.Array, lr: jax.Array) -> tuple[DQNState, dict]:
         """``gradient_steps`` minibatch steps on the replay memory."""
@@ -280,16 +264,9 @@ class DQN(Algorithm):
             self.env, state.env, state.norm, act, k_roll, self.cfg.train_freq, self.spec.env,
             hp.gamma,
         )  # fmt: skip
-        n = self.fpu
-        items = {
-            "obs": ro.obs.reshape((n, -1)),
-            "action": ro.action.reshape((n,)).astype(jnp.int32),
-            "reward": ro.reward.reshape((n,)),
-            "next_obs": ro.next_obs.reshape((n, -1)),
-            "terminated": ro.terminated.reshape((n,)).astype(jnp.float32),
-        }
         with jax.named_scope("memory"):  # a phase of the profile (jaxlab.tools.profiling)
-            state = state.replace(env=env, norm=norm, memory=state.memory.add(items, hp.alpha))
+            memory = state.memory.add(replay_items(ro), hp.alpha)
+            state = state.replace(env=env, norm=norm, memory=memory)
 
         def skip(s: DQNState, k: jax.Array, lr: jax.Array) -> tuple[DQNState, dict]:
             shapes = jax.eval_shape(self._learn, s, k, lr)[1]

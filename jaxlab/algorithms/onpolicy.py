@@ -18,7 +18,7 @@ from flax import struct
 
 from jaxlab.algorithms.skeleton import Algorithm
 from jaxlab.envs import Env, VecEnvState, max_truncations
-from jaxlab.networks import ActorCritic, TorsoDef
+from jaxlab.networks import ActorCritic
 from jaxlab.rl.distributions import Categorical, DiagGaussian
 from jaxlab.rl.rollout import ActFn, Normalizers, Transition, collect
 
@@ -45,9 +45,6 @@ class OnPolicy(Algorithm):
         super().__init__(spec, env)
         self.net = self.make_net()
         self.truncations = max_truncations(self.env, self.cfg.time_horizon)
-
-    def torso(self) -> TorsoDef:
-        return TorsoDef.from_spec(self.spec.agent.net, self.env.observation_spec.shape)
 
     def make_net(self) -> nn.Module:
         """An :class:`~jaxlab.networks.ActorCritic` (``agent.net.shared`` or separate)."""

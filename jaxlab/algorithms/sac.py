@@ -45,9 +45,9 @@ from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig, check_replay
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.envs import Env, VecEnvState
-from jaxlab.memory import Replay, make_replay
-from jaxlab.networks import DiscreteActor, QNetwork, SquashedActor, StateActionQ, TorsoDef, twin
-from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
+from jaxlab.memory import Replay
+from jaxlab.networks import DiscreteActor, QNetwork, SquashedActor, StateActionQ, twin
+from jaxlab.rl.rollout import Normalizers, collect, episode_metrics, replay_items
 from jaxlab.rl.sac import (
     discrete_soft_actor_loss,
     discrete_soft_value,
@@ -164,7 +164,7 @@ class SAC(Algorithm):
         super().__init__(spec, env)
         net, actions = spec.agent.net, self.env.action_spec
         dim = actions.dim
-        torso = TorsoDef.from_spec(net, self.env.observation_spec.shape)
+        torso = self.torso()
         self.discrete = actions.discrete
         if self.discrete:
             self.actor = DiscreteActor(dim, torso)
@@ -174,7 +174,6 @@ class SAC(Algorithm):
             high = tuple(float(x) for x in actions.high.reshape(-1))
             self.actor = SquashedActor(dim, low, high, torso)
             self.critic = twin(StateActionQ, torso=torso)
-        self.per = spec.agent.memory.name == "PrioritizedReplay"
 
     def hyper(self) -> SACHyper:
         c, net, mem = self.cfg, self.spec.agent.net, self.spec.agent.memory
@@ -190,13 +189,6 @@ class SAC(Algorithm):
             f(mem.epsilon),
         )  # fmt: skip
 
-    def _example(self) -> dict[str, jax.Array]:
-        """One replay item (no batch dim)."""
-        d, a = self.env.observation_spec.dim, self.env.action_spec.dim
-        action = jnp.zeros((), jnp.int32) if self.discrete else jnp.zeros((a,), jnp.float32)
-        obs, f = jnp.zeros((d,), jnp.float32), jnp.float32(0)
-        return {"obs": obs, "action": action, "reward": f, "terminated": f, "next_obs": obs}
-
     def init(self, key: jax.Array) -> SACState:
         k_actor, k_critic, k_env, k_state = jax.random.split(key, 4)
         obs = jnp.zeros((1, self.env.observation_spec.dim), jnp.float32)
@@ -207,14 +199,10 @@ class SAC(Algorithm):
         opt = SACOpt(self.tx.init(params["actor"]), self.tx.init(critic), self.tx.init(log_alpha))
         return SACState(
             params, jax.tree.map(jnp.copy, critic), opt,
-            self._new_memory(),
+            self.new_replay(),
             self.env.reset(k_env), Normalizers.create(self.env.observation_spec.dim, self.env.num_envs),
             self.hyper(), k_state, jnp.int32(0),
         )  # fmt: skip
-
-    def _new_memory(self) -> Replay:
-        m = self.spec.agent.memory
-        return make_replay(self.per, self._example(), m.capacity, m.batch_size)
 
     def policy(
         self, state: SACState, obs: jax.Array, key: jax.Array, deterministic: bool = True
@@ -338,12 +326,8 @@ class SAC(Algorithm):
         env, norm, ro = collect(
             self.env, state.env, state.norm, act, k_roll, c.train_freq, self.spec.env, hp.gamma
         )
-        term = ro.terminated.astype(jnp.float32)
-        items = {"obs": ro.obs, "action": ro.action, "reward": ro.reward, "terminated": term,
-                 "next_obs": ro.next_obs}  # fmt: skip
-        items = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), items)
         with jax.named_scope("memory"):  # a phase of the profile (jaxlab.tools.profiling)
-            memory = state.memory.add(items, hp.per_alpha)
+            memory = state.memory.add(replay_items(ro), hp.per_alpha)
         progress = jnp.minimum(step.astype(jnp.float32) / self.num_updates, 1.0)
         beta = hp.per_beta + (1.0 - hp.per_beta) * progress
         prio = memory.priorities

@@ -44,7 +44,8 @@ from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.envs import Env, VecEnvState
-from jaxlab.networks import QNetwork, TorsoDef
+from jaxlab.networks import QNetwork
+from jaxlab.rl.exploration import boltzmann, epsilon_greedy, greedy
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec
 from jaxlab.rl.targets import update_target
@@ -142,8 +143,7 @@ class Sarsa(Algorithm):
     def __init__(self, spec: Spec, env: Env | None = None) -> None:
         super().__init__(spec, env)
         net = spec.agent.net
-        torso = TorsoDef.from_spec(net, self.env.observation_spec.shape)
-        self.net = QNetwork(self.env.action_spec.dim, torso, net.dueling)
+        self.net = QNetwork(self.env.action_spec.dim, self.torso(), net.dueling)
         self.target_every = self.cfg.target_every(spec)
 
     def hyper(self) -> SarsaHyper:
@@ -174,12 +174,8 @@ class Sarsa(Algorithm):
     def explore(self, q: jax.Array, var: jax.Array, key: jax.Array) -> jax.Array:
         """Exploratory actions ``[...]`` int32 from ``Q [..., A]`` (see the module docstring)."""
         if self.cfg.explore == "boltzmann":
-            return jax.random.categorical(key, q / var).astype(jnp.int32)
-        k_coin, k_rand = jax.random.split(key)
-        lead = q.shape[:-1]
-        rand = jax.random.randint(k_rand, lead, 0, q.shape[-1], jnp.int32)
-        greedy = jnp.argmax(q, axis=-1).astype(jnp.int32)
-        return jnp.where(jax.random.uniform(k_coin, lead) < var, rand, greedy)
+            return boltzmann(key, q, var)
+        return epsilon_greedy(key, q, var)
 
     def policy(
         self, state: SarsaState, obs: jax.Array, key: jax.Array, deterministic: bool = True
@@ -187,9 +183,7 @@ class Sarsa(Algorithm):
         """Greedy actions for raw ``obs`` ``[N, obs_dim]``, or exploratory ones at the current
         epsilon/temperature."""
         q = self.net.apply(state.params, state.norm.observe(obs, self.spec.env))
-        if deterministic:
-            return jnp.argmax(q, axis=-1).astype(jnp.int32)
-        return self.explore(q, self.explore_var(state), key)
+        return greedy(q) if deterministic else self.explore(q, self.explore_var(state), key)
 
     def value(self, state: SarsaState, obs: jax.Array) -> jax.Array:
         """The greedy value ``max_a Q(s, a)`` for raw observations ``[N, obs_dim]`` -> ``[N]``."""

@@ -28,6 +28,8 @@ import jax.numpy as jnp
 from jaxlab.algorithms.base import learning_rate, make_optimizer
 from jaxlab.config.parse import SpecError
 from jaxlab.envs import Env, make_env
+from jaxlab.memory import Replay, make_replay
+from jaxlab.networks import TorsoDef
 
 if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
     from jaxlab.spec.schema import Spec
@@ -108,6 +110,21 @@ class Algorithm:
         self.tx = make_optimizer(spec.agent.net)
         self.num_updates = spec.derived.num_updates
         self.frames_per_update = self.cfg.frames_per_update(spec)
+
+    def new_replay(self) -> Replay:
+        """An empty replay memory (``agent.memory``) for this env's transitions
+        (:func:`jaxlab.rl.rollout.replay_items`)."""
+        dim, actions = self.env.observation_spec.dim, self.env.action_spec
+        discrete = actions.discrete
+        action = jnp.zeros((), jnp.int32) if discrete else jnp.zeros((actions.dim,), jnp.float32)
+        obs, zero = jnp.zeros((dim,), jnp.float32), jnp.float32(0)
+        item = {"obs": obs, "action": action, "reward": zero, "terminated": zero, "next_obs": obs}
+        mem = self.spec.agent.memory
+        return make_replay(mem.name == "PrioritizedReplay", item, mem.capacity, mem.batch_size)
+
+    def torso(self) -> TorsoDef:
+        """The spec's torso (``agent.net``) for this env's observations."""
+        return TorsoDef.from_spec(self.spec.agent.net, self.env.observation_spec.shape)
 
     def net_hyper(self) -> dict[str, jax.Array]:
         """``agent.net``'s tunable numbers as float32 leaves: ``lr``, ``lr_end`` (``lr``

@@ -146,6 +146,14 @@ def next_values(
     return shifted.at[idx].set(final, mode="drop").reshape(steps, envs)
 
 
+def replay_items(tr: Transition) -> dict[str, jax.Array]:
+    """A rollout's transitions as replay items ``[T*N, ...]``: obs, action, reward,
+    terminated (float32) and the true next observation."""
+    items = {"obs": tr.obs, "action": tr.action, "reward": tr.reward,
+             "terminated": tr.terminated.astype(jnp.float32), "next_obs": tr.next_obs}  # fmt: skip
+    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), items)
+
+
 def episode_metrics(tr: Transition) -> dict[str, Any]:
     """The episode sums every update reports, plus env 0's actions for a histogram."""
     return {
@@ -164,4 +172,5 @@ __all__ = [
     "collect",
     "episode_metrics",
     "next_values",
+    "replay_items",
 ]
