@@ -111,7 +111,8 @@ def test_sac_trains_and_waits_for_learning_starts(tmp_path, env, memory):
     [
         (["agent.memory.name=OnPolicyBatch"], "agent.memory.name"),
         (["agent.algorithm.learning_starts=100"], "agent.algorithm.learning_starts"),
-        (["agent.memory.capacity=4"], "agent.memory.capacity"),
+        (["agent.memory.capacity=4", "agent.memory.batch_size=2"], "agent.memory.capacity"),
+        (["agent.memory.batch_size=100000"], "agent.memory.batch_size"),
         (["agent.algorithm.tau=0"], "agent.algorithm.tau"),
         (["agent.algorithm.target_entropy_scale=2"], "agent.algorithm.target_entropy_scale"),
     ],
