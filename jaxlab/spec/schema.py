@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from jaxlab.algorithms import get_algorithm
+from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, build, did_you_mean, join, require_positive, to_dict
 from jaxlab.config.tunable import tunable
 from jaxlab.envs import check_env
@@ -222,7 +223,7 @@ class MetaSpec:
 
 @dataclass(frozen=True)
 class AgentSpec:
-    algorithm: Any  # an algorithm config dataclass from the registry
+    algorithm: AlgorithmConfig  # the registered algorithm's config (agent.algorithm.name)
     net: NetSpec = field(default_factory=NetSpec)
     memory: MemorySpec = field(default_factory=MemorySpec)
 
