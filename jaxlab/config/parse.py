@@ -11,12 +11,15 @@ import copy
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 T = TypeVar("T")
+# Spec integers are counts, sizes and seeds: beyond int64 nothing downstream can hold them.
+MAX_INT = 2**63 - 1
 
 
 class SpecError(ValueError):
@@ -105,13 +108,22 @@ def convert(value: Any, tp: Any, path: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             # Accept 5.0e5-style integers written as floats, but nothing fractional.
             if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise SpecError(path, f"must be an integer, got {value!r}")
+                value = int(value)
+            else:
+                raise SpecError(path, f"must be an integer, got {value!r}")
+        if not -MAX_INT <= value <= MAX_INT:
+            raise SpecError(path, f"must be an integer within +-{MAX_INT:,}, got {value:.3g}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SpecError(path, f"must be a number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise SpecError(path, f"must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise SpecError(path, f"must be a string, got {value!r}")

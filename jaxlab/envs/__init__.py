@@ -31,8 +31,9 @@ DEFAULT_SUITE = "gymnax"
 
 @dataclass(frozen=True)
 class Suite:
-    """An env suite: ``module`` defines ``ids() -> ids``, ``param_fields(id) -> names``
-    and ``make(id, num_envs, params) -> Env``."""
+    """An env suite: ``module`` defines ``ids() -> ids``, ``param_fields(id) -> names``,
+    ``check_param(id, key, value) -> problem or None`` and ``make(id, num_envs, params) ->
+    Env``."""
 
     name: str
     module: str
@@ -78,11 +79,14 @@ def check_env(name: str, params: Mapping[str, Any], name_path: str, params_path:
             name_path, f"unknown {suite_name} environment '{env_id}'" + did_you_mean(env_id, known)
         )
     fields = suite.param_fields(env_id) if params else ()
-    for key in params:
+    for key, value in params.items():
         if key not in fields:
             raise SpecError(
                 f"{params_path}.{key}", f"not a parameter of {name}" + did_you_mean(key, fields)
             )
+        problem = suite.check_param(env_id, key, value)
+        if problem:
+            raise SpecError(f"{params_path}.{key}", problem)
 
 
 __all__ = [

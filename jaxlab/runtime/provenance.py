@@ -14,11 +14,13 @@ import jax
 import numpy as np
 import yaml
 
+from jaxlab.spec.schema import check_name
+
 if TYPE_CHECKING:
     from jaxlab.spec.schema import Spec
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "orbax-checkpoint", "numpy")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the checkout holding jaxlab/
 
 
 def _git(*args: str) -> str | None:
@@ -68,6 +70,7 @@ def device_info() -> dict[str, Any]:
 
 def make_run_dir(spec: Spec, root: str | Path = "data") -> Path:
     """``<root>/<spec name>_<timestamp>``, made unique if two runs start the same second."""
+    check_name(spec.name)  # a spec built in Python skips parse_spec: never leave root
     stamp = datetime.now().strftime("%Y_%m_%d_%H%M%S")
     base = Path(root) / f"{spec.name}_{stamp}"
     path, n = base, 1

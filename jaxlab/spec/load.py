@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from jaxlab.config.parse import SpecError, apply_overrides
+from jaxlab.config.parse import SpecError, apply_overrides, join
 from jaxlab.spec.schema import SECTIONS, Spec, parse_spec
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -41,7 +41,28 @@ _Loader.add_implicit_resolver(
 
 
 def yaml_load(text: str) -> Any:
+    """Parse YAML text; a key repeated in one mapping is a SpecError naming its path (YAML
+    would silently keep the last one)."""
+    check_duplicates(yaml.compose(text, Loader=_Loader))  # noqa: S506 - a SafeLoader subclass
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def check_duplicates(node: yaml.Node | None, path: str = "") -> None:
+    """SpecError at the first key that appears twice in one mapping of ``node``'s tree."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            here = join(path, name)
+            if name in seen:
+                raise SpecError(
+                    here, f"duplicate key (lines {seen[name]} and {key.start_mark.line + 1})"
+                )
+            seen[name] = key.start_mark.line + 1
+            check_duplicates(value, here)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            check_duplicates(item, f"{path}[{i}]")
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -51,6 +72,8 @@ def read_yaml(path: str | Path) -> Any:
         text = path.read_text()
     except OSError as err:
         raise SpecError("", f"cannot read spec file {str(path)!r}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpecError("", f"{path}: not a text (UTF-8) spec file") from None
     try:
         return yaml_load(text)
     except yaml.YAMLError as err:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +19,10 @@ from jaxlab.config.parse import SpecError, build, did_you_mean, join, require_po
 from jaxlab.config.tunable import tunable
 from jaxlab.envs import check_env
 from jaxlab.spec.search import check_search, parse_search
+
+# The largest seed jax keeps whole, and the largest frame or env count (int32 counters).
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,12 @@ class EnvSpec:
 
     def validate(self, path: str) -> None:
         require_positive(self, path, "num_envs", "max_frame", "clip_obs", "clip_reward")
+        for key in ("num_envs", "max_frame"):
+            if getattr(self, key) > MAX_COUNT:
+                raise SpecError(
+                    join(path, key),
+                    f"must be at most {MAX_COUNT:,} (frames and steps count in int32)",
+                )
         check_env(self.name, self.params, join(path, "name"), join(path, "params"))
 
 
@@ -215,8 +226,12 @@ class MetaSpec:
         require_positive(self, path, "checkpoint_frequency", "checkpoint_keep")
         if self.eval_frequency < 0:
             raise SpecError(join(path, "eval_frequency"), "must be >= 0 (0 turns evaluation off)")
-        if self.random_seed < 0:
-            raise SpecError(join(path, "random_seed"), "must be >= 0")
+        if not 0 <= self.random_seed <= MAX_SEED:
+            raise SpecError(
+                join(path, "random_seed"),
+                f"must lie in [0, {MAX_SEED}] (jax keeps a seed's low 32 bits, so larger seeds "
+                f"repeat smaller ones), got {self.random_seed}",
+            )
         if self.search_batch < 0:
             raise SpecError(join(path, "search_batch"), "must be >= 0 (0 = automatic)")
 
@@ -283,6 +298,19 @@ class Spec:
 
 
 SECTIONS = ("name", "agent", "env", "meta", "search")
+# A spec name becomes a folder name: ASCII letters, digits, '.', '_', '-', no leading dot.
+NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+
+
+def check_name(name: Any) -> None:
+    """SpecError unless ``name`` is a safe run-folder name (see ``NAME``): no path
+    separators, ``..``, absolute paths, control or non-ASCII characters, at most 100."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise SpecError(
+            "name",
+            f"must be 1-100 ASCII letters, digits, '.', '_' or '-' (not starting with '.'): "
+            f"it names the run folder; got {str(name)[:120]!r}",
+        )
 
 
 def parse_spec(raw: Any) -> Spec:
@@ -295,8 +323,7 @@ def parse_spec(raw: Any) -> Spec:
     for key in ("name", "agent", "env"):
         if key not in raw:
             raise SpecError(key, "is required")
-    if not isinstance(raw["name"], str) or not raw["name"]:
-        raise SpecError("name", f"must be a non-empty string, got {raw['name']!r}")
+    check_name(raw["name"])
     agent = raw["agent"]
     if not isinstance(agent, dict):
         raise SpecError("agent", f"must be a mapping, got {agent!r}")

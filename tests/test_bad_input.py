@@ -1,0 +1,88 @@
+"""Bad input through the real CLI: exit 2, one line on stderr, no traceback, nothing written
+outside ``--data`` (and, for a spec refused up front, no run folder at all).
+
+Each case is a spec override or a spec file that used to train anyway, write outside the
+data folder, or end in a Python traceback (issue: hardening).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+BASE = {
+    "name": "bad_input",
+    "agent": {
+        "algorithm": {"name": "PPO", "time_horizon": 8, "minibatch_count": 2},
+        "net": {"hid_layers": [8]},
+    },
+    "env": {"name": "CartPole-v1", "num_envs": 2, "max_frame": 64},
+    "meta": {"max_session": 1, "log_frequency": 32},
+}
+
+OVERRIDES = [
+    ("name=../../escaped", "name: must be 1-100 ASCII letters"),
+    ("name=/tmp/absolute", "name: must be 1-100 ASCII letters"),
+    ("name=.hidden", "name: must be 1-100 ASCII letters"),
+    ("name=h\u00e9llo", "name: must be 1-100 ASCII letters"),
+    ("name=" + "a" * 300, "name: must be 1-100 ASCII letters"),
+    ("meta.random_seed=4294967296", "meta.random_seed: must lie in [0, 4294967295]"),
+    ("meta.random_seed=100000000000000000000000", "meta.random_seed: must be an integer within"),
+    ("env.max_frame=1e30", "env.max_frame: must be an integer within"),
+    ("env.max_frame=3000000000", "env.max_frame: must be at most 2,147,483,647"),
+    ("agent.net.optim.lr=.nan", "agent.net.optim.lr: must be a finite number"),
+    ("agent.net.optim.lr=.inf", "agent.net.optim.lr: must be a finite number"),
+    ("agent.algorithm.gamma=-.inf", "agent.algorithm.gamma: must be a finite number"),
+    ("env.params.max_steps_in_episode=-5", "env.params.max_steps_in_episode: must be >= 1"),
+    ("env.params.max_steps_in_episode=abc", "env.params.max_steps_in_episode: must be int"),
+]
+
+
+def run_cli(tmp_path, spec_path, *extra):
+    env = {**os.environ, "JAXLAB_XLA_CACHE": "off"}
+    return subprocess.run(
+        [sys.executable, "-m", "jaxlab", "train", str(spec_path), "--data", str(tmp_path / "data"),
+         "--no-progress", *extra],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )  # fmt: skip
+
+
+def assert_refused(result, message, tmp_path, before):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message in lines[0], lines[0]
+    assert sorted(p.name for p in tmp_path.parent.iterdir()) == before  # nothing beside
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+@pytest.mark.parametrize(("override", "message"), OVERRIDES, ids=[o[:40] for o, _ in OVERRIDES])
+def test_a_bad_override_is_one_line_and_writes_nothing(tmp_path, override, message):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(BASE))
+    before = sorted(p.name for p in tmp_path.parent.iterdir())
+    assert_refused(run_cli(tmp_path, spec, "-s", override), message, tmp_path, before)
+
+
+def test_a_duplicate_key_names_its_path_and_lines(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        yaml.safe_dump(BASE)
+        + "search:\n  agent.net.optim.lr__choice: [1.0e-3]\n  agent.net.optim.lr__choice: [2.0e-3]\n"
+    )
+    before = sorted(p.name for p in tmp_path.parent.iterdir())
+    message = "search.agent.net.optim.lr__choice: duplicate key (lines"
+    assert_refused(run_cli(tmp_path, spec), message, tmp_path, before)
+
+
+def test_a_binary_spec_file_is_one_line(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes(bytes(range(256)) * 4)
+    before = sorted(p.name for p in tmp_path.parent.iterdir())
+    assert_refused(run_cli(tmp_path, spec), "not a text (UTF-8) spec file", tmp_path, before)
