@@ -104,31 +104,33 @@ def convert(value: Any, tp: Any, path: str) -> Any:
         if not isinstance(value, bool):
             raise SpecError(path, f"must be true or false, got {value!r}")
         return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            # Accept 5.0e5-style integers written as floats, but nothing fractional.
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                raise SpecError(path, f"must be an integer, got {value!r}")
-        if not -MAX_INT <= value <= MAX_INT:
-            raise SpecError(path, f"must be an integer within +-{MAX_INT:,}, got {value:.3g}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise SpecError(path, f"must be a number, got {value!r}")
-        try:
-            number = float(value)
-        except OverflowError:
-            number = math.inf
-        if not math.isfinite(number):
-            raise SpecError(path, f"must be a finite number, got {value!r}")
-        return number
+    if tp in (int, float):
+        return _number(value, tp, path)
     if tp is str:
         if not isinstance(value, str):
             raise SpecError(path, f"must be a string, got {value!r}")
         return value
     raise TypeError(f"unsupported spec type {tp!r} at {path}")  # programming error
+
+
+def _number(value: Any, tp: type, path: str) -> int | float:
+    """An int within int64 (5.0e5-style whole floats accepted) or a finite float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        kind = "an integer" if tp is int else "a number"
+        raise SpecError(path, f"must be {kind}, got {value!r}")
+    if tp is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise SpecError(path, f"must be an integer, got {value!r}")
+        if not -MAX_INT <= value <= MAX_INT:
+            raise SpecError(path, f"must be an integer within +-{MAX_INT:,}, got {value:.3g}")
+        return int(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise SpecError(path, f"must be a finite number, got {value!r}")
+    return number
 
 
 def build(cls: type[T], data: Any, path: str = "") -> T:
