@@ -40,7 +40,7 @@ OVERRIDES = [
     ("agent.net.optim.lr=.inf", "agent.net.optim.lr: must be a finite number"),
     ("agent.algorithm.gamma=-.inf", "agent.algorithm.gamma: must be a finite number"),
     ("env.params.max_steps_in_episode=-5", "env.params.max_steps_in_episode: must be >= 1"),
-    ("env.params.max_steps_in_episode=abc", "env.params.max_steps_in_episode: must be int"),
+    ("env.params.max_steps_in_episode=abc", "env.params.max_steps_in_episode: must be an integer"),
 ]
 
 

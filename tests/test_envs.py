@@ -76,3 +76,15 @@ def test_importing_the_envs_package_loads_no_suite():
     code = "import sys, jaxlab.envs; print('gymnax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_env_param_values_must_fit_the_default():
+    from jaxlab.envs.gymnax_suite import check_param
+
+    assert check_param("Pendulum-v1", "max_speed", 3) is None  # an int serves for a float
+    assert check_param("Pendulum-v1", "max_speed", "x") == "must be a number, got 'x'"
+    assert check_param("Pendulum-v1", "max_speed", True) == "must be a number, got True"
+    assert check_param("CartPole-v1", "max_steps_in_episode", 2.5) == (
+        "must be an integer, got 2.5"
+    )
+    assert check_param("CartPole-v1", "max_steps_in_episode", 0) == "must be >= 1, got 0"

@@ -142,15 +142,15 @@ def check_param(name: str, key: str, value: Any) -> str | None:
     """Why ``value`` cannot be gymnax env ``name``'s param ``key`` (None when it can): it
     must have the default's type (an int serves for a float), and episode limits are >= 1."""
     _, default = gymnax.make(name)
-    kind = type(getattr(default, key))
-    if isinstance(getattr(default, key), bool):
-        ok = isinstance(value, bool)
-    elif kind is int or isinstance(getattr(default, key), int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    current, number = getattr(default, key), not isinstance(value, bool)
+    if isinstance(current, bool):
+        ok, wanted = isinstance(value, bool), "true or false"
+    elif isinstance(current, int):
+        ok, wanted = number and isinstance(value, int), "an integer"
+    else:  # floats, and array-valued params whose values are numbers
+        ok, wanted = number and isinstance(value, int | float), "a number"
     if not ok:
-        return f"must be {'a number' if kind is float else kind.__name__}, got {value!r}"
+        return f"must be {wanted}, got {value!r}"
     if key == "max_steps_in_episode" and value < 1:
         return f"must be >= 1, got {value!r}"
     return None
