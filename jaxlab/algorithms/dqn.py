@@ -181,7 +181,8 @@ class DQN(Algorithm):
 
     def _act(self, params: Any, obs: jax.Array, key: jax.Array, eps: jax.Array) -> jax.Array:
         """Epsilon-greedy actions ``[N]`` for normalised ``obs [N, D]``."""
-        return epsilon_greedy(key, self.net.apply(params, obs), eps)
+        q = self.net.apply(params, obs)
+        return epsilon_greedy(key, q, eps, self.valid_actions(q))
 
     def policy(
         self, state: DQNState, obs: jax.Array, key: jax.Array, deterministic: bool = True

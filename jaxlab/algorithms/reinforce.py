@@ -40,7 +40,7 @@ from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.networks import Torso, TorsoDef
-from jaxlab.networks.mlp import dense
+from jaxlab.networks.mlp import dense, mask_actions
 from jaxlab.rl import losses
 from jaxlab.rl.distributions import Categorical, DiagGaussian
 from jaxlab.rl.returns import discounted_returns
@@ -89,7 +89,7 @@ class Actor(nn.Module):
     def __call__(self, obs: jax.Array) -> Categorical | DiagGaussian:
         out = dense(self.action_dim, 0.01, self.torso.kernel_init)(Torso(self.torso)(obs))
         if self.discrete:
-            return Categorical(out)
+            return Categorical(mask_actions(out, obs, self.torso.mask_dim))
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
         return DiagGaussian(out, jnp.broadcast_to(log_std, out.shape))
 

@@ -175,7 +175,7 @@ class Sarsa(Algorithm):
         """Exploratory actions ``[...]`` int32 from ``Q [..., A]`` (see the module docstring)."""
         if self.cfg.explore == "boltzmann":
             return boltzmann(key, q, var)
-        return epsilon_greedy(key, q, var)
+        return epsilon_greedy(key, q, var, self.valid_actions(q))
 
     def policy(
         self, state: SarsaState, obs: jax.Array, key: jax.Array, deterministic: bool = True

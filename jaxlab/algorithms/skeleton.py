@@ -29,7 +29,7 @@ from jaxlab.algorithms.base import learning_rate, make_optimizer
 from jaxlab.config.parse import SpecError
 from jaxlab.envs import Env, make_env
 from jaxlab.memory import Replay, make_replay
-from jaxlab.networks import TorsoDef
+from jaxlab.networks import TorsoDef, allowed
 
 if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
     from jaxlab.spec.schema import Spec
@@ -124,7 +124,13 @@ class Algorithm:
 
     def torso(self) -> TorsoDef:
         """The spec's torso (``agent.net``) for this env's observations."""
-        return TorsoDef.from_spec(self.spec.agent.net, self.env.observation_spec.shape)
+        obs = self.env.observation_spec
+        return TorsoDef.from_spec(self.spec.agent.net, obs.shape, obs.mask_dim)
+
+    def valid_actions(self, q: jax.Array) -> jax.Array | None:
+        """The allowed actions ``[..., A]`` behind masked Q values or logits ``q``, or None
+        when the env has no action mask (:func:`jaxlab.networks.mask_actions`)."""
+        return allowed(q) if self.env.observation_spec.mask_dim else None
 
     def net_hyper(self) -> dict[str, jax.Array]:
         """``agent.net``'s tunable numbers as float32 leaves: ``lr``, ``lr_end`` (``lr``

@@ -22,7 +22,7 @@ from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
 from jaxlab.envs.gymnax_render import write_gif
-from jaxlab.envs.protocol import ActionSpec, ObservationSpec, StepOut, VecEnvState
+from jaxlab.envs.protocol import ActionSpec, ObservationSpec, StepOut, VecEnvState, end_step
 
 # Evaluation's episode bound for an env whose params name no ``max_steps_in_episode``.
 DEFAULT_EPISODE_STEPS = 1000
@@ -91,25 +91,9 @@ class GymnaxEnv:
         reward = jnp.asarray(reward, jnp.float32).reshape(self.num_envs)
         terminated = jnp.asarray(terminated, bool).reshape(self.num_envs)
         truncated = jnp.asarray(truncated, bool).reshape(self.num_envs)
-        done = terminated | truncated
-        ep_ret = state.episode_return + reward
-        ep_len = state.episode_length + 1
-        out = StepOut(
-            obs=_flat(obs, 1),
-            final_obs=_flat(info["final_observation"], 1),
-            reward=reward,
-            terminated=terminated,
-            truncated=truncated,
-            done_return=jnp.where(done, ep_ret, 0.0),
-            done_length=jnp.where(done, ep_len, 0),
-        )
-        new_state = VecEnvState(
-            env_state=env_state,
-            obs=out.obs,
-            episode_return=jnp.where(done, 0.0, ep_ret),
-            episode_length=jnp.where(done, 0, ep_len),
-        )
-        return new_state, out
+        obs = _flat(obs, 1)
+        final_obs = _flat(info["final_observation"], 1)
+        return end_step(state, env_state, obs, final_obs, reward, terminated, truncated)
 
     def write_gif(self, states: Any, path: Path) -> None:
         """An animated GIF of one env's recorded gymnax states (leaves ``[T, ...]``)."""

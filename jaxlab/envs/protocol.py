@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
@@ -28,13 +29,17 @@ from flax import struct
 @dataclass(frozen=True)
 class ObservationSpec:
     """``shape``: the env's own observation shape (``[H, W, C]`` for MinAtar); learners
-    see it flattened to ``dim`` float32 values."""
+    see it flattened to ``dim`` float32 values. ``mask_dim``: where the env gives an
+    action mask, its ``A`` entries (1 = allowed) follow the observation's, so
+    ``dim = prod(shape) + mask_dim``; the torso reads the observation part, the policy and
+    Q heads the mask (:func:`jaxlab.networks.mask_actions`)."""
 
     shape: tuple[int, ...]
+    mask_dim: int = 0
 
     @property
     def dim(self) -> int:
-        return int(np.prod(self.shape))
+        return int(np.prod(self.shape)) + self.mask_dim
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,6 +112,34 @@ class Env(Protocol):
         ...
 
 
+def end_step(
+    state: VecEnvState, env_state: Any, obs: jax.Array, final_obs: jax.Array,
+    reward: jax.Array, terminated: jax.Array, truncated: jax.Array,
+) -> tuple[VecEnvState, StepOut]:  # fmt: skip
+    """The new :class:`VecEnvState` and the :class:`StepOut` of one batched step, from the
+    suite's new state, the (reset where ended) ``obs`` and the pre-reset ``final_obs``:
+    running episode returns and lengths restart where ``terminated | truncated``."""
+    done = terminated | truncated
+    ep_ret = state.episode_return + reward
+    ep_len = state.episode_length + 1
+    out = StepOut(
+        obs=obs,
+        final_obs=final_obs,
+        reward=reward,
+        terminated=terminated,
+        truncated=truncated,
+        done_return=jnp.where(done, ep_ret, 0.0),
+        done_length=jnp.where(done, ep_len, 0),
+    )
+    new = VecEnvState(
+        env_state=env_state,
+        obs=obs,
+        episode_return=jnp.where(done, 0.0, ep_ret),
+        episode_length=jnp.where(done, 0, ep_len),
+    )
+    return new, out
+
+
 def max_truncations(env: Env, steps: int) -> int:
     """At most how many of ``steps`` consecutive steps of all envs can be truncated.
 
@@ -125,5 +158,6 @@ __all__ = [
     "ObservationSpec",
     "StepOut",
     "VecEnvState",
+    "end_step",
     "max_truncations",
 ]

@@ -7,9 +7,10 @@ from jaxlab.networks.heads import (
     StateActionQ,
     twin,
 )
-from jaxlab.networks.mlp import MLP, ActorCritic, Torso, TorsoDef
+from jaxlab.networks.mlp import MASKED, MLP, ActorCritic, Torso, TorsoDef, allowed, mask_actions
 
 __all__ = [
+    "MASKED",
     "MLP",
     "ActorCritic",
     "DiscreteActor",
@@ -18,5 +19,7 @@ __all__ = [
     "StateActionQ",
     "Torso",
     "TorsoDef",
+    "allowed",
+    "mask_actions",
     "twin",
 ]

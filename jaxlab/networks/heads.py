@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxlab.networks.mlp import Torso, TorsoDef, dense
+from jaxlab.networks.mlp import Torso, TorsoDef, dense, mask_actions
 from jaxlab.rl.distributions import Categorical, TanhGaussian
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -30,9 +30,11 @@ class QNetwork(nn.Module):
         h = Torso(self.torso)(obs)
         adv = dense(self.action_dim, 1.0, self.torso.kernel_init)(h)
         if not self.dueling:
-            return adv
+            return mask_actions(adv, obs, self.torso.mask_dim)
         value = dense(1, 1.0, self.torso.kernel_init)(h)
-        return value + adv - adv.mean(axis=-1, keepdims=True)
+        return mask_actions(
+            value + adv - adv.mean(axis=-1, keepdims=True), obs, self.torso.mask_dim
+        )
 
 
 class StateActionQ(nn.Module):
@@ -67,9 +69,8 @@ class DiscreteActor(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> Categorical:
-        return Categorical(
-            dense(self.action_dim, 0.01, self.torso.kernel_init)(Torso(self.torso)(obs))
-        )
+        logits = dense(self.action_dim, 0.01, self.torso.kernel_init)(Torso(self.torso)(obs))
+        return Categorical(mask_actions(logits, obs, self.torso.mask_dim))
 
 
 class SquashedActor(nn.Module):

@@ -30,6 +30,23 @@ ACTIVATIONS = {
 }
 
 
+MASKED = -1e9  # a disallowed action's logit / Q: exp() is exactly 0, no inf or nan
+
+
+def mask_actions(out: jax.Array, obs: jax.Array, mask_dim: int) -> jax.Array:
+    """Logits or Q values ``[..., A]`` with the actions the observation's mask forbids
+    (its last ``mask_dim == A`` entries, 1 = allowed) set to :data:`MASKED`; unchanged
+    when the env has no mask (``mask_dim == 0``)."""
+    if not mask_dim:
+        return out
+    return jnp.where(obs[..., -mask_dim:] > 0.5, out, MASKED)
+
+
+def allowed(out: jax.Array) -> jax.Array:
+    """Which actions :func:`mask_actions` left allowed, ``[..., A]`` bool."""
+    return out > MASKED / 2
+
+
 def dense(features: int, gain: float, init: str = "orthogonal") -> nn.Dense:
     """A dense layer whose kernel starts from ``kernel_init(init, gain)``, bias zeros."""
     return nn.Dense(features, kernel_init=kernel_init(init, gain), bias_init=nn.initializers.zeros)
@@ -40,7 +57,9 @@ class TorsoDef:
     """What a torso is: ``kind`` MLP or Conv, layer sizes, activation, the obs image shape,
     and the kernel initializer of its layers and of the heads built on it.
 
-    ``conv_layers``: ``(filters, kernel, stride)`` per layer (Conv only)."""
+    ``conv_layers``: ``(filters, kernel, stride)`` per layer (Conv only). ``mask_dim``:
+    the action-mask entries at the end of each observation (see
+    :class:`~jaxlab.envs.ObservationSpec`); the torso does not read them."""
 
     kind: str = "MLP"
     hid_layers: tuple[int, ...] = (64, 64)
@@ -48,9 +67,10 @@ class TorsoDef:
     conv_layers: tuple[tuple[int, ...], ...] = ()
     obs_shape: tuple[int, ...] = ()
     kernel_init: str = "orthogonal"
+    mask_dim: int = 0
 
     @classmethod
-    def from_spec(cls, net: object, obs_shape: Sequence[int]) -> TorsoDef:
+    def from_spec(cls, net: object, obs_shape: Sequence[int], mask_dim: int = 0) -> TorsoDef:
         """From a :class:`~jaxlab.spec.schema.NetSpec` and the env's observation shape."""
         return cls(
             net.type,  # type: ignore[attr-defined]
@@ -59,6 +79,7 @@ class TorsoDef:
             tuple(tuple(c) for c in net.conv_layers),  # type: ignore[attr-defined]
             tuple(obs_shape),
             net.kernel_init,  # type: ignore[attr-defined]
+            mask_dim,
         )
 
 
@@ -85,6 +106,8 @@ class Torso(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         d = self.defn
+        if d.mask_dim:
+            x = x[..., : -d.mask_dim]
         if d.kind == "Conv":
             lead = x.shape[:-1]
             x = x.reshape((-1,) + d.obs_shape)
@@ -124,19 +147,19 @@ class ActorCritic(nn.Module):
         if not self.discrete:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
 
-    def _dist(self, out: jax.Array) -> Categorical | DiagGaussian:
+    def _dist(self, out: jax.Array, obs: jax.Array) -> Categorical | DiagGaussian:
         if self.discrete:
-            return Categorical(out)
+            return Categorical(mask_actions(out, obs, self.torso.mask_dim))
         return DiagGaussian(out, jnp.broadcast_to(self.log_std, out.shape))
 
     def __call__(self, obs: jax.Array) -> tuple[Categorical | DiagGaussian, jax.Array]:
         actor_h = self.actor_torso(obs)
         critic_h = actor_h if self.shared else self.critic_torso(obs)
-        return self._dist(self.policy_head(actor_h)), self.value_head(critic_h)[..., 0]
+        return self._dist(self.policy_head(actor_h), obs), self.value_head(critic_h)[..., 0]
 
     def policy(self, obs: jax.Array) -> Categorical | DiagGaussian:
         """The actor only (no critic work): ``obs [..., D] ->`` action distribution."""
-        return self._dist(self.policy_head(self.actor_torso(obs)))
+        return self._dist(self.policy_head(self.actor_torso(obs)), obs)
 
     def value(self, obs: jax.Array) -> jax.Array:
         """The critic only (no policy head work): ``obs [..., D] -> [...]``."""

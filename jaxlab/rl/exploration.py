@@ -4,7 +4,8 @@
     Boltzmann:       P(a) = softmax(q / temperature)_a
 
 Both return int32 actions ``[...]``. Epsilon-greedy draws a coin and a random action from
-two keys split from ``key`` (coin first), whatever the coin shows.
+two keys split from ``key`` (coin first), whatever the coin shows; given ``valid [..., A]``
+(an env's action mask) the random action is uniform over the valid ones.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ def greedy(q: jax.Array) -> jax.Array:
     return jnp.argmax(q, axis=-1).astype(jnp.int32)
 
 
-def epsilon_greedy(key: jax.Array, q: jax.Array, epsilon: jax.Array) -> jax.Array:
+def epsilon_greedy(
+    key: jax.Array, q: jax.Array, epsilon: jax.Array, valid: jax.Array | None = None
+) -> jax.Array:
     k_coin, k_rand = jax.random.split(key)
     lead = q.shape[:-1]
-    rand = jax.random.randint(k_rand, lead, 0, q.shape[-1], jnp.int32)
+    if valid is None:
+        rand = jax.random.randint(k_rand, lead, 0, q.shape[-1], jnp.int32)
+    else:
+        rand = jax.random.categorical(k_rand, jnp.where(valid, 0.0, -jnp.inf)).astype(jnp.int32)
     return jnp.where(jax.random.uniform(k_coin, lead) < epsilon, rand, greedy(q))
 
 
