@@ -14,6 +14,11 @@ $(BIN)/jaxlab: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(BIN)/jaxlab
 
+# Every env suite's extra (brax, playground, craftax, jumanji, navix, xminigrid): the tests use them.
+$(VENV)/.envs: $(BIN)/jaxlab
+	$(BIN)/pip install -q -e ".[dev,envs]"
+	touch $(VENV)/.envs
+
 setup: $(BIN)/jaxlab
 
 train: setup
@@ -22,7 +27,7 @@ train: setup
 dev: setup
 	$(BIN)/python -m jaxlab dev $(SPEC)
 
-test: setup
+test: $(VENV)/.envs
 	$(BIN)/python -m pytest -q
 
 lint: setup

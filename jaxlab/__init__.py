@@ -14,6 +14,11 @@ if "xla_cpu_multi_thread_eigen" not in _os.environ.get("XLA_FLAGS", ""):
         _os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
     ).strip()
 
+# Without a display, MuJoCo (Brax and Playground rendering, ``enjoy --render``) draws
+# through EGL. It reads MUJOCO_GL when first imported, so it is set here, first.
+if not _os.environ.get("DISPLAY"):
+    _os.environ.setdefault("MUJOCO_GL", "egl")
+
 from typing import TYPE_CHECKING as _TYPE_CHECKING  # noqa: E402
 
 __version__ = "0.1.0"

@@ -86,3 +86,53 @@ def test_a_binary_spec_file_is_one_line(tmp_path):
     spec.write_bytes(bytes(range(256)) * 4)
     before = sorted(p.name for p in tmp_path.parent.iterdir())
     assert_refused(run_cli(tmp_path, spec), "not a text (UTF-8) spec file", tmp_path, before)
+
+
+# Env suites (issue: env suites): each refused up front, in one line, with no run folder.
+SUITE_CASES = [
+    (["env.name=brx/ant"], "env.name: unknown env suite 'brx' (did you mean 'brax'?)"),
+    (["env.name=ant"], "env.name: unknown gymnax environment 'ant' (did you mean 'brax/ant'?)"),
+    (["env.name=brax/antt"], "env.name: unknown brax environment 'antt' (did you mean 'ant'?)"),
+    (
+        ["env.name=brax/ant", "env.params.backnd=mjx"],
+        "env.params.backnd: not a parameter of brax/ant (did you mean 'backend'?)",
+    ),
+    (
+        ["env.name=navix/Navix-Empty-5x5-v0", "env.params.max_steps=0"],
+        "env.params.max_steps: must be",
+    ),
+    (
+        ["env.name=brax/inverted_pendulum", "agent.algorithm=DQN", "agent.memory.name=Replay"],
+        "DQN needs discrete actions; brax/inverted_pendulum has none",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"), SUITE_CASES, ids=[c[1][:40] for c in SUITE_CASES]
+)
+def test_a_bad_suite_env_is_one_line_and_writes_nothing(tmp_path, overrides, message):
+    spec = tmp_path / "spec.yaml"
+    algorithm = {"name": "DQN"} if "agent.algorithm=DQN" in overrides else None
+    base = {**BASE, "agent": {**BASE["agent"], "algorithm": algorithm}} if algorithm else BASE
+    spec.write_text(yaml.safe_dump(base))
+    sets = [arg for o in overrides if o != "agent.algorithm=DQN" for arg in ("-s", o)]
+    before = sorted(p.name for p in tmp_path.parent.iterdir())
+    assert_refused(run_cli(tmp_path, spec, *sets), message, tmp_path, before)
+
+
+def test_a_suite_whose_extra_is_missing_names_the_extra(tmp_path):
+    """Brax hidden from the interpreter (``sys.modules['brax'] = None`` makes its import
+    fail as if it were not installed): the spec is refused naming the extra."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**BASE, "env": {**BASE["env"], "name": "brax/ant"}}))
+    before = sorted(p.name for p in tmp_path.parent.iterdir())
+    code = (
+        "import sys; sys.modules['brax'] = None; from jaxlab.cli import main; "
+        f"sys.exit(main(['train', {str(spec)!r}, '--data', {str(tmp_path / 'data')!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
+    message = "env.name: the brax suite needs its extra: pip install -e '.[brax]'"
+    assert_refused(result, message, tmp_path, before)

@@ -102,7 +102,11 @@ def _equal(a: Any, b: Any) -> bool:
 
 @pytest.mark.parametrize(("algo", "continuous", "memory"), CASES, ids=IDS)
 def test_contract(algo: str, continuous: bool, memory: str, tmp_path) -> None:
-    spec = small_spec(algo, continuous, memory, updates=4)
+    check_contract(small_spec(algo, continuous, memory, updates=4), tmp_path)
+
+
+def check_contract(spec: Any, tmp_path: Any) -> None:
+    """The contract of the module docstring for one shrunk ``spec`` (4 updates)."""
     trial = Trial(spec)
     state0 = trial.init()
     sig0 = _signature(state0)

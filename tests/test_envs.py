@@ -40,7 +40,11 @@ def test_specs_and_limits_of_a_continuous_env():
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
-        ("brax/ant", {}, "env.name: unknown env suite 'brax' (known: gymnax)"),
+        (
+            "foo/ant",
+            {},
+            "env.name: unknown env suite 'foo' (known: brax, craftax, gymnax, jumanji, navix, playground, xminigrid)",
+        ),
         ("gymnx/CartPole-v1", {}, "env.name: unknown env suite 'gymnx' (did you mean 'gymnax'?)"),
         (
             "gymnax/CartPole-v2",

@@ -160,3 +160,17 @@ def test_every_module_imports_first_in_a_fresh_module_table():
             del sys.modules[name]
         sys.modules.update(saved)
     assert failures == []
+
+
+def test_each_suite_is_imported_by_its_own_adapter_only():
+    """``jaxlab/envs/<suite>_suite.py`` imports its suite's package and no other suite's;
+    the shared env modules import none (gymnax's renderer is gymnax's)."""
+    from jaxlab.envs import SUITES
+
+    own = {f"jaxlab.envs.{s.name}_suite": s.package for s in SUITES.values()}
+    own["jaxlab.envs.gymnax_render"] = "gymnax"
+    found = {
+        module_name(p): {i.split(".")[0] for i in imports(p)} & SUITE_PACKAGES
+        for p in (PACKAGE / "envs").glob("*.py")
+    }
+    assert {m: f for m, f in found.items() if f != ({own[m]} if m in own else set())} == {}

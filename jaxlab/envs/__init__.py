@@ -9,13 +9,16 @@ belongs to.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
 
 from jaxlab.config.parse import SpecError, did_you_mean
+from jaxlab.envs.adapter import check_reset
 from jaxlab.envs.protocol import (
     ActionSpec,
     CannotRender,
@@ -27,22 +30,51 @@ from jaxlab.envs.protocol import (
 )
 
 DEFAULT_SUITE = "gymnax"
+# Every suite but gymnax takes ``env.params.reset``, the adapter core's reset mode
+# (:mod:`jaxlab.envs.adapter`); the suite modules never see it.
+RESET = "reset"
 
 
 @dataclass(frozen=True)
 class Suite:
     """An env suite: ``module`` defines ``ids() -> ids``, ``param_fields(id) -> names``,
     ``check_param(id, key, value) -> problem or None`` and ``make(id, num_envs, params) ->
-    Env``."""
+    Env``. It imports ``package``, which the pip extra ``extra`` installs."""
 
     name: str
     module: str
+    package: str
+    extra: str | None = None  # None: a core dependency
 
     def load(self) -> ModuleType:
-        return importlib.import_module(self.module)
+        """The adapter module; SpecError naming the extra when its package is missing."""
+        try:
+            return importlib.import_module(self.module)
+        except ModuleNotFoundError as e:
+            if self.extra is None or (e.name or "").split(".")[0] != self.package:
+                raise
+            raise SpecError(
+                "env.name",
+                f"the {self.name} suite needs its extra: pip install -e '.[{self.extra}]' "
+                f"(or '.[envs]' for every suite)",
+            ) from None
+
+    def installed(self) -> bool:
+        return importlib.util.find_spec(self.package) is not None
 
 
-SUITES: dict[str, Suite] = {"gymnax": Suite("gymnax", "jaxlab.envs.gymnax_suite")}
+SUITES: dict[str, Suite] = {
+    s.name: s
+    for s in (
+        Suite("gymnax", "jaxlab.envs.gymnax_suite", "gymnax"),
+        Suite("brax", "jaxlab.envs.brax_suite", "brax", "brax"),
+        Suite("playground", "jaxlab.envs.playground_suite", "mujoco_playground", "playground"),
+        Suite("craftax", "jaxlab.envs.craftax_suite", "craftax", "craftax"),
+        Suite("jumanji", "jaxlab.envs.jumanji_suite", "jumanji", "jumanji"),
+        Suite("navix", "jaxlab.envs.navix_suite", "navix", "navix"),
+        Suite("xminigrid", "jaxlab.envs.xminigrid_suite", "xminigrid", "xminigrid"),
+    )
+}
 
 
 class EnvSettings(Protocol):
@@ -63,7 +95,33 @@ def make_env(env: EnvSettings, num_envs: int | None = None) -> Env:
     """The spec's env, ``num_envs`` copies (default ``env.num_envs``)."""
     suite, env_id = split_name(env.name)
     count = env.num_envs if num_envs is None else num_envs
-    return SUITES[suite].load().make(env_id, count, dict(env.params))
+    params = dict(env.params)
+    reset = params.pop(RESET, None) if suite != DEFAULT_SUITE else None
+    made = SUITES[suite].load().make(env_id, count, params)
+    return made.with_reset(reset) if reset is not None else made
+
+
+def shrink_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` for a tiny-scale run (``--shrink``): the suite's episode-length params
+    (its module's ``SHRINK``, name -> cap) capped, so evaluation's scan stays short."""
+    suite_name, env_id = split_name(name)
+    suite = SUITES[suite_name].load()
+    fields = suite.param_fields(env_id)
+    caps = {k: v for k, v in getattr(suite, "SHRINK", {}).items() if k in fields}
+    return {**params, **{k: min(params.get(k, cap), cap) for k, cap in caps.items()}}
+
+
+def _elsewhere(suite_name: str, env_id: str) -> str:
+    """A ' (did you mean X?)' hint naming ``env_id``, or the id nearest it, in another
+    installed suite (``ant`` -> ``brax/ant``), or ''."""
+    full: dict[str, str] = {}
+    for other in SUITES.values():
+        if other.name != suite_name and other.installed():
+            for i in other.load().ids():
+                full.setdefault(i.lower(), f"{other.name}/{i}")
+    close = difflib.get_close_matches(env_id.lower(), full, n=1, cutoff=0.6)
+    match = full.get(env_id.lower()) or (full[close[0]] if close else None)
+    return f" (did you mean '{match}'?)" if match else ""
 
 
 def check_env(name: str, params: Mapping[str, Any], name_path: str, params_path: str) -> None:
@@ -72,19 +130,22 @@ def check_env(name: str, params: Mapping[str, Any], name_path: str, params_path:
     if suite_name not in SUITES:
         hint = did_you_mean(suite_name, SUITES) or f" (known: {', '.join(sorted(SUITES))})"
         raise SpecError(name_path, f"unknown env suite '{suite_name}'{hint}")
-    suite = SUITES[suite_name].load()
+    try:
+        suite = SUITES[suite_name].load()
+    except SpecError as e:
+        raise SpecError(name_path, e.message) from None
     known = suite.ids()
     if env_id not in known:
-        raise SpecError(
-            name_path, f"unknown {suite_name} environment '{env_id}'" + did_you_mean(env_id, known)
-        )
-    fields = suite.param_fields(env_id) if params else ()
+        hint = did_you_mean(env_id, known) or _elsewhere(suite_name, env_id)
+        raise SpecError(name_path, f"unknown {suite_name} environment '{env_id}'{hint}")
+    core = (RESET,) if suite_name != DEFAULT_SUITE else ()
+    fields = (*core, *suite.param_fields(env_id)) if params else ()
     for key, value in params.items():
         if key not in fields:
             raise SpecError(
                 f"{params_path}.{key}", f"not a parameter of {name}" + did_you_mean(key, fields)
             )
-        problem = suite.check_param(env_id, key, value)
+        problem = check_reset(value) if key in core else suite.check_param(env_id, key, value)
         if problem:
             raise SpecError(f"{params_path}.{key}", problem)
 
@@ -102,5 +163,6 @@ __all__ = [
     "check_env",
     "make_env",
     "max_truncations",
+    "shrink_params",
     "split_name",
 ]

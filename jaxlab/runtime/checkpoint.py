@@ -68,6 +68,24 @@ def fingerprint(tree: Any) -> list[int]:
     return out
 
 
+def _empty(leaf: Any) -> bool:
+    return int(np.prod(np.shape(leaf))) == 0
+
+
+def _without_empty(tree: Any) -> Any:
+    """``tree`` with its zero-size leaves as None: Orbax cannot store them (MJX states
+    carry some), and they hold nothing to store."""
+    return jax.tree.map(lambda x: None if _empty(x) else x, tree)
+
+
+def _with_empty(restored: Any, template: Any) -> Any:
+    """Put the template's zero-size leaves back into a tree saved :func:`_without_empty`."""
+    stored = iter(jax.tree.leaves(restored))
+    leaves, treedef = jax.tree.flatten(template)
+    full = [np.zeros(t.shape, t.dtype) if _empty(t) else next(stored) for t in leaves]
+    return jax.tree.unflatten(treedef, full)
+
+
 class Checkpointer:
     """A wrapper over ``orbax.checkpoint.CheckpointManager`` (async saves).
 
@@ -116,7 +134,7 @@ class Checkpointer:
         saved = self.manager.save(
             frame,
             args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                state=ocp.args.StandardSave(_without_empty(state)), meta=ocp.args.JsonSave(meta)
             ),
         )
         if not saved:  # orbax skips, silently, a step at or before one it already holds
@@ -155,9 +173,10 @@ class Checkpointer:
             raise CheckpointError(f"no checkpoint under {self.directory}")
         meta = self.read_meta(frame) if meta is None else meta
         out = self.manager.restore(
-            frame, args=ocp.args.Composite(state=ocp.args.StandardRestore(template))
+            frame,
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(_without_empty(template))),
         )
-        state = out["state"]
+        state = _with_empty(out["state"], template)
         if fingerprint(state) != meta.get("fingerprint"):
             raise CheckpointError(f"frame {frame}: restored state does not match its fingerprint")
         # Saved from the host (save), leaves come back as numpy arrays: put them where the

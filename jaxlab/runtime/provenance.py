@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import subprocess
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
     from jaxlab.spec.schema import Spec
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "gymnax", "chex", "orbax-checkpoint", "numpy")
+# The env suites' packages (pip extras), recorded where installed: a suite's physics or
+# world generation is part of what a run computes.
+SUITE_PACKAGES = (
+    "brax", "playground", "mujoco", "mujoco-mjx", "warp-lang", "craftax", "jumanji", "navix",
+    "xminigrid",
+)  # fmt: skip
 REPO = Path(__file__).resolve().parents[2]  # the checkout holding jaxlab/
 
 
@@ -55,6 +62,9 @@ def versions() -> dict[str, str]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
+    for name in SUITE_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
     return found
 
 

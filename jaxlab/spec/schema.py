@@ -17,7 +17,7 @@ from jaxlab.algorithms import get_algorithm
 from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, build, did_you_mean, join, require_positive, to_dict
 from jaxlab.config.tunable import tunable
-from jaxlab.envs import check_env
+from jaxlab.envs import check_env, shrink_params
 from jaxlab.spec.search import check_search, parse_search
 
 # The largest seed jax keeps whole, and the largest frame or env count (int32 counters).
@@ -368,7 +368,11 @@ def shrink(spec: Spec, sessions: int = 2, updates: int = 3) -> Spec:
         agent=dataclasses.replace(
             spec.agent, algorithm=spec.agent.algorithm.shrink(), memory=memory
         ),
-        env=dataclasses.replace(spec.env, num_envs=min(spec.env.num_envs, 4)),
+        env=dataclasses.replace(
+            spec.env,
+            num_envs=min(spec.env.num_envs, 4),
+            params=shrink_params(spec.env.name, spec.env.params),
+        ),
     )
     fpu = small.agent.algorithm.frames_per_update(small)
     small = small.replace(

@@ -1,0 +1,253 @@
+"""The shared core of the suite adapters other than gymnax: one env's pure functions in,
+a batched :class:`~jaxlab.envs.protocol.Env` out.
+
+A suite adapter subclasses :class:`SuiteEnv` and gives two unbatched functions:
+
+    reset_one(key)                    -> (suite_state, obs [obs_dim] float32)
+    step_one(key, suite_state, action) -> (suite_state, obs, reward, terminated, truncated)
+
+where ``obs`` is already flat (:func:`flatten`), with the action mask appended where the
+suite has one (``ObservationSpec.mask_dim``). ``terminated`` and ``truncated`` are the
+suite's own (e.g. Jumanji's discount-0 LAST step and its other LAST steps). This core adds
+what every suite needs the same way:
+
+- ``action_repeat``: the suite steps ``k`` times per agent step, rewards summed, stopping
+  at the first end of episode (the later repeats are masked out, not run past the end);
+- a time limit: ``truncated |= episode_length + 1 >= time_limit`` (agent steps);
+- the auto-reset, keeping the true pre-reset successor in ``final_obs``, in one of three
+  modes (``env.params.reset`` of any suite but gymnax):
+
+  - ``full``: fresh initial states for the ended envs (a batched reset of all ``N``,
+    run only on steps where some episode ended, but on every step once sessions are
+    vmapped, where ``lax.cond`` becomes a select);
+  - ``pool``: ``ceil(N / 16)`` fresh initial states drawn every step, handed to the ended
+    envs in turn (envs ending on the same step may share one when more than the pool
+    end), Craftax's "optimistic reset": 1/16 of the reset work, whatever the batching;
+  - ``cached``: an ended env restarts from the initial state it drew at :meth:`reset`,
+    as Brax's and Playground's training wrappers do: no reset in the compiled step;
+- episode returns and lengths, and continuous actions clipped to the suite's bounds.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from PIL import Image
+
+from jaxlab.envs.protocol import (
+    ActionSpec,
+    CannotRender,
+    ObservationSpec,
+    StepOut,
+    VecEnvState,
+    end_step,
+)
+
+RESETS = ("full", "pool", "cached")
+POOL_RATIO = 16  # reset="pool": one fresh initial state per this many envs, each step
+
+
+def check_reset(value: Any) -> str | None:
+    """Why ``value`` is not a reset mode, or None."""
+    if value in RESETS:
+        return None
+    return f"must be one of {', '.join(RESETS)}, got {value!r}"
+
+
+def check_count(value: Any) -> str | None:
+    """Why ``value`` is not an integer >= 1 (a step count, a repeat), or None."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"must be an integer >= 1, got {value!r}"
+    return None
+
+
+def check_names(value: Any, known: Any) -> str | None:
+    """Why ``value`` is not one of ``known`` names, or a non-empty list of them, or None."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return f"must be a name or a list of names from {sorted(known)}, got {value!r}"
+    wrong = [n for n in names if n not in known]
+    return f"unknown {wrong[0]!r}; known: {', '.join(sorted(known))}" if wrong else None
+
+
+@struct.dataclass
+class SuiteState:
+    """``current``: the suite's state per env ``[N, ...]``; ``first``: the initial states
+    and observations drawn at reset (``reset="cached"`` restarts from them; else None)."""
+
+    current: Any
+    first: Any = None
+
+
+def flatten(leaves: list[jax.Array]) -> jax.Array:
+    """Unbatched arrays -> one flat float32 vector, in order."""
+    return jnp.concatenate([jnp.asarray(x, jnp.float32).reshape(-1) for x in leaves])
+
+
+def frame_steps(states: Any, max_frames: int = 300) -> np.ndarray:
+    """At most ``max_frames`` evenly spaced step indices of a recording (leaves ``[T, ...]``)."""
+    steps = jax.tree.leaves(states)[0].shape[0]
+    return np.unique(np.linspace(0, steps - 1, min(steps, max_frames)).round().astype(int))
+
+
+def save_gif(frames: list[np.ndarray], path: Any, fps: int = 30) -> None:
+    """RGB frames ``[H, W, 3]`` uint8 -> an animated GIF at ``path``."""
+    images = [Image.fromarray(np.asarray(f, np.uint8)) for f in frames]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(
+        path, save_all=True, append_images=images[1:], duration=max(1, 1000 // fps), loop=0
+    )
+
+
+def suite_code() -> Any:
+    """A context for tracing a suite's own code, which may broadcast ranks implicitly
+    (Brax does): jaxlab's tests forbid that everywhere else."""
+    return jax.numpy_rank_promotion("allow")
+
+
+def where_done(done: jax.Array, new: Any, old: Any) -> Any:
+    """Per env: ``new`` where ``done [N]`` else ``old`` (pytrees with leading dim N)."""
+
+    def pick(a: jax.Array, b: jax.Array) -> jax.Array:
+        if a.ndim == 0 or a.shape[0] != done.shape[0]:  # MJX-warp keeps unbatched buffers
+            return b
+        return jnp.where(done.reshape(done.shape + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree.map(pick, new, old)
+
+
+def _one_more(out: tuple, nxt: tuple) -> tuple:
+    """One more action repeat: ``nxt`` unless ``out`` already ended its episode (then
+    ``out`` stays); rewards are summed."""
+    ended = out[3] | out[4]
+    kept = jax.tree.map(lambda old, new: jnp.where(ended, old, new), out, nxt)
+    return (*kept[:2], out[2] + jnp.where(ended, 0.0, nxt[2]), *kept[3:])
+
+
+class SuiteEnv:
+    """``num_envs`` copies of one suite env; subclasses set the specs and the two hooks."""
+
+    name: str
+    num_envs: int
+    observation_spec: ObservationSpec
+    action_spec: ActionSpec
+    time_limit: int | None = None
+    max_episode_steps: int = 1000
+    action_repeat: int = 1
+    reset_mode: str = "full"
+    params: Any = None  # nothing traced: suite options are fixed when the env is built
+
+    # ------------------------------------------------------------------ suite hooks
+
+    def reset_one(self, key: jax.Array) -> tuple[Any, jax.Array]:
+        raise NotImplementedError
+
+    def step_one(self, key: jax.Array, state: Any, action: jax.Array) -> tuple:
+        raise NotImplementedError
+
+    def write_gif(self, states: Any, path: Any) -> None:
+        raise CannotRender(f"{self.name} cannot be drawn")
+
+    # ------------------------------------------------------------------ the protocol
+
+    def with_reset(self, mode: str) -> SuiteEnv:
+        """The same env with another reset mode (before :meth:`reset` is called)."""
+        env = copy.copy(self)
+        env.reset_mode = mode
+        return env
+
+    def with_params(self, params: Any) -> SuiteEnv:
+        env = copy.copy(self)
+        env.params = params
+        return env
+
+    def reset(self, key: jax.Array) -> VecEnvState:
+        with suite_code():
+            current, obs = jax.vmap(self.reset_one)(jax.random.split(key, self.num_envs))
+        n = self.num_envs
+        return VecEnvState(
+            env_state=SuiteState(current, (current, obs) if self.reset_mode == "cached" else None),
+            obs=obs,
+            episode_return=jnp.zeros((n,), jnp.float32),
+            episode_length=jnp.zeros((n,), jnp.int32),
+        )
+
+    def env_action(self, action: jax.Array) -> jax.Array:
+        """Learner action ``[N]`` or ``[N, A]`` -> the suite's, clipped to its bounds."""
+        spec = self.action_spec
+        if spec.discrete:
+            return action.astype(jnp.int32)
+        action = jnp.clip(action, jnp.asarray(spec.low.reshape(-1)), spec.high.reshape(-1))
+        return action.reshape((action.shape[0],) + spec.shape)
+
+    def _repeat_one(self, key: jax.Array, state: Any, action: jax.Array) -> tuple:
+        """``action_repeat`` suite steps of one env, stopping at the first episode end."""
+        out = self.step_one(key, state, action)
+        for i in range(1, self.action_repeat):
+            out = _one_more(out, self.step_one(jax.random.fold_in(key, i), out[0], action))
+        return out
+
+    def _restart(self, key: jax.Array, done: jax.Array, state: SuiteState) -> tuple:
+        """Initial states and observations for the envs whose episode ended."""
+        if self.reset_mode == "cached":
+            return state.first
+        if self.reset_mode == "pool":
+            pool = jax.vmap(self.reset_one)(jax.random.split(key, -(-self.num_envs // POOL_RATIO)))
+            turn = (jnp.cumsum(done) - 1) % len(jax.tree.leaves(pool)[0])
+            return jax.tree.map(lambda x: x[turn], pool)
+
+        def fresh(_: None) -> tuple:
+            return jax.vmap(self.reset_one)(jax.random.split(key, self.num_envs))
+
+        like = jax.eval_shape(fresh, None)
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), like)
+        return jax.lax.cond(done.any(), fresh, lambda _: zeros, None)
+
+    def step(
+        self, key: jax.Array, state: VecEnvState, action: jax.Array
+    ) -> tuple[VecEnvState, StepOut]:
+        with suite_code():
+            return self._step(key, state, action)
+
+    def _step(
+        self, key: jax.Array, state: VecEnvState, action: jax.Array
+    ) -> tuple[VecEnvState, StepOut]:
+        k_step, k_reset = jax.random.split(key)
+        keys = jax.random.split(k_step, self.num_envs)
+        current, final_obs, reward, term, trunc = jax.vmap(self._repeat_one)(
+            keys, state.env_state.current, self.env_action(action)
+        )
+        reward = jnp.asarray(reward, jnp.float32)
+        term = jnp.asarray(term, bool)
+        trunc = jnp.asarray(trunc, bool)
+        if self.time_limit is not None:
+            trunc = trunc | (state.episode_length + 1 >= self.time_limit)
+        trunc = trunc & ~term
+        done = term | trunc
+        first, first_obs = self._restart(k_reset, done, state.env_state)
+        current = where_done(done, first, current)
+        obs = where_done(done, first_obs, final_obs)
+        env_state = SuiteState(current, state.env_state.first)
+        return end_step(state, env_state, obs, final_obs, reward, term, trunc)
+
+
+__all__ = [
+    "POOL_RATIO",
+    "RESETS",
+    "SuiteEnv",
+    "SuiteState",
+    "check_count",
+    "check_names",
+    "check_reset",
+    "flatten",
+    "frame_steps",
+    "save_gif",
+    "suite_code",
+    "where_done",
+]
