@@ -14,6 +14,8 @@ from jaxlab.analysis.baselines import (
     load_baselines,
     random_baseline,
 )
+from jaxlab.spec import load_spec
+from tests.conftest import SPECS
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "random_baselines.py"
 FIELDS = {"mean", "std", "min", "max", "episodes", "mean_length", "max_steps", "capped"}
@@ -34,9 +36,12 @@ def test_file_covers_every_registered_env():
     # gymnax's own environments (tests register probe envs into the same registry).
     envs = {e for e in gymnax.registered_envs if not e.startswith("Probe-") and "probe" not in e}
     assert skipped <= envs
-    assert set(data) == envs - skipped
+    assert {k for k in data if "/" not in k} == envs - skipped
+    # Every shipped spec's suite env (``<suite>/<id>``), measured with the spec's params.
+    suite_envs = {s.env.name for s in map(load_spec, SPECS) if "/" in s.env.name}
+    assert {k for k in data if "/" in k} == suite_envs
     for name, record in data.items():
-        assert set(record) == FIELDS, name
+        assert set(record) == (FIELDS | {"params"} if "/" in name else FIELDS), name
         assert record["min"] <= record["mean"] <= record["max"], name
         assert record["std"] >= 0 and record["episodes"] > 0, name
         assert 0 < record["mean_length"] <= record["max_steps"], name
