@@ -17,14 +17,16 @@ what every suite needs the same way:
 - the auto-reset, keeping the true pre-reset successor in ``final_obs``, in one of three
   modes (``env.params.reset`` of any suite but gymnax):
 
-  - ``full``: fresh initial states for the ended envs (a batched reset of all ``N``,
-    run only on steps where some episode ended, but on every step once sessions are
-    vmapped, where ``lax.cond`` becomes a select);
-  - ``pool``: ``ceil(N / 16)`` fresh initial states drawn every step, handed to the ended
-    envs in turn (envs ending on the same step may share one when more than the pool
-    end), Craftax's "optimistic reset": 1/16 of the reset work, whatever the batching;
+  - ``full``: fresh initial states for the ended envs (a batched reset of all ``N``);
+  - ``pool``: ``ceil(N / 16)`` fresh initial states, handed to the ended envs in turn
+    (envs ending on the same step may share one when more than the pool end):
+    Craftax's "optimistic reset", 1/16 of the reset work;
   - ``cached``: an ended env restarts from the initial state it drew at :meth:`reset`,
-    as Brax's and Playground's training wrappers do: no reset in the compiled step;
+    as Brax's and Playground's training wrappers do: no reset work at all.
+
+  The restart (resets and the per-env select of the states) runs only on steps where
+  some episode ended (``lax.cond``); once sessions are vmapped the cond is a select and
+  it runs every step, which ``pool`` and ``cached`` keep cheap;
 - episode returns and lengths, and continuous actions clipped to the suite's bounds.
 """
 
@@ -141,6 +143,11 @@ class SuiteEnv:
     max_episode_steps: int = 1000
     action_repeat: int = 1
     reset_mode: str = "full"
+    # Restart ended envs under a ``lax.cond`` (only on steps where one ended): right when a
+    # reset costs many steps (MJX, Craftax's world generation). Where resets are cheap and
+    # the state large (navix carries its render cache), the cond's copies of the state
+    # cost more than resetting every step, as the suites' own auto-reset wrappers do.
+    reset_when_ended: bool = True
     params: Any = None  # nothing traced: suite options are fixed when the env is built
 
     # ------------------------------------------------------------------ suite hooks
@@ -194,20 +201,28 @@ class SuiteEnv:
         return out
 
     def _restart(self, key: jax.Array, done: jax.Array, state: SuiteState) -> tuple:
-        """Initial states and observations for the envs whose episode ended."""
+        """Initial states and observations ``[N, ...]``; row ``i`` is used where env ``i``
+        ended (the others are never read)."""
         if self.reset_mode == "cached":
             return state.first
-        if self.reset_mode == "pool":
-            pool = jax.vmap(self.reset_one)(jax.random.split(key, -(-self.num_envs // POOL_RATIO)))
-            turn = (jnp.cumsum(done) - 1) % len(jax.tree.leaves(pool)[0])
-            return jax.tree.map(lambda x: x[turn], pool)
+        count = -(-self.num_envs // POOL_RATIO) if self.reset_mode == "pool" else self.num_envs
+        fresh = jax.vmap(self.reset_one)(jax.random.split(key, count))
+        if self.reset_mode == "full":
+            return fresh
+        turn = (jnp.cumsum(done) - 1) % count  # the ended envs take the pool in turn
+        return jax.tree.map(lambda x: x[turn], fresh)
 
-        def fresh(_: None) -> tuple:
-            return jax.vmap(self.reset_one)(jax.random.split(key, self.num_envs))
+    def _reset_ended(self, key: jax.Array, done: jax.Array, state: SuiteState, after: tuple):
+        """``after = (states, obs)`` of the step, with the ended envs restarted: only on
+        steps where some episode ended when ``reset_when_ended`` (a ``lax.cond``; under
+        ``vmap`` over sessions it becomes a select and runs every step)."""
 
-        like = jax.eval_shape(fresh, None)
-        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), like)
-        return jax.lax.cond(done.any(), fresh, lambda _: zeros, None)
+        def restart(after: tuple) -> tuple:
+            return where_done(done, self._restart(key, done, state), after)
+
+        if not self.reset_when_ended:
+            return restart(after)
+        return jax.lax.cond(done.any(), restart, lambda after: after, after)
 
     def step(
         self, key: jax.Array, state: VecEnvState, action: jax.Array
@@ -230,9 +245,7 @@ class SuiteEnv:
             trunc = trunc | (state.episode_length + 1 >= self.time_limit)
         trunc = trunc & ~term
         done = term | trunc
-        first, first_obs = self._restart(k_reset, done, state.env_state)
-        current = where_done(done, first, current)
-        obs = where_done(done, first_obs, final_obs)
+        current, obs = self._reset_ended(k_reset, done, state.env_state, (current, final_obs))
         env_state = SuiteState(current, state.env_state.first)
         return end_step(state, env_state, obs, final_obs, reward, term, trunc)
 

@@ -40,7 +40,11 @@ SHRINK = {"max_steps": 50}  # --shrink: short episodes (evaluation scans one)
 
 class NavixEnv(SuiteEnv):
     """``num_envs`` copies of one navix env (a navix ``Environment``, fixed when built).
-    Its ``max_steps`` is both ``time_limit`` and ``max_episode_steps``."""
+    Its ``max_steps`` is both ``time_limit`` and ``max_episode_steps``. Resets are cheap
+    and the state large (it carries a render cache): ended envs restart on every step,
+    without a ``lax.cond`` (its copies of the state cost more)."""
+
+    reset_when_ended = False
 
     def __init__(self, env_id: str, num_envs: int, env: Any) -> None:
         self.name = f"navix/{env_id}"
