@@ -105,6 +105,10 @@ SUITE_CASES = [
         ["env.name=brax/inverted_pendulum", "agent.algorithm=DQN", "agent.memory.name=Replay"],
         "DQN needs discrete actions; brax/inverted_pendulum has none",
     ),
+    (
+        ["env.name=jumanji/Maze-v0", "env.normalize_obs=true"],
+        "env.normalize_obs: jumanji/Maze-v0 appends its action mask to the observation",
+    ),
 ]
 
 

@@ -69,8 +69,15 @@ class AlgorithmConfig:
                 "env.max_frame",
                 f"{spec.env.max_frame} is less than one update ({batch} frames = {how})",
             )
-        if self.DISCRETE_ONLY and not make_env(spec.env, 1).action_spec.discrete:
+        env = make_env(spec.env, 1) if self.DISCRETE_ONLY or spec.env.normalize_obs else None
+        if self.DISCRETE_ONLY and not env.action_spec.discrete:
             raise SpecError("env.name", f"{algo} needs discrete actions; {spec.env.name} has none")
+        if env is not None and spec.env.normalize_obs and env.observation_spec.mask_dim:
+            raise SpecError(
+                "env.normalize_obs",
+                f"{spec.env.name} appends its action mask to the observation, which "
+                "normalisation would scale; leave normalize_obs off",
+            )
         self.check_spec(spec)
 
     def check_spec(self, spec: Spec) -> None:
