@@ -223,3 +223,17 @@ def test_shrink_caps_the_episode_limit():
         "view_size": 5,
     }
     assert shrink_params(CRAFTAX, {"max_timesteps": 10}) == {"max_timesteps": 10}
+
+
+def test_craftax_draws_a_recorded_episode(tmp_path):
+    """``enjoy --render``'s path: env 0's recorded states -> a GIF by Craftax's renderer."""
+    env = make_env(EnvSpec(name=CRAFTAX, num_envs=1))
+    state, step, trace = env.reset(jax.random.PRNGKey(0)), jax.jit(env.step), []
+    for t in range(3):
+        trace.append(jax.tree.map(lambda x: np.asarray(x[0]), state.env_state))
+        state, _ = step(jax.random.PRNGKey(t), state, jnp.array([t + 1]))
+    env.write_gif(jax.tree.map(lambda *xs: np.stack(xs), *trace), tmp_path / "ep.gif")
+    from PIL import Image
+
+    gif = Image.open(tmp_path / "ep.gif")
+    assert gif.size == (144, 144) and gif.n_frames >= 2  # identical frames may merge

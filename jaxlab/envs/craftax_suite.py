@@ -17,9 +17,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from craftax.craftax_env import make_craftax_env_from_name
 
-from jaxlab.envs.adapter import SuiteEnv, check_count, flatten
+from jaxlab.envs.adapter import SuiteEnv, check_count, flatten, frame_steps, save_gif
 from jaxlab.envs.protocol import ActionSpec, ObservationSpec
 
 IDS = (
@@ -47,6 +48,20 @@ class CraftaxEnv(SuiteEnv):
         self.action_spec = ActionSpec(discrete=True, dim=int(env.action_space(env_params).n))
         self.time_limit = self.max_episode_steps = int(env_params.max_timesteps)
         self.reset_mode = "pool"
+
+    def write_gif(self, states: Any, path: Any) -> None:
+        """One env's recorded states (leaves ``[T, ...]``) drawn by Craftax's own pixel
+        renderer, 16 pixels a block."""
+        if "Classic" in self.name:
+            from craftax.craftax_classic.renderer import make_craftax_pixel_renderer
+        else:
+            from craftax.craftax.renderer import make_craftax_pixel_renderer
+        render = jax.jit(make_craftax_pixel_renderer(16))
+        frames = [
+            np.clip(np.asarray(render(jax.tree.map(lambda x, t=t: x[t], states.current))), 0, 255)
+            for t in frame_steps(states.current)
+        ]
+        save_gif(frames, path)
 
     def reset_one(self, key: jax.Array) -> tuple[Any, jax.Array]:
         """One env: ``key -> (craftax state, obs [obs_dim])``."""
