@@ -130,7 +130,9 @@ def programs(env: Any) -> dict[str, Any]:
             return inner, reward
 
         keys = jax.random.split(jax.random.PRNGKey(1), actions.shape[0])
-        return jax.lax.scan(body, state.env_state.current, (keys, env.env_action_batch(actions)))
+        return jax.lax.scan(
+            body, state.env_state.current, (keys, jax.vmap(env.env_action)(actions))
+        )
 
     def adapter(state: Any, actions: jax.Array) -> jax.Array:
         def body(s: Any, xs: tuple) -> tuple:
@@ -164,11 +166,10 @@ def own_program(reset: Any, step: Any) -> Any:
 def measure(suite: str, envs: int, steps: int, repeats: int) -> dict:
     name, params = CASES[suite]
     env = make_env(EnvSpec(name=name, num_envs=envs, params=params))
-    env.env_action_batch = jax.vmap(env.env_action)  # [T, N, ...] learner -> suite actions
     state = jax.jit(env.reset)(jax.random.PRNGKey(0))
     actions = random_actions(env, jax.random.PRNGKey(2), steps)
     args = {"raw": (state, actions), "adapter": (state, actions)}
-    args["own"] = (jax.random.PRNGKey(0), env.env_action_batch(actions))
+    args["own"] = (jax.random.PRNGKey(0), jax.vmap(env.env_action)(actions))
     fns = {"own": own_program(*own_step(suite, name, env)), **programs(env)}
     best, compile_s = {}, {}
     for kind, fn in fns.items():

@@ -69,6 +69,21 @@ def check_count(value: Any) -> str | None:
     return None
 
 
+def check_like(default: Any, value: Any) -> str | None:
+    """Why ``value`` cannot replace a param whose default is ``default`` (a flag, an
+    integer, or else a number: an int serves for a float), or None. ``default`` may be a
+    value or its type."""
+    kind = default if isinstance(default, type) else type(default)
+    number = not isinstance(value, bool)
+    if issubclass(kind, bool):
+        ok, wanted = isinstance(value, bool), "true or false"
+    elif issubclass(kind, int):
+        ok, wanted = number and isinstance(value, int), "an integer"
+    else:  # floats, and array-valued params whose values are numbers
+        ok, wanted = number and isinstance(value, int | float), "a number"
+    return None if ok else f"must be {wanted}, got {value!r}"
+
+
 def check_names(value: Any, known: Any) -> str | None:
     """Why ``value`` is not one of ``known`` names, or a non-empty list of them, or None."""
     names = [value] if isinstance(value, str) else value
@@ -256,6 +271,7 @@ __all__ = [
     "SuiteEnv",
     "SuiteState",
     "check_count",
+    "check_like",
     "check_names",
     "check_reset",
     "flatten",

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from craftax.craftax_env import make_craftax_env_from_name
 
-from jaxlab.envs.adapter import SuiteEnv, check_count, flatten, frame_steps, save_gif
+from jaxlab.envs.adapter import SuiteEnv, check_count, check_like, flatten, frame_steps, save_gif
 from jaxlab.envs.protocol import ActionSpec, ObservationSpec
 
 IDS = (
@@ -97,16 +97,9 @@ def param_fields(env_id: str) -> tuple[str, ...]:
 def check_param(env_id: str, key: str, value: Any) -> str | None:
     """Why ``value`` cannot be craftax ``env_id``'s param ``key`` (None when it can): the
     default's type (an int serves for a float); ``max_timesteps`` an integer >= 1."""
-    current, number = getattr(_default(env_id), key), not isinstance(value, bool)
     if key == "max_timesteps":
         return check_count(value)
-    if isinstance(current, bool):
-        ok, wanted = isinstance(value, bool), "true or false"
-    elif isinstance(current, int):
-        ok, wanted = number and isinstance(value, int), "an integer"
-    else:
-        ok, wanted = number and isinstance(value, int | float), "a number"
-    return None if ok else f"must be {wanted}, got {value!r}"
+    return check_like(getattr(_default(env_id), key), value)
 
 
 def make(env_id: str, num_envs: int, params: dict[str, Any]) -> CraftaxEnv:

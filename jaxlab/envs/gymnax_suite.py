@@ -21,6 +21,7 @@ import numpy as np
 from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
+from jaxlab.envs.adapter import check_like
 from jaxlab.envs.gymnax_render import write_gif
 from jaxlab.envs.protocol import ActionSpec, ObservationSpec, StepOut, VecEnvState, end_step
 
@@ -126,15 +127,9 @@ def check_param(name: str, key: str, value: Any) -> str | None:
     """Why ``value`` cannot be gymnax env ``name``'s param ``key`` (None when it can): it
     must have the default's type (an int serves for a float), and episode limits are >= 1."""
     _, default = gymnax.make(name)
-    current, number = getattr(default, key), not isinstance(value, bool)
-    if isinstance(current, bool):
-        ok, wanted = isinstance(value, bool), "true or false"
-    elif isinstance(current, int):
-        ok, wanted = number and isinstance(value, int), "an integer"
-    else:  # floats, and array-valued params whose values are numbers
-        ok, wanted = number and isinstance(value, int | float), "a number"
-    if not ok:
-        return f"must be {wanted}, got {value!r}"
+    problem = check_like(getattr(default, key), value)
+    if problem:
+        return problem
     if key == "max_steps_in_episode" and value < 1:
         return f"must be >= 1, got {value!r}"
     return None

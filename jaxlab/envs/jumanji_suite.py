@@ -34,7 +34,7 @@ import jumanji
 import numpy as np
 from jumanji import specs
 
-from jaxlab.envs.adapter import SuiteEnv, check_count, check_names, flatten, frame_steps
+from jaxlab.envs.adapter import SuiteEnv, check_count, check_like, check_names, flatten, frame_steps
 from jaxlab.envs.protocol import ActionSpec, ObservationSpec
 
 DEFAULT_EPISODE_STEPS = 1000  # the episode bound of an env without a time limit
@@ -159,14 +159,7 @@ def check_param(env_id: str, key: str, value: Any) -> str | None:
         return check_names(value, set(fields) - {"action_mask"})
     if key == "time_limit":
         return check_count(value)
-    kind, number = _kinds(env_id)[key], not isinstance(value, bool)
-    if kind is bool:
-        ok, wanted = isinstance(value, bool), "true or false"
-    elif kind is int:
-        ok, wanted = number and isinstance(value, int), "an integer"
-    else:
-        ok, wanted = number and isinstance(value, int | float), "a number"
-    return None if ok else f"must be {wanted}, got {value!r}"
+    return check_like(_kinds(env_id)[key], value)
 
 
 def make(env_id: str, num_envs: int, params: dict[str, Any]) -> JumanjiEnv:

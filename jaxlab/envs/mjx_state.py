@@ -21,7 +21,6 @@ import numpy as np
 
 from jaxlab.envs.adapter import (
     SuiteEnv,
-    check_count,
     frame_steps,
     save_gif,
     suite_code,
@@ -31,11 +30,6 @@ from jaxlab.envs.protocol import ActionSpec, ObservationSpec
 # The options every Brax-style env takes in ``env.params``, with their defaults.
 OPTIONS: dict[str, Any] = {"episode_length": 1000, "action_repeat": 1}
 SHRINK = {"episode_length": 50}  # --shrink: short episodes (evaluation scans one)
-
-
-def check_option(key: str, value: Any) -> str | None:
-    """Why ``value`` cannot be the common option ``key``, or None."""
-    return check_count(value)
 
 
 class MjxStateEnv(SuiteEnv):
@@ -92,4 +86,4 @@ class MjxStateEnv(SuiteEnv):
         return state, self._obs(state).reshape(-1), state.reward, terminated, jnp.zeros((), bool)
 
 
-__all__ = ["OPTIONS", "MjxStateEnv", "check_option"]
+__all__ = ["OPTIONS", "SHRINK", "MjxStateEnv"]

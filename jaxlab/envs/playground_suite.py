@@ -9,7 +9,8 @@
 - ``obs_key``: for tasks whose observation is a dict (``state``, ``privileged_state``...),
   the entry learners see (default ``state``);
 - ``impl``: MJX's implementation, ``jax`` or ``warp`` (the task's config default; ``warp``
-  compiles its kernels for over a minute on a CPU);
+  builds its kernels on first use, reported at over a minute on a CPU, and steps
+  far slower there than ``jax``);
 - ``config``: other overrides of the task's config (e.g. ``{ctrl_dt: 0.02}``), checked
   against its keys.
 
@@ -26,9 +27,9 @@ import jax
 from mujoco_playground import registry
 
 from jaxlab.config.parse import did_you_mean
-from jaxlab.envs.adapter import check_names, suite_code
+from jaxlab.envs.adapter import check_count, check_names, suite_code
 from jaxlab.envs.mjx_state import SHRINK as SHRINK
-from jaxlab.envs.mjx_state import MjxStateEnv, check_option
+from jaxlab.envs.mjx_state import MjxStateEnv
 
 OWN = ("episode_length", "action_repeat")  # options read from the task's config
 FIELDS = (*OWN, "obs_key", "impl", "config")
@@ -47,7 +48,7 @@ def param_fields(name: str) -> tuple[str, ...]:
 def check_param(name: str, key: str, value: Any) -> str | None:
     """Why ``value`` cannot be ``key`` of task ``name``, or None."""
     if key in OWN:
-        return check_option(key, value)
+        return check_count(value)
     if key == "impl":
         return check_names(value, IMPLS) if isinstance(value, str) else f"must be one of {IMPLS}"
     if key == "obs_key":
