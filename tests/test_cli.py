@@ -32,6 +32,11 @@ def test_shrink_compiles_fast_unless_compile_is_set_on_the_command_line():
     assert kept.meta.compile == "optimized"
     fast = kept.replace(meta=dataclasses.replace(kept.meta, compile="fast"))
     assert fast == shrink(load_spec(path, sets))  # nothing else differs
+    conv = REPO / "specs" / "ppo" / "ppo_breakout_minatar.yaml"  # XLA's O0 convolutions crawl
+    assert (
+        load_spec(conv).agent.net.type == "Conv"
+        and shrunk(load_spec(conv)).meta.compile == "optimized"
+    )
 
 
 def only_run(data):

@@ -57,7 +57,8 @@ class TorsoDef:
     """What a torso is: ``kind`` MLP or Conv, layer sizes, activation, the obs image shape,
     and the kernel initializer of its layers and of the heads built on it.
 
-    ``conv_layers``: ``(filters, kernel, stride)`` per layer (Conv only). ``mask_dim``:
+    ``conv_layers``: ``(filters, kernel, stride)`` per layer (Conv only), ``padding``
+    SAME or VALID. ``mask_dim``:
     the action-mask entries at the end of each observation (see
     :class:`~jaxlab.envs.ObservationSpec`); the torso does not read them."""
 
@@ -68,6 +69,7 @@ class TorsoDef:
     obs_shape: tuple[int, ...] = ()
     kernel_init: str = "orthogonal"
     mask_dim: int = 0
+    padding: str = "SAME"
 
     @classmethod
     def from_spec(cls, net: object, obs_shape: Sequence[int], mask_dim: int = 0) -> TorsoDef:
@@ -80,6 +82,7 @@ class TorsoDef:
             tuple(obs_shape),
             net.kernel_init,  # type: ignore[attr-defined]
             mask_dim,
+            net.conv_padding,  # type: ignore[attr-defined]
         )
 
 
@@ -116,7 +119,7 @@ class Torso(nn.Module):
             act = ACTIVATIONS[d.activation]
             for filters, kernel, stride in d.conv_layers:
                 x = nn.Conv(
-                    filters, (kernel, kernel), (stride, stride), padding="SAME",
+                    filters, (kernel, kernel), (stride, stride), padding=d.padding,
                     kernel_init=kernel_init(d.kernel_init, math.sqrt(2)),
                     bias_init=nn.initializers.zeros,
                 )(x)  # fmt: skip
