@@ -14,7 +14,7 @@ $(BIN)/jaxlab: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(BIN)/jaxlab
 
-# Every env suite's extra (brax, playground, craftax, jumanji, navix, xminigrid): the tests use them.
+# Every env suite's extra (brax, playground, craftax, jumanji, navix, xminigrid, envpool): the tests use them.
 $(VENV)/.envs: $(BIN)/jaxlab
 	$(BIN)/pip install -q -e ".[dev,envs]"
 	touch $(VENV)/.envs

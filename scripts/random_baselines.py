@@ -197,7 +197,7 @@ def measure_suite_env(
 ) -> dict[str, Any]:
     """The random-policy record of a suite env through the env protocol: ``episodes``
     envs of ``name`` built with ``params``, one episode each (see the module docstring)."""
-    env = make_env(SimpleNamespace(name=name, num_envs=episodes, params=params))
+    env = make_env(SimpleNamespace(name=name, num_envs=episodes, params=params), evaluation=True)
     run = jax.jit(make_episodes(RandomAgent(env), env, deterministic=False))
     result = run(None, jax.random.PRNGKey(seed))
     returns, lengths = np.asarray(result.returns), np.asarray(result.lengths)

@@ -106,6 +106,22 @@ SUITE_CASES = [
         "DQN needs discrete actions; brax/inverted_pendulum has none",
     ),
     (
+        ["env.name=envpool/HalfCheetah-v6"],
+        "env.name: unknown envpool environment 'HalfCheetah-v6' (did you mean 'HalfCheetah-v5'?)",
+    ),
+    (
+        ["env.name=envpool/Hopper-v5", "env.params.max_episode_step=5"],
+        "env.params.max_episode_step: not a parameter of envpool/Hopper-v5 (did you mean 'max_episode_steps'?)",
+    ),
+    (
+        ["env.name=envpool/Pong-v5", "env.params.repeat_action_probability=high"],
+        "env.params.repeat_action_probability: must be a number, got 'high'",
+    ),
+    (
+        ["env.name=envpool/HalfCheetah-v5", "agent.algorithm=DQN", "agent.memory.name=Replay"],
+        "DQN needs discrete actions; envpool/HalfCheetah-v5 has none",
+    ),
+    (
         ["env.name=jumanji/Maze-v0", "env.normalize_obs=true"],
         "env.normalize_obs: jumanji/Maze-v0 appends its action mask to the observation",
     ),

@@ -30,7 +30,9 @@ LAYERS = [
     {"experiment"},
     {"api", "cli", "__main__", "__init__"},
 ]
-SUITE_PACKAGES = {"gymnax", "brax", "mujoco_playground", "craftax", "jumanji", "navix", "xminigrid"}
+SUITE_PACKAGES = {
+    "gymnax", "brax", "mujoco_playground", "craftax", "jumanji", "navix", "xminigrid", "envpool",
+}  # fmt: skip
 
 
 def module_name(path: Path) -> str:

@@ -30,8 +30,8 @@ from jaxlab.envs.protocol import (
 )
 
 DEFAULT_SUITE = "gymnax"
-# Every suite but gymnax takes ``env.params.reset``, the adapter core's reset mode
-# (:mod:`jaxlab.envs.adapter`); the suite modules never see it.
+# The suites on the adapter core (``Suite.resets``) take ``env.params.reset``, its reset
+# mode (:mod:`jaxlab.envs.adapter`); the suite modules never see it.
 RESET = "reset"
 
 
@@ -39,12 +39,16 @@ RESET = "reset"
 class Suite:
     """An env suite: ``module`` defines ``ids() -> ids``, ``param_fields(id) -> names``,
     ``check_param(id, key, value) -> problem or None`` and ``make(id, num_envs, params) ->
-    Env``. It imports ``package``, which the pip extra ``extra`` installs."""
+    Env``. It imports ``package``, which the pip extra ``extra`` installs. ``resets``:
+    whether it takes the adapter core's ``env.params.reset``. ``host_state``: its envs keep
+    their state outside jax (EnvPool's C++), so a resumed run restarts their episodes."""
 
     name: str
     module: str
     package: str
     extra: str | None = None  # None: a core dependency
+    resets: bool = True
+    host_state: bool = False
 
     def load(self) -> ModuleType:
         """The adapter module; SpecError naming the extra when its package is missing."""
@@ -66,13 +70,14 @@ class Suite:
 SUITES: dict[str, Suite] = {
     s.name: s
     for s in (
-        Suite("gymnax", "jaxlab.envs.gymnax_suite", "gymnax"),
+        Suite("gymnax", "jaxlab.envs.gymnax_suite", "gymnax", resets=False),
         Suite("brax", "jaxlab.envs.brax_suite", "brax", "brax"),
         Suite("playground", "jaxlab.envs.playground_suite", "mujoco_playground", "playground"),
         Suite("craftax", "jaxlab.envs.craftax_suite", "craftax", "craftax"),
         Suite("jumanji", "jaxlab.envs.jumanji_suite", "jumanji", "jumanji"),
         Suite("navix", "jaxlab.envs.navix_suite", "navix", "navix"),
         Suite("xminigrid", "jaxlab.envs.xminigrid_suite", "xminigrid", "xminigrid"),
+        Suite("envpool", "jaxlab.envs.envpool_suite", "envpool", "envpool", False, True),
     )
 }
 
@@ -91,14 +96,25 @@ def split_name(name: str) -> tuple[str, str]:
     return (suite, env_id) if sep else (DEFAULT_SUITE, name)
 
 
-def make_env(env: EnvSettings, num_envs: int | None = None) -> Env:
-    """The spec's env, ``num_envs`` copies (default ``env.num_envs``)."""
+def make_env(env: EnvSettings, num_envs: int | None = None, evaluation: bool = False) -> Env:
+    """The spec's env, ``num_envs`` copies (default ``env.num_envs``). ``evaluation``: the
+    env as scored, without the params its suite module lists as shaping training only
+    (``TRAINING_ONLY``: EnvPool's episodic lives and clipped rewards)."""
     suite, env_id = split_name(env.name)
     count = env.num_envs if num_envs is None else num_envs
     params = dict(env.params)
-    reset = params.pop(RESET, None) if suite != DEFAULT_SUITE else None
-    made = SUITES[suite].load().make(env_id, count, params)
+    reset = params.pop(RESET, None) if SUITES[suite].resets else None
+    module = SUITES[suite].load()
+    if evaluation:
+        params = {k: v for k, v in params.items() if k not in getattr(module, "TRAINING_ONLY", ())}
+    made = module.make(env_id, count, params)
     return made.with_reset(reset) if reset is not None else made
+
+
+def resumes_exactly(name: str) -> bool:
+    """Whether a resumed run of env ``name`` is bit-identical to an uninterrupted one
+    (not for suites whose env state lives outside jax: their episodes restart)."""
+    return not SUITES[split_name(name)[0]].host_state
 
 
 def shrink_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,7 +154,7 @@ def check_env(name: str, params: Mapping[str, Any], name_path: str, params_path:
     if env_id not in known:
         hint = did_you_mean(env_id, known) or _elsewhere(suite_name, env_id)
         raise SpecError(name_path, f"unknown {suite_name} environment '{env_id}'{hint}")
-    core = (RESET,) if suite_name != DEFAULT_SUITE else ()
+    core = (RESET,) if SUITES[suite_name].resets else ()
     fields = (*core, *suite.param_fields(env_id)) if params else ()
     for key, value in params.items():
         if key not in fields:
@@ -163,6 +179,7 @@ __all__ = [
     "check_env",
     "make_env",
     "max_truncations",
+    "resumes_exactly",
     "shrink_params",
     "split_name",
 ]

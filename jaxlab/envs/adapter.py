@@ -102,6 +102,16 @@ class SuiteState:
     first: Any = None
 
 
+def env_action(spec: ActionSpec, action: jax.Array) -> jax.Array:
+    """Learner action ``[N]`` or ``[N, A]`` -> the suite's: int32, or clipped to the
+    bounds and shaped ``[N, *spec.shape]``."""
+    if spec.discrete:
+        return action.astype(jnp.int32)
+    low, high = (jnp.asarray(b.reshape(1, -1)) for b in (spec.low, spec.high))
+    action = jnp.clip(action, low, high)
+    return action.reshape((action.shape[0],) + spec.shape)
+
+
 def flatten(leaves: list[jax.Array]) -> jax.Array:
     """Unbatched arrays -> one flat float32 vector, in order."""
     return jnp.concatenate([jnp.asarray(x, jnp.float32).reshape(-1) for x in leaves])
@@ -201,12 +211,7 @@ class SuiteEnv:
         )
 
     def env_action(self, action: jax.Array) -> jax.Array:
-        """Learner action ``[N]`` or ``[N, A]`` -> the suite's, clipped to its bounds."""
-        spec = self.action_spec
-        if spec.discrete:
-            return action.astype(jnp.int32)
-        action = jnp.clip(action, jnp.asarray(spec.low.reshape(-1)), spec.high.reshape(-1))
-        return action.reshape((action.shape[0],) + spec.shape)
+        return env_action(self.action_spec, action)
 
     def _repeat_one(self, key: jax.Array, state: Any, action: jax.Array) -> tuple:
         """``action_repeat`` suite steps of one env, stopping at the first episode end."""
@@ -274,6 +279,7 @@ __all__ = [
     "check_like",
     "check_names",
     "check_reset",
+    "env_action",
     "flatten",
     "frame_steps",
     "save_gif",

@@ -78,6 +78,21 @@ class StepOut:
     done_length: jax.Array  # episode length where an episode ended this step, else 0
 
 
+class HostBound:
+    """A mixin for env-state pytrees whose values name live host resources (an EnvPool
+    pool's token): meaningless to another process, so checkpoints store them as zeros
+    (:func:`portable`), which the env reads as "not one of mine" and restarts from."""
+
+
+def portable(tree: Any) -> Any:
+    """``tree`` (host arrays) with every :class:`HostBound` subtree zeroed."""
+
+    def zeroed(x: Any) -> Any:
+        return jax.tree.map(np.zeros_like, x) if isinstance(x, HostBound) else x
+
+    return jax.tree.map(zeroed, tree, is_leaf=lambda x: isinstance(x, HostBound))
+
+
 class CannotRender(Exception):
     """The env cannot draw its states (no GIF is written)."""
 
@@ -155,9 +170,11 @@ __all__ = [
     "ActionSpec",
     "CannotRender",
     "Env",
+    "HostBound",
     "ObservationSpec",
     "StepOut",
     "VecEnvState",
     "end_step",
     "max_truncations",
+    "portable",
 ]

@@ -67,7 +67,7 @@ def make_episodes(
 def make_evaluate(agent: Any, spec: Any) -> Callable[[Any, jax.Array], dict[str, jax.Array]]:
     """``evaluate(state, key) -> {eval_return_mean, eval_return_std}`` over
     ``meta.eval_episodes`` deterministic episodes (one session, unbatched)."""
-    env = make_env(spec.env, spec.meta.eval_episodes)
+    env = make_env(spec.env, spec.meta.eval_episodes, evaluation=True)
     run = make_episodes(agent, env)
 
     def evaluate(state: Any, key: jax.Array) -> dict[str, jax.Array]:

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from jaxlab.algorithms.registry import SAMPLE_METRICS
+from jaxlab.envs import resumes_exactly
 from jaxlab.lab.evaluate import EVAL_METRICS
 from jaxlab.logging import SessionWriter, TrialWriter
 from jaxlab.logging.writers import FLUSH_SECONDS, write_histograms, write_param_histograms
@@ -255,5 +256,6 @@ class TrialOutputs:
             "fps_total": frames * self.num_sessions / wall,
             "fps_per_session": frames / wall,
             "git_sha": self.git_sha,
+            "resume_bit_identical": resumes_exactly(self.spec.env.name),
             **self.extra,
         }

@@ -72,7 +72,7 @@ def enjoy(
         raise ValueError(f"--session must be in 0..{trial.num_sessions - 1}, got {session}")
     state, meta = _restore(run_dir, trial, checkpoint)
     one = jax.tree.map(lambda x: x[session], state)
-    env = make_env(spec.env, episodes)
+    env = make_env(spec.env, episodes, evaluation=True)
     run = jax.jit(make_episodes(trial.agent, env, record=render))
     result = jax.device_get(run(one, jax.random.PRNGKey(seed)))
     returns = np.asarray(result.returns, float)
