@@ -38,10 +38,13 @@ def raw_spec(algo: str, memory: str, env: str, params: dict[str, Any]) -> dict[s
     }
 
 
-def discover() -> list[tuple[str, str, str]]:
-    """(algorithm, suite, memory): the algorithm's first memory the suite's env accepts."""
+def discover(
+    envs: dict[str, tuple[str, dict[str, Any]]] = SUITE_ENVS,
+) -> list[tuple[str, str, str]]:
+    """(algorithm, key, memory): for each ``envs`` key, each algorithm with the first
+    memory its env accepts."""
     cases = []
-    for suite, (env, params) in SUITE_ENVS.items():
+    for suite, (env, params) in envs.items():
         for algo in registered():
             for memory in MEMORIES:
                 try:

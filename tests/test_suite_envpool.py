@@ -16,13 +16,13 @@ import yaml
 
 from jaxlab.algorithms import registered
 from jaxlab.cli import main
-from jaxlab.envs import make_env
+from jaxlab.envs import check_env, make_env
 from jaxlab.lab.trial import Trial
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec import SpecError, spec_from_dict
 from jaxlab.spec.schema import EnvSpec, shrink
-from tests.test_conformance import MEMORIES, _equal
-from tests.test_conformance_suites import raw_spec
+from tests.test_conformance import _equal
+from tests.test_conformance_suites import discover, raw_spec
 
 
 def env_spec(name: str, num_envs: int = 3, **params) -> EnvSpec:
@@ -109,6 +109,18 @@ def test_sessions_fold_into_one_pool_seeded_per_env():
     obs = jax.jit(grid)(keys, jnp.stack([actions, actions]))
     assert max(nested._pools) == 12 and obs.shape == (2, 2, 4, 3, 17)
     assert np.array_equal(obs[0, 0], first.obs)
+
+
+def test_the_spec_random_seed_seeds_the_pools_unless_the_spec_sets_one():
+    raw = {
+        "name": "seeded",
+        "agent": {"algorithm": {"name": "PPO"}, "memory": {"name": "OnPolicyBatch"}},
+        "env": {"name": "envpool/CartPole-v1"},
+    }
+    seeds = {k: spec_from_dict(raw, [f"meta.random_seed={k}"]).env.params["seed"] for k in (1, 2)}
+    assert seeds[1] != seeds[2] and abs(seeds[1] - seeds[2]) > 1_000_000  # no shared streams
+    assert spec_from_dict(raw, ["env.params.seed=5"]).env.params["seed"] == 5
+    assert "seed" not in spec_from_dict({**raw, "env": {"name": "CartPole-v1"}}).env.params
 
 
 def test_steps_batched_wider_than_the_reset_restart_first():
@@ -205,8 +217,6 @@ def test_dm_control_dict_observations_are_flattened_in_key_order():
     ],
 )  # fmt: skip
 def test_bad_envpool_params_are_refused(params, message):
-    from jaxlab.envs import check_env
-    from jaxlab.spec import SpecError
 
     with pytest.raises(SpecError, match=re.escape(message)):
         check_env("envpool/Hopper-v5", params, "env.name", "env.params")
@@ -249,24 +259,11 @@ def test_a_resumed_run_restarts_its_episodes_and_says_so(tmp_path, capsys):
 # new process gets) give bit-identical results; the checkpoint round trip is exact; and a
 # restored state trains on in another Trial through the documented restart. One cheap
 # C++ env per action space: classic control's CartPole and Pendulum.
-HOST_ENVS = {"discrete": "envpool/CartPole-v1", "continuous": "envpool/Pendulum-v1"}
-
-
-def host_cases() -> list[tuple[str, str, str]]:
-    cases = []
-    for kind, env in HOST_ENVS.items():
-        for algo in registered():
-            for memory in MEMORIES:
-                try:
-                    spec_from_dict(raw_spec(algo, memory, env, {"max_episode_steps": 8}))
-                except SpecError:
-                    continue
-                cases.append((algo, kind, memory))
-                break
-    return cases
-
-
-HOST_CASES = host_cases()
+HOST_ENVS = {
+    "discrete": ("envpool/CartPole-v1", {"max_episode_steps": 8}),
+    "continuous": ("envpool/Pendulum-v1", {"max_episode_steps": 8}),
+}
+HOST_CASES = discover(HOST_ENVS)
 
 
 def test_every_algorithm_has_a_host_case_for_its_action_spaces():
@@ -281,7 +278,7 @@ def untokened(state):
 
 @pytest.mark.parametrize(("algo", "kind", "memory"), HOST_CASES, ids=[f"{a}-{k}" for a, k, _ in HOST_CASES])  # fmt: skip
 def test_host_contract(algo, kind, memory, tmp_path):
-    raw = raw_spec(algo, memory, HOST_ENVS[kind], {"max_episode_steps": 8})
+    raw = raw_spec(algo, memory, *HOST_ENVS[kind])
     spec = shrink(spec_from_dict(raw), updates=4)
     trial = Trial(spec)
     a = trial.init()

@@ -111,6 +111,16 @@ def make_env(env: EnvSettings, num_envs: int | None = None, evaluation: bool = F
     return made.with_reset(reset) if reset is not None else made
 
 
+def seeded_params(name: str, params: Mapping[str, Any], random_seed: int) -> dict[str, Any]:
+    """``params``, and for a suite whose envs keep their state outside jax and are seeded
+    when made (EnvPool: ``seed``) without a seed in the spec, one derived from the spec's
+    ``meta.random_seed`` (a multiplicative hash, so nearby random seeds do not share env
+    streams): ``meta.random_seed`` seeds the envs too, as it does every jax suite's."""
+    if not SUITES[split_name(name)[0]].host_state or "seed" in params:
+        return dict(params)
+    return {**params, "seed": random_seed * 2654435761 % 2**31}
+
+
 def resumes_exactly(name: str) -> bool:
     """Whether a resumed run of env ``name`` is bit-identical to an uninterrupted one
     (not for suites whose env state lives outside jax: their episodes restart)."""
@@ -180,6 +190,7 @@ __all__ = [
     "make_env",
     "max_truncations",
     "resumes_exactly",
+    "seeded_params",
     "shrink_params",
     "split_name",
 ]

@@ -12,7 +12,8 @@ its envs' state itself, so a :class:`~jaxlab.envs.protocol.VecEnvState` here car
   program is traced (``custom_vmap`` also traces the unbatched call: a pool of ``N``
   then stays idle); env ``j`` of a pool is seeded ``seed + j`` (EnvPool's rule), so
   session ``s``'s env ``i`` gets ``seed + s * N + i``: runs are deterministic, sessions
-  differ. Pools run in sync mode (``batch_size == num_envs``).
+  differ. ``seed`` (``env.params.seed``) defaults to a hash of ``meta.random_seed``
+  (:func:`jaxlab.envs.seeded_params`). Pools run in sync mode (``batch_size == num_envs``).
 - **float64 actions without x64.** EnvPool's XLA step takes float64 actions (MuJoCo,
   DM Control) and gives float64 observations; only those calls are traced under
   ``jax.enable_x64(True)`` and cast to float32 at once, so the rest of the program keeps

@@ -17,7 +17,7 @@ from jaxlab.algorithms import get_algorithm
 from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, build, did_you_mean, join, require_positive, to_dict
 from jaxlab.config.tunable import tunable
-from jaxlab.envs import check_env, shrink_params
+from jaxlab.envs import check_env, seeded_params, shrink_params
 from jaxlab.spec.search import check_search, parse_search
 
 # The largest seed jax keeps whole, and the largest frame or env count (int32 counters).
@@ -338,13 +338,10 @@ def parse_spec(raw: Any) -> Spec:
     agent_spec = dataclasses.replace(agent_spec, algorithm=algo_cfg)
     search = raw.get("search") or {}
     dims = parse_search(search)
-    spec = Spec(
-        name=raw["name"],
-        agent=agent_spec,
-        env=build(EnvSpec, raw["env"], "env"),
-        meta=build(MetaSpec, raw.get("meta"), "meta"),
-        search=dict(search),
-    )
+    env = build(EnvSpec, raw["env"], "env")
+    meta = build(MetaSpec, raw.get("meta"), "meta")
+    env = dataclasses.replace(env, params=seeded_params(env.name, env.params, meta.random_seed))
+    spec = Spec(name=raw["name"], agent=agent_spec, env=env, meta=meta, search=dict(search))
     algo_cfg.validate_spec(spec)
     if dims:
         check_search(dims, spec.to_dict(), parse_spec)
