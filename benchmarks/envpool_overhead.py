@@ -1,7 +1,7 @@
 """EnvPool inside jaxlab: the adapter's step and PPO training against EnvPool's own loop.
 
     python benchmarks/envpool_overhead.py [--steps 500] [--repeats 3]
-        [--cases HalfCheetah-v5:16 Pong-v5:8] [--train-frames 40960] [--out bench_out/]
+        [--cases HalfCheetah-v5:16 Pong-v5:8] [--train-updates 4] [--out bench_out/]
 
 For each ``id:envs`` case, each a ``jit(lax.scan(...))`` over ``--steps`` steps of the same
 uniform random actions, alternating ``--repeats`` times (best of each):
@@ -15,8 +15,11 @@ uniform random actions, alternating ``--repeats`` times (best of each):
 
 Then **train**: PPO on the shipped spec (``specs/ppo/ppo_envpool_halfcheetah.yaml`` or
 ``ppo_envpool_pong.yaml``) with the case's env count and one session for
-``--train-frames`` frames, its env-steps/s from ``trial_summary.json`` (training wall
-clock, compile excluded): what a run gets with its updates in the loop.
+``--train-updates`` updates, its env-steps/s from ``trial_summary.json`` (training wall
+clock, compile excluded): what a run gets with its updates in the loop. (On this CPU the
+Nature CNN's gradients, inside the training loop's control flow, run about 9x slower
+than the same gradients at a program's top level: an XLA CPU behaviour, see
+``benchmarks/RESULTS.md``.)
 """
 
 from __future__ import annotations
@@ -90,12 +93,15 @@ def timed(fn: Any, *args: Any) -> float:
     return time.perf_counter() - start
 
 
-def train_sps(env_id: str, envs: int, frames: int) -> float:
+def train_sps(env_id: str, envs: int, updates: int) -> float:
     """Env-steps/s of PPO training on the shipped spec (one session, compile excluded)."""
     from jaxlab.cli import main
+    from jaxlab.spec import load_spec
 
+    horizon = load_spec(REPO / "specs" / SPECS[env_id]).agent.algorithm.time_horizon
+    frames = updates * envs * horizon
     sets = [f"env.num_envs={envs}", f"env.max_frame={frames}", "meta.max_session=1"]
-    sets += ["meta.eval_frequency=0", f"meta.log_frequency={frames // 4}"]
+    sets += ["meta.eval_frequency=0", f"meta.log_frequency={envs * horizon}"]
     with tempfile.TemporaryDirectory() as data:
         args = ["train", str(REPO / "specs" / SPECS[env_id]), "--data", data, "--no-progress"]
         assert main([*args, "--no-report", *[a for s in sets for a in ("-s", s)]]) == 0
@@ -103,7 +109,7 @@ def train_sps(env_id: str, envs: int, frames: int) -> float:
         return float(json.loads((run / "trial_summary.json").read_text())["fps_total"])
 
 
-def measure(env_id: str, envs: int, steps: int, repeats: int, frames: int) -> dict:
+def measure(env_id: str, envs: int, steps: int, repeats: int, updates: int) -> dict:
     env = make_env(EnvSpec(name=f"envpool/{env_id}", num_envs=envs))
     actions = random_actions(env, steps)
     own, (handle, _pool) = own_program(env)
@@ -117,7 +123,7 @@ def measure(env_id: str, envs: int, steps: int, repeats: int, frames: int) -> di
         for kind, (fn, first) in args.items():
             best[kind] = min(best.get(kind, float("inf")), timed(fn, first, actions))
     sps = {k: envs * steps / v for k, v in best.items()}
-    sps["train"] = train_sps(env_id, envs, frames) if frames else float("nan")
+    sps["train"] = train_sps(env_id, envs, updates) if updates else float("nan")
     return {"env": env_id, "envs": envs, **{f"{k}_sps": v for k, v in sps.items()},
             "adapter_over_own": sps["adapter"] / sps["own"], "train_over_own": sps["train"] / sps["own"]}  # fmt: skip
 
@@ -127,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="+", default=["HalfCheetah-v5:16", "Pong-v5:8"])
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--train-frames", type=int, default=40960)
+    parser.add_argument("--train-updates", type=int, default=4)
     parser.add_argument("--out", type=Path, default=REPO / "bench_out")
     args = parser.parse_args(argv)
     rows = []
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     for case in args.cases:
         env_id, envs = case.rsplit(":", 1)
-        row = measure(env_id, int(envs), args.steps, args.repeats, args.train_frames)
+        row = measure(env_id, int(envs), args.steps, args.repeats, args.train_updates)
         rows.append(row)
         print(
             f"| {row['env']} | {row['envs']} | {row['own_sps']:,.0f} | {row['adapter_sps']:,.0f} | "
