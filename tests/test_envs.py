@@ -43,7 +43,7 @@ def test_specs_and_limits_of_a_continuous_env():
         (
             "foo/ant",
             {},
-            "env.name: unknown env suite 'foo' (known: brax, craftax, gymnax, jumanji, navix, playground, xminigrid)",
+            "env.name: unknown env suite 'foo' (known: brax, craftax, envpool, gymnax, jumanji, navix, playground, xminigrid)",
         ),
         ("gymnx/CartPole-v1", {}, "env.name: unknown env suite 'gymnx' (did you mean 'gymnax'?)"),
         (
