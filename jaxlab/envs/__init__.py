@@ -118,7 +118,8 @@ def seeded_params(name: str, params: Mapping[str, Any], random_seed: int) -> dic
     streams): ``meta.random_seed`` seeds the envs too, as it does every jax suite's."""
     if not SUITES[split_name(name)[0]].host_state or "seed" in params:
         return dict(params)
-    return {**params, "seed": random_seed * 2654435761 % 2**31}
+    # below 2**31 - 2**24, so EnvPool's per-env ``seed + j`` stays a C int for 16M envs
+    return {**params, "seed": random_seed * 2654435761 % (2**31 - 2**24)}
 
 
 def resumes_exactly(name: str) -> bool:
