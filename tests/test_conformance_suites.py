@@ -14,11 +14,14 @@ from jaxlab.spec import SpecError, spec_from_dict
 from jaxlab.spec.schema import shrink
 from tests.test_conformance import MEMORIES, check_contract
 
-# One cheap env per suite, with short episodes so they end within the run.
+# One cheap env per suite, with short episodes so they end within the run. Craftax
+# restarts from its first world (reset "cached"): the contract is about the algorithms,
+# and compiling Craftax's world generation into every case cost about 15 s each; its
+# default pool reset is tested in tests/test_suite_grids.py.
 SUITE_ENVS: dict[str, tuple[str, dict[str, Any]]] = {
     "brax": ("brax/inverted_pendulum", {"episode_length": 8}),
     "playground": ("playground/CartpoleBalance", {"impl": "jax", "episode_length": 8}),
-    "craftax": ("craftax/Craftax-Classic-Symbolic-v1", {"max_timesteps": 8}),
+    "craftax": ("craftax/Craftax-Classic-Symbolic-v1", {"max_timesteps": 8, "reset": "cached"}),
     "jumanji": ("jumanji/Snake-v1", {"time_limit": 8}),
     "navix": ("navix/Navix-Empty-5x5-v0", {"max_steps": 8}),
     "xminigrid": ("xminigrid/MiniGrid-Empty-5x5", {"max_steps": 8}),
