@@ -139,8 +139,9 @@ class Pool:
         obs_dim]`` (:func:`host_obs`), zeros elsewhere."""
         ids = np.flatnonzero(np.asarray(ended)).astype(np.int32)
         obs, info = self.pool.reset(ids)
-        out = np.zeros((self.size, host_obs(obs).shape[1]), np.float32)
-        out[info["env_id"]] = host_obs(obs)
+        first = host_obs(obs)
+        out = np.zeros((self.size, first.shape[1]), np.float32)
+        out[info["env_id"]] = first
         return out
 
 
