@@ -29,8 +29,6 @@ scales all three by the same factor, from 1 to ``end_val / optim.lr``.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,14 +38,13 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxlab.algorithms import base
+from jaxlab.algorithms.offpolicy import ReplayACConfig, ReplayACState, ReplayActorCritic
 from jaxlab.algorithms.registry import register
-from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig, check_replay
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
-from jaxlab.envs import Env, VecEnvState
-from jaxlab.memory import Replay
+from jaxlab.envs import Env
 from jaxlab.networks import DiscreteActor, QNetwork, SquashedActor, StateActionQ, twin
-from jaxlab.rl.rollout import Normalizers, collect, episode_metrics, replay_items
+from jaxlab.rl.rollout import Normalizers
 from jaxlab.rl.sac import (
     discrete_soft_actor_loss,
     discrete_soft_value,
@@ -67,7 +64,7 @@ sg = jax.lax.stop_gradient
 
 
 @dataclass(frozen=True)
-class SACConfig(AlgorithmConfig):
+class SACConfig(ReplayACConfig):
     """``agent.algorithm`` for SAC. ``learning_starts`` counts transitions in the replay;
     ``target_entropy`` None: ``-action_dim`` (continuous) or ``target_entropy_scale *
     log(action_dim)`` (discrete). ``*_lr`` None: ``net.optim.lr``."""
@@ -94,23 +91,6 @@ class SACConfig(AlgorithmConfig):
         require_positive(self, path, "actor_lr", "critic_lr", "alpha_lr")
         if self.learning_starts < 0:
             raise SpecError(f"{path}.learning_starts", f"must be >= 0, got {self.learning_starts}")
-
-    MEMORIES = ("Replay", "PrioritizedReplay")
-    STEP_FIELD = "train_freq"
-
-    def grad_steps_per_update(self) -> int:
-        return self.gradient_steps
-
-    def check_spec(self, spec: Spec) -> None:
-        check_replay(spec, self.learning_starts)
-
-    def shrink(self) -> SACConfig:
-        """At most 2 steps per env and 2 gradient steps; learning from the first update."""
-        freq = min(self.train_freq, 2)
-        steps, starts = min(self.gradient_steps, 2), min(self.learning_starts, freq)
-        return dataclasses.replace(
-            self, train_freq=freq, gradient_steps=steps, learning_starts=starts
-        )
 
 
 @struct.dataclass
@@ -140,25 +120,18 @@ class SACOpt:
     alpha: Any
 
 
-@struct.dataclass
-class SACState:
-    params: Any  # {"actor", "critic" (twin, leading axis 2), "log_alpha" (scalar)}
-    target: Any  # target critic parameters
-    opt: SACOpt
-    memory: Replay
-    env: VecEnvState
-    norm: Normalizers
-    hyper: SACHyper
-    key: jax.Array
-    update_step: jax.Array  # int32
+SACState = ReplayACState  # params {actor, critic (twin), log_alpha}; target critic
 
 
 METRICS = ("critic_loss", "actor_loss", "alpha", "alpha_loss", "entropy", "q_mean")
 METRICS += ("critic_grad_norm", "actor_grad_norm")
 
 
-class SAC(Algorithm):
+class SAC(ReplayActorCritic):
     """SAC for one session; see the module docstring for the losses."""
+
+    METRICS = METRICS
+    STEP_KEYS = 2  # the next action's sample, the actor's sample
 
     def __init__(self, spec: Spec, env: Env | None = None) -> None:
         super().__init__(spec, env)
@@ -170,9 +143,7 @@ class SAC(Algorithm):
             self.actor = DiscreteActor(dim, torso)
             self.critic = twin(QNetwork, action_dim=dim, torso=torso, dueling=net.dueling)
         else:
-            low = tuple(float(x) for x in actions.low.reshape(-1))
-            high = tuple(float(x) for x in actions.high.reshape(-1))
-            self.actor = SquashedActor(dim, low, high, torso)
+            self.actor = SquashedActor(dim, *self.bounds(), torso)
             self.critic = twin(StateActionQ, torso=torso)
 
     def hyper(self) -> SACHyper:
@@ -223,15 +194,6 @@ class SAC(Algorithm):
             return jnp.sum(jax.nn.softmax(pi.logits) * q, axis=-1)
         return twin_min(self.critic.apply(p["critic"], obs, pi.mode()))
 
-    def _random_actions(self, key: jax.Array, n: int) -> jax.Array:
-        """Uniform actions ``[n]`` (discrete) or ``[n, A]`` in the box."""
-        if self.discrete:
-            return jax.random.randint(key, (n,), 0, self.env.action_spec.dim)
-        shape = (n, self.env.action_spec.dim)
-        low = jnp.broadcast_to(jnp.asarray(self.env.action_spec.low.reshape(-1)), shape)
-        high = jnp.broadcast_to(jnp.asarray(self.env.action_spec.high.reshape(-1)), shape)
-        return low + (high - low) * jax.random.uniform(key, shape)
-
     def _alpha(self, log_alpha: jax.Array, hp: SACHyper) -> jax.Array:
         return jnp.exp(log_alpha) if self.cfg.auto_alpha else hp.alpha
 
@@ -267,13 +229,17 @@ class SAC(Algorithm):
         q = twin_min(self.critic.apply(critic, obs, a))
         return soft_actor_loss(logp, q, alpha), (sg(logp), -jnp.mean(logp))
 
-    def _grad_step(self, carry: tuple, key: jax.Array, memory: Any, hp: SACHyper, lrs, beta):
+    def rates(self, hp: SACHyper, step: jax.Array) -> tuple[jax.Array, ...]:
+        decay = self.decay(hp, step)
+        return hp.critic_lr * decay, hp.actor_lr * decay, hp.alpha_lr * decay
+
+    def behaviour(self, state: SACState, obs: jax.Array, key: jax.Array) -> jax.Array:
+        return self.actor.apply(state.params["actor"], obs).sample(key)
+
+    def grad_step(self, lrn: tuple, b: dict, w: jax.Array, keys: jax.Array, hp: SACHyper, lrs):
         """One critic, actor, temperature and target step on one minibatch."""
-        (p, target, opt), prio = carry
-        k_sample, k_next, k_pi = jax.random.split(key, 3)
-        size = self.spec.agent.memory.batch_size
-        mem = memory.with_priorities(prio)
-        idx, b, w = mem.sample(k_sample, size, hp.per_alpha, beta)
+        p, target, opt = lrn
+        k_next, k_pi = keys
         alpha = self._alpha(p["log_alpha"], hp)
         y = self._target(p, target, b, alpha, k_next, hp)
         c_grad = jax.value_and_grad(self._critic_loss, has_aux=True)
@@ -292,53 +258,13 @@ class SAC(Algorithm):
         target = polyak_update(critic, target, hp.tau)
         params = {"actor": actor, "critic": critic, "log_alpha": log_alpha}
         lrn = (params, target, SACOpt(actor_opt, critic_opt, alpha_opt))
-        prio = mem.update(idx, td, hp.per_epsilon, hp.per_alpha).priorities
         values = (c_loss, a_loss, alpha, al_loss, entropy, q_mean, c_norm, a_norm)
-        return (lrn, prio), dict(zip(METRICS, values, strict=True))
+        return lrn, td, dict(zip(METRICS, values, strict=True))
 
-    def _learn(self, lrn: tuple, prio: tuple, memory: Any, key, hp: SACHyper, lrs, beta):
-        """``gradient_steps`` steps in a scan; metrics averaged over them."""
-        step = functools.partial(self._grad_step, memory=memory, hp=hp, lrs=lrs, beta=beta)
-        keys = jax.random.split(key, self.cfg.gradient_steps)
-        (lrn, prio), metrics = jax.lax.scan(step, (lrn, prio), keys)
-        return lrn, prio, jax.tree.map(jnp.mean, metrics)
-
-    def _idle(self, lrn: tuple, prio: tuple, memory: Any, key, hp: SACHyper, lrs, beta):
-        """Before ``learning_starts``: nothing changes; losses read 0."""
-        metrics = {k: jnp.float32(0.0) for k in METRICS}
+    def idle_metrics(self, lrn: tuple, hp: SACHyper) -> dict[str, jax.Array]:
+        metrics = super().idle_metrics(lrn, hp)
         metrics["alpha"] = self._alpha(lrn[0]["log_alpha"], hp).astype(jnp.float32)
-        return lrn, prio, metrics
-
-    def update(self, state: SACState) -> tuple[SACState, dict[str, jax.Array]]:
-        key, k_roll, k_learn = jax.random.split(state.key, 3)
-        hp, c = state.hyper, self.cfg
-        schedule, step = self.spec.agent.net.lr_schedule.name, state.update_step
-        decay = base.learning_rate(schedule, 1.0, hp.lr_end_frac, step, self.num_updates)
-        lrs = (hp.critic_lr * decay, hp.actor_lr * decay, hp.alpha_lr * decay)
-        explore = state.memory.size < c.learning_starts
-        actor_params = state.params["actor"]
-
-        def act(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, dict]:
-            k_pi, k_rand = jax.random.split(k)
-            action = self.actor.apply(actor_params, obs).sample(k_pi)
-            return jnp.where(explore, self._random_actions(k_rand, obs.shape[0]), action), {}
-
-        env, norm, ro = collect(
-            self.env, state.env, state.norm, act, k_roll, c.train_freq, self.spec.env, hp.gamma
-        )
-        with jax.named_scope("memory"):  # a phase of the profile (jaxlab.tools.profiling)
-            memory = state.memory.add(replay_items(ro), hp.per_alpha)
-        progress = jnp.minimum(step.astype(jnp.float32) / self.num_updates, 1.0)
-        beta = hp.per_beta + (1.0 - hp.per_beta) * progress
-        prio = memory.priorities
-        with jax.named_scope("learn"):
-            (params, target, opt), prio, metrics = jax.lax.cond(
-                memory.size >= c.learning_starts, self._learn, self._idle,
-                (state.params, state.target, state.opt), prio, memory, k_learn, hp, lrs, beta,
-            )  # fmt: skip
-        memory = memory.with_priorities(prio)
-        state = SACState(params, target, opt, memory, env, norm, hp, key, step + 1)
-        return state, {**metrics, "lr": lrs[0], **episode_metrics(ro)}
+        return metrics
 
 
 # Spec keys that only set SACHyper leaves (init_alpha also sets log_alpha's start: static).

@@ -25,3 +25,12 @@ def larger(a: jax.Array, b: jax.Array) -> jax.Array:
     """``max(a, b)`` elementwise, differentiated by selection (``a`` on a tie); see
     :func:`smaller`."""
     return jnp.where((a >= b) | jnp.isnan(a), a, b)
+
+
+def ensemble_min(q: jax.Array) -> jax.Array:
+    """``min_k q_k`` over the leading (ensemble) axis, ``q [K, ...] -> [...]``, folded with
+    :func:`smaller` (``K = 1`` gives ``q[0]``; twin critics ``smaller(q[0], q[1])``)."""
+    out = q[0]
+    for k in range(1, q.shape[0]):
+        out = smaller(out, q[k])
+    return out

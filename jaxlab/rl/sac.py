@@ -18,16 +18,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxlab.rl.ops import smaller
+from jaxlab.rl.ops import ensemble_min
 
 sg = jax.lax.stop_gradient
 
 
 def twin_min(q: jax.Array) -> jax.Array:
     """``min_j Q_j`` over the twin axis, ``q [2, ...] -> [...]``, taken by selection
-    (:func:`jaxlab.rl.ops.smaller`), so its gradient never depends on values comparing equal after
-    the compiler recomputes them."""
-    return smaller(q[0], q[1])
+    (:func:`jaxlab.rl.ops.ensemble_min`), so its gradient never depends on values comparing
+    equal after the compiler recomputes them."""
+    return ensemble_min(q)
 
 
 def soft_critic_loss(
