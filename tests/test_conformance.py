@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlab.algorithms import registered
+from jaxlab.algorithms import get_algorithm, registered
 from jaxlab.lab.trial import Trial
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec import SpecError, spec_from_dict
@@ -75,6 +75,12 @@ IDS = [f"{a}-{'cont' if c else 'disc'}-{m}" for a, c, m in CASES]
 # and the Double DQN + PER specs learn CartPole and Acrobot); the contract covers all.
 LEARN_CASES = [c for i, c in enumerate(CASES) if all(c[:2] != d[:2] for d in CASES[:i])]
 LEARN_IDS = [IDS[CASES.index(c)] for c in LEARN_CASES]
+
+
+def for_actions(discrete: bool) -> set[str]:
+    """The registered algorithms whose config accepts discrete (or continuous) actions."""
+    flag = "CONTINUOUS_ONLY" if discrete else "DISCRETE_ONLY"
+    return {a for a in registered() if not getattr(get_algorithm(a).config_cls, flag)}
 
 
 def small_spec(algo: str, continuous: bool, memory: str, updates: int = 3):
@@ -167,8 +173,6 @@ def test_kernel_init_reaches_every_layer(algo: str, continuous: bool, memory: st
     raw = probe_raw(algo, continuous, memory)
     lecun = spec_from_dict(raw, ["agent.net.kernel_init=lecun_normal"])
     key = jax.random.PRNGKey(0)
-    from jaxlab.algorithms import get_algorithm
-
     scales = _kernel_scales(get_algorithm(algo).make(lecun).init(key))
     assert scales, "no kernels found"
     assert all(0.6 < s < 1.4 for s in scales.values()), scales

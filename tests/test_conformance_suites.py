@@ -12,7 +12,7 @@ import pytest
 from jaxlab.algorithms import registered
 from jaxlab.spec import SpecError, spec_from_dict
 from jaxlab.spec.schema import shrink
-from tests.test_conformance import MEMORIES, check_contract
+from tests.test_conformance import MEMORIES, check_contract, for_actions
 
 # One cheap env per suite, with short episodes so they end within the run. Craftax
 # restarts from its first world (reset "cached"): the contract is about the algorithms,
@@ -64,10 +64,11 @@ CASES = discover()
 
 def test_every_suite_has_cases_for_its_action_space() -> None:
     by_suite = {s: {a for a, t, _ in CASES if t == s} for s in SUITE_ENVS}
-    continuous = {"PPO", "A2C", "REINFORCE", "SAC"}
+    continuous = for_actions(discrete=False)
+    assert continuous >= {"PPO", "A2C", "REINFORCE", "SAC", "TD3"}
     assert by_suite["brax"] == by_suite["playground"] == continuous
     for discrete in ("craftax", "jumanji", "navix", "xminigrid"):
-        assert by_suite[discrete] == set(registered()), discrete
+        assert by_suite[discrete] == for_actions(discrete=True), discrete
 
 
 @pytest.mark.parametrize(("algo", "suite", "memory"), CASES, ids=[f"{a}-{s}" for a, s, _ in CASES])

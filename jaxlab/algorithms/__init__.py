@@ -1,6 +1,6 @@
 """Algorithm registry. Importing this package registers every shipped algorithm."""
 
-from jaxlab.algorithms import a2c, dqn, ppo, reinforce, sac, sarsa
+from jaxlab.algorithms import a2c, dqn, ppo, reinforce, sac, sarsa, td3
 from jaxlab.algorithms.registry import (
     EPISODE_METRICS,
     SAMPLE_METRICS,
@@ -25,4 +25,5 @@ __all__ = [
     "reinforce",
     "sac",
     "sarsa",
+    "td3",
 ]

@@ -8,7 +8,7 @@ applies them, with one wording for every algorithm:
 * ``STEP_FIELD``: the field giving env steps per env per update, so one update consumes
   ``num_envs * STEP_FIELD`` frames (``env.max_frame`` must hold at least one update);
 * ``MINIBATCH_FIELD``: the field the update's batch must divide into, if any;
-* ``DISCRETE_ONLY``: the env must have discrete actions;
+* ``DISCRETE_ONLY`` / ``CONTINUOUS_ONLY``: the env must have discrete / continuous actions;
 * replay algorithms also get the replay rules (:func:`check_replay`).
 
 :class:`Algorithm` is the base of every agent: the spec, the config, the env (built by
@@ -43,6 +43,7 @@ class AlgorithmConfig:
     STEP_FIELD: ClassVar[str] = "time_horizon"
     MINIBATCH_FIELD: ClassVar[str | None] = None
     DISCRETE_ONLY: ClassVar[bool] = False
+    CONTINUOUS_ONLY: ClassVar[bool] = False
 
     def frames_per_update(self, spec: Spec) -> int:
         return spec.env.num_envs * getattr(self, self.STEP_FIELD)
@@ -69,9 +70,14 @@ class AlgorithmConfig:
                 "env.max_frame",
                 f"{spec.env.max_frame} is less than one update ({batch} frames = {how})",
             )
-        env = make_env(spec.env, 1) if self.DISCRETE_ONLY or spec.env.normalize_obs else None
+        one_kind = self.DISCRETE_ONLY or self.CONTINUOUS_ONLY
+        env = make_env(spec.env, 1) if one_kind or spec.env.normalize_obs else None
         if self.DISCRETE_ONLY and not env.action_spec.discrete:
             raise SpecError("env.name", f"{algo} needs discrete actions; {spec.env.name} has none")
+        if self.CONTINUOUS_ONLY and env.action_spec.discrete:
+            raise SpecError(
+                "env.name", f"{algo} needs continuous actions; {spec.env.name} has discrete ones"
+            )
         if env is not None and spec.env.normalize_obs and env.observation_spec.mask_dim:
             raise SpecError(
                 "env.normalize_obs",

@@ -1,10 +1,12 @@
-"""Networks: torsos (MLP, Conv), the actor-critic, Q networks, twin critics, SAC actors."""
+"""Networks: torsos (MLP, Conv), the actor-critic, Q networks, twin critics, SAC and TD3 actors."""
 
 from jaxlab.networks.heads import (
+    DeterministicActor,
     DiscreteActor,
     QNetwork,
     SquashedActor,
     StateActionQ,
+    ensemble,
     twin,
 )
 from jaxlab.networks.mlp import MASKED, MLP, ActorCritic, Torso, TorsoDef, allowed, mask_actions
@@ -13,6 +15,7 @@ __all__ = [
     "MASKED",
     "MLP",
     "ActorCritic",
+    "DeterministicActor",
     "DiscreteActor",
     "QNetwork",
     "SquashedActor",
@@ -20,6 +23,7 @@ __all__ = [
     "Torso",
     "TorsoDef",
     "allowed",
+    "ensemble",
     "mask_actions",
     "twin",
 ]

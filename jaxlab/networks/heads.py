@@ -1,7 +1,8 @@
-"""Value-based and SAC networks: Q networks (optionally dueling), twin critics, SAC actors.
+"""Value-based and actor-critic heads: Q networks (optionally dueling), critic ensembles
+(twin critics), SAC's stochastic actors and TD3's deterministic one.
 
-Shapes: ``obs [..., D]``; discrete Q ``[..., A]``; twin (ensemble) outputs get a leading
-axis of 2, ``[2, ..., A]`` or ``[2, ...]``.
+Shapes: ``obs [..., D]``; discrete Q ``[..., A]``; an ensemble of ``K`` critics gets a
+leading axis of ``K``, ``[K, ..., A]`` or ``[K, ...]`` (twin: ``K = 2``).
 
 Dueling (Wang et al., 2016): ``Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a')``.
 """
@@ -48,17 +49,23 @@ class StateActionQ(nn.Module):
         return dense(1, 1.0, self.torso.kernel_init)(h)[..., 0]
 
 
-def twin(module: type[nn.Module], **fields: object) -> nn.Module:
-    """Two independent copies of ``module`` evaluated together: outputs get a leading 2."""
-    ensemble = nn.vmap(
+def ensemble(module: type[nn.Module], size: int, **fields: object) -> nn.Module:
+    """``size`` independent copies of ``module`` evaluated together: outputs get a leading
+    axis of ``size``."""
+    copies = nn.vmap(
         module,
         variable_axes={"params": 0},
         split_rngs={"params": True},
         in_axes=None,
         out_axes=0,
-        axis_size=2,
+        axis_size=size,
     )
-    return ensemble(**fields)
+    return copies(**fields)
+
+
+def twin(module: type[nn.Module], **fields: object) -> nn.Module:
+    """Two independent copies of ``module`` (twin critics): outputs get a leading 2."""
+    return ensemble(module, 2, **fields)
 
 
 class DiscreteActor(nn.Module):
@@ -91,3 +98,19 @@ class SquashedActor(nn.Module):
         )
         low, high = jnp.asarray(self.low), jnp.asarray(self.high)
         return TanhGaussian(mean, log_std, (high - low) / 2.0, (high + low) / 2.0)
+
+
+class DeterministicActor(nn.Module):
+    """``obs [..., D] -> action [..., A]`` in the box: ``center + half_range * tanh(mu(s))``
+    (TD3/DDPG's policy)."""
+
+    action_dim: int
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    torso: TorsoDef = TorsoDef()
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        mean = dense(self.action_dim, 0.01, self.torso.kernel_init)(Torso(self.torso)(obs))
+        low, high = (jnp.broadcast_to(jnp.asarray(b), mean.shape) for b in (self.low, self.high))
+        return (high + low) / 2.0 + (high - low) / 2.0 * jnp.tanh(mean)
