@@ -1,11 +1,11 @@
-"""n-step returns and reward-to-go against hand-computed numbers (gamma = 0.5)."""
+"""n-step, Q(lambda) and reward-to-go returns against hand-computed numbers (gamma = 0.5)."""
 
 from __future__ import annotations
 
 import jax
 import numpy as np
 
-from jaxlab.rl.returns import discounted_returns, nstep_returns
+from jaxlab.rl.returns import discounted_returns, nstep_returns, q_lambda_returns
 
 F, T = False, True
 
@@ -98,3 +98,22 @@ def test_next_values_match_a_full_critic_pass_wherever_they_are_used():
     np.testing.assert_array_equal(
         np.asarray(next_values(ro.extra["value"], ro, critic, steps * 3)), np.asarray(full)
     )
+
+
+def test_q_lambda_mixes_one_step_and_nstep_and_bootstraps_through_truncation():
+    reward = cols([1.0, 2.0, 3.0], [1.0, 1.0, 1.0]).astype(np.float32)
+    next_value = cols([10.0, 20.0, 30.0], [2.0, 4.0, 6.0]).astype(np.float32)
+    terminated = cols([F, F, F], [T, F, F])  # env 1: terminated at t=0, truncated at t=1
+    done = cols([F, F, F], [T, T, F])
+    ret = jax.jit(q_lambda_returns)(reward, next_value, terminated, done, 0.5, 0.5)
+    # env 0: R2 = 3 + .5*30 = 18 (last step: V only);
+    #        R1 = 2 + .5*(.5*20 + .5*18) = 11.5;  R0 = 1 + .5*(.5*10 + .5*11.5) = 6.375
+    # env 1: R2 = 1 + .5*6 = 4;  R1 = 1 + .5*V(s'_1)=4 -> 3 (truncated: bootstraps, no mix);
+    #        R0 = 1 (terminated)
+    expected = cols([6.375, 11.5, 18.0], [1.0, 3.0, 4.0])
+    np.testing.assert_allclose(np.asarray(ret), expected, rtol=1e-6)
+    # lam = 1 is the n-step return; lam = 0 the one-step target r + gamma (1 - x) V(s').
+    args = (reward, next_value, terminated, done, 0.5)
+    np.testing.assert_allclose(q_lambda_returns(*args, 1.0), nstep_returns(*args), rtol=1e-6)
+    one_step = reward + 0.5 * (1.0 - terminated) * next_value
+    np.testing.assert_allclose(q_lambda_returns(*args, 0.0), one_step, rtol=1e-6)

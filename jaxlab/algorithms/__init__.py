@@ -1,6 +1,6 @@
 """Algorithm registry. Importing this package registers every shipped algorithm."""
 
-from jaxlab.algorithms import a2c, dqn, ppo, reinforce, sac, sarsa, td3
+from jaxlab.algorithms import a2c, dqn, ppo, pqn, reinforce, sac, sarsa, td3
 from jaxlab.algorithms.registry import (
     EPISODE_METRICS,
     SAMPLE_METRICS,
@@ -20,6 +20,7 @@ __all__ = [
     "dqn",
     "get_algorithm",
     "ppo",
+    "pqn",
     "register",
     "registered",
     "reinforce",

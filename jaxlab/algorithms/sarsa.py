@@ -46,6 +46,7 @@ from jaxlab.config.tunable import tunable
 from jaxlab.envs import Env, VecEnvState
 from jaxlab.networks import QNetwork
 from jaxlab.rl.exploration import boltzmann, epsilon_greedy, greedy
+from jaxlab.rl.ops import pick
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec
 from jaxlab.rl.targets import update_target
@@ -130,11 +131,6 @@ class SarsaState:
     hyper: SarsaHyper
     key: jax.Array
     update_step: jax.Array  # int32, updates done
-
-
-def pick(q: jax.Array, action: jax.Array) -> jax.Array:
-    """``Q [..., A]`` at ``action [...]`` -> ``[...]`` (a one-hot contraction, cheap on CPU)."""
-    return jnp.sum(q * jax.nn.one_hot(action, q.shape[-1], dtype=q.dtype), axis=-1)
 
 
 class Sarsa(Algorithm):

@@ -58,7 +58,8 @@ class TorsoDef:
     and the kernel initializer of its layers and of the heads built on it.
 
     ``conv_layers``: ``(filters, kernel, stride)`` per layer (Conv only), ``padding``
-    SAME or VALID. ``mask_dim``:
+    SAME or VALID. ``layer_norm``: a LayerNorm after each hidden layer, before its
+    activation. ``mask_dim``:
     the action-mask entries at the end of each observation (see
     :class:`~jaxlab.envs.ObservationSpec`); the torso does not read them."""
 
@@ -70,6 +71,7 @@ class TorsoDef:
     kernel_init: str = "orthogonal"
     mask_dim: int = 0
     padding: str = "SAME"
+    layer_norm: bool = False
 
     @classmethod
     def from_spec(cls, net: object, obs_shape: Sequence[int], mask_dim: int = 0) -> TorsoDef:
@@ -83,6 +85,7 @@ class TorsoDef:
             net.kernel_init,  # type: ignore[attr-defined]
             mask_dim,
             net.conv_padding,  # type: ignore[attr-defined]
+            net.layer_norm,  # type: ignore[attr-defined]
         )
 
 
@@ -92,12 +95,14 @@ class MLP(nn.Module):
     hid_layers: Sequence[int]
     activation: str = "tanh"
     kernel_init: str = "orthogonal"
+    layer_norm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         for width in self.hid_layers:
-            x = act(dense(width, math.sqrt(2), self.kernel_init)(x))
+            x = dense(width, math.sqrt(2), self.kernel_init)(x)
+            x = act(nn.LayerNorm()(x) if self.layer_norm else x)
         return x
 
 
@@ -123,9 +128,9 @@ class Torso(nn.Module):
                     kernel_init=kernel_init(d.kernel_init, math.sqrt(2)),
                     bias_init=nn.initializers.zeros,
                 )(x)  # fmt: skip
-                x = act(x)
+                x = act(nn.LayerNorm()(x) if d.layer_norm else x)
             x = x.reshape(lead + (-1,))
-        return MLP(d.hid_layers, d.activation, d.kernel_init)(x)
+        return MLP(d.hid_layers, d.activation, d.kernel_init, d.layer_norm)(x)
 
 
 class ActorCritic(nn.Module):

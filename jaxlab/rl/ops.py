@@ -34,3 +34,8 @@ def ensemble_min(q: jax.Array) -> jax.Array:
     for k in range(1, q.shape[0]):
         out = smaller(out, q[k])
     return out
+
+
+def pick(q: jax.Array, action: jax.Array) -> jax.Array:
+    """``Q [..., A]`` at ``action [...]`` -> ``[...]`` (a one-hot contraction, cheap on CPU)."""
+    return jnp.sum(q * jax.nn.one_hot(action, q.shape[-1], dtype=q.dtype), axis=-1)

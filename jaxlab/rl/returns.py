@@ -12,6 +12,16 @@ rollout or of its episode, whichever comes first:
 So the last rollout step and a truncated step bootstrap from ``V(s'_t)``; a terminated
 step does not bootstrap at all.
 
+Q(lambda) (PQN, Gallici et al. 2024; Peng's Q(lambda) with ``V(s') = max_a Q(s', a)``)
+mixes the one-step target into the same recursion:
+
+    R_t = r_t + gamma * (1 - x_t) * ( V(s'_t)                           if d_t or t = T - 1
+                                     (1 - lam) V(s'_t) + lam R_{t+1}     otherwise )
+
+``lam = 1`` gives the n-step returns above, ``lam = 0`` one-step Q-learning targets.
+Unlike the usual PQN code, which cuts every episode end, a truncated step bootstraps from
+its true successor here.
+
 Reward-to-go (REINFORCE), the discounted sum of rewards to the episode's end:
 
     G_t     = r_t + gamma * (1 - d_t) * G_{t+1},          G_T = 0
@@ -59,6 +69,33 @@ def nstep_returns(
     return ret
 
 
+def q_lambda_returns(
+    reward: jax.Array,
+    next_value: jax.Array,
+    terminated: jax.Array,
+    done: jax.Array,
+    gamma: jax.Array | float,
+    lam: jax.Array | float,
+) -> jax.Array:
+    """Q(lambda) returns ``R [T, B]`` (see the module docstring); arguments as in
+    :func:`nstep_returns`, ``next_value[t] = max_a Q(s'_t, a)``, ``lam`` a scalar."""
+    chex.assert_rank([reward, next_value, terminated, done], 2)
+    chex.assert_equal_shape([reward, next_value, terminated, done])
+    not_term = 1.0 - terminated.astype(reward.dtype)
+
+    last = jnp.arange(reward.shape[0]) == reward.shape[0] - 1  # [T]
+
+    def backward(ret_tp1: jax.Array, xs: tuple) -> tuple:
+        r_t, v_t, nt_t, d_t, last_t = xs
+        mixed = (1.0 - lam) * v_t + lam * ret_tp1
+        ret_t = r_t + gamma * nt_t * jnp.where(d_t | last_t, v_t, mixed)
+        return ret_t, ret_t
+
+    xs = (reward, next_value, not_term, done, last)
+    _, ret = jax.lax.scan(backward, jnp.zeros_like(reward[0]), xs, reverse=True)
+    return ret
+
+
 def discounted_returns(
     reward: jax.Array, done: jax.Array, gamma: jax.Array | float
 ) -> tuple[jax.Array, jax.Array]:
@@ -82,4 +119,4 @@ def discounted_returns(
     return ret, valid
 
 
-__all__ = ["discounted_returns", "nstep_returns"]
+__all__ = ["discounted_returns", "nstep_returns", "q_lambda_returns"]

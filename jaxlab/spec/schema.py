@@ -57,6 +57,8 @@ class NetSpec:
     observation keeps its image shape (MinAtar: ``[10, 10, C]``) and goes through
     ``conv_layers`` (``[filters, kernel, stride]`` each, ``conv_padding`` SAME or VALID:
     the Nature CNN on 84x84 Atari frames is VALID) before the dense ``hid_layers``. ``dueling``: Q heads split into ``V(s) + A(s, a) - mean_a A(s, a)``.
+    ``layer_norm``: a LayerNorm after every hidden layer, before its activation (PQN's
+    network; Gallici et al., 2024).
     ``kernel_init``: how every layer's kernel starts (biases start at zero): ``orthogonal``
     with CleanRL's gains (``sqrt(2)`` hidden, 0.01 policy heads, 1 value and Q heads), or
     flax's ``lecun_normal`` (flax's and rejax's default), ``glorot_uniform`` or
@@ -70,6 +72,7 @@ class NetSpec:
     conv_padding: Literal["SAME", "VALID"] = "SAME"
     dueling: bool = False
     activation: Literal["tanh", "relu", "elu", "gelu", "silu"] = "tanh"
+    layer_norm: bool = False
     kernel_init: Literal["orthogonal", "lecun_normal", "glorot_uniform", "he_normal"] = "orthogonal"
     shared: bool = False
     clip_grad_val: float | None = tunable(0.5)
