@@ -38,11 +38,16 @@ GAMMA = 0.5
 MEMORIES = ("OnPolicyBatch", "Replay", "PrioritizedReplay")
 
 
+# Every case's networks are tiny (the spec's 32x32); an algorithm whose critics have
+# their own sizes gets tiny ones too.
+TINY_CRITICS: dict[str, dict[str, Any]] = {"CrossQ": {"critic_layers": [32, 32]}}
+
+
 def probe_raw(algo: str, continuous: bool, memory: str) -> dict[str, Any]:
     return {
         "name": f"probe_{algo}",
         "agent": {
-            "algorithm": {"name": algo, "gamma": GAMMA},
+            "algorithm": {"name": algo, "gamma": GAMMA, **TINY_CRITICS.get(algo, {})},
             "net": {"hid_layers": [32, 32], "optim": {"lr": 3.0e-3}},
             "memory": {"name": memory, "capacity": 1024, "batch_size": 32},
         },

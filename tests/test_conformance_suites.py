@@ -12,7 +12,7 @@ import pytest
 from jaxlab.algorithms import registered
 from jaxlab.spec import SpecError, spec_from_dict
 from jaxlab.spec.schema import shrink
-from tests.test_conformance import MEMORIES, check_contract, for_actions
+from tests.test_conformance import MEMORIES, TINY_CRITICS, check_contract, for_actions
 
 # One cheap env per suite, with short episodes so they end within the run. Craftax
 # restarts from its first world (reset "cached"): the contract is about the algorithms,
@@ -32,7 +32,7 @@ def raw_spec(algo: str, memory: str, env: str, params: dict[str, Any]) -> dict[s
     return {
         "name": f"suite_{algo}",
         "agent": {
-            "algorithm": {"name": algo},
+            "algorithm": {"name": algo, **TINY_CRITICS.get(algo, {})},
             "net": {"hid_layers": [16], "optim": {"lr": 1.0e-3}},
             "memory": {"name": memory, "capacity": 1024, "batch_size": 16},
         },

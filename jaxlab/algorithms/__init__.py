@@ -1,6 +1,6 @@
 """Algorithm registry. Importing this package registers every shipped algorithm."""
 
-from jaxlab.algorithms import a2c, dqn, ppo, pqn, reinforce, sac, sarsa, td3
+from jaxlab.algorithms import a2c, crossq, dqn, ppo, pqn, reinforce, sac, sarsa, td3
 from jaxlab.algorithms.registry import (
     EPISODE_METRICS,
     SAMPLE_METRICS,
@@ -17,6 +17,7 @@ __all__ = [
     "Agent",
     "AlgorithmEntry",
     "a2c",
+    "crossq",
     "dqn",
     "get_algorithm",
     "ppo",

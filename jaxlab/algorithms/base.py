@@ -25,8 +25,10 @@ if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
 def make_optimizer(net: NetSpec) -> optax.GradientTransformation:
     """The spec's optimizer with ``learning_rate`` injected as a state leaf (set per update)."""
     factories = {
-        "adam": lambda learning_rate: optax.adam(learning_rate, eps=net.optim.eps),
-        "adamw": lambda learning_rate: optax.adamw(learning_rate, eps=net.optim.eps),
+        "adam": lambda learning_rate: optax.adam(learning_rate, b1=net.optim.b1, eps=net.optim.eps),
+        "adamw": lambda learning_rate: optax.adamw(
+            learning_rate, b1=net.optim.b1, eps=net.optim.eps
+        ),
         "rmsprop": lambda learning_rate: optax.rmsprop(learning_rate, eps=net.optim.eps),
         "sgd": lambda learning_rate: optax.sgd(learning_rate),
     }

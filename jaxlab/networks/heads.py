@@ -51,10 +51,10 @@ class StateActionQ(nn.Module):
 
 def ensemble(module: type[nn.Module], size: int, **fields: object) -> nn.Module:
     """``size`` independent copies of ``module`` evaluated together: outputs get a leading
-    axis of ``size``."""
+    axis of ``size`` (and so do their parameters and batch statistics)."""
     copies = nn.vmap(
         module,
-        variable_axes={"params": 0},
+        variable_axes={"params": 0, "batch_stats": 0},
         split_rngs={"params": True},
         in_axes=None,
         out_axes=0,

@@ -27,14 +27,18 @@ MAX_COUNT = 2**31 - 1
 
 @dataclass(frozen=True)
 class OptimSpec:
-    """Optimizer: ``name`` in {adam, adamw, rmsprop, sgd}, learning rate and epsilon."""
+    """Optimizer: ``name`` in {adam, adamw, rmsprop, sgd}, learning rate and epsilon;
+    ``b1``: Adam's (and AdamW's) first-moment decay (CrossQ uses 0.5)."""
 
     name: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
     lr: float = tunable(2.5e-4)
     eps: float = 1.0e-5
+    b1: float = 0.9
 
     def validate(self, path: str) -> None:
         require_positive(self, path, "lr", "eps")
+        if not 0.0 <= self.b1 < 1.0:
+            raise SpecError(join(path, "b1"), f"must lie in [0, 1), got {self.b1}")
 
 
 @dataclass(frozen=True)
