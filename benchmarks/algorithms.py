@@ -132,7 +132,7 @@ def main() -> None:
         spec, seeds, frames = json.loads(args.worker)
         print(json.dumps(measure(spec, seeds, frames)), flush=True)
         return
-    specs = [Path(p) for p in args.specs] if args.specs else cartpole_specs()
+    specs = [Path(p).resolve() for p in args.specs] if args.specs else cartpole_specs()
     rows = []
     for spec in specs:
         row: dict[str, Any] = {"spec": str(spec.relative_to(REPO)), "by_seeds": {}}
