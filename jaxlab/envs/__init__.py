@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ from jaxlab.envs.protocol import (
     VecEnvState,
     max_truncations,
 )
+from jaxlab.envs.wrappers import ObservationWrapper, problem
 
 DEFAULT_SUITE = "gymnax"
 # The suites on the adapter core (``Suite.resets``) take ``env.params.reset``, its reset
@@ -108,7 +109,20 @@ def make_env(env: EnvSettings, num_envs: int | None = None, evaluation: bool = F
     if evaluation:
         params = {k: v for k, v in params.items() if k not in getattr(module, "TRAINING_ONLY", ())}
     made = module.make(env_id, count, params)
-    return made.with_reset(reset) if reset is not None else made
+    made = made.with_reset(reset) if reset is not None else made
+    return wrapped(made, getattr(env, "obs_dims", None), getattr(env, "frame_stack", 1))
+
+
+def wrapped(env: Env, keep: Sequence[int] | None, stack: int) -> Env:
+    """``env`` behind the spec's observation wrappers (:mod:`jaxlab.envs.wrappers`), if
+    any; a SpecError naming the key when ``env`` cannot take them."""
+    if keep is None and stack == 1:
+        return env
+    keep = None if keep is None else tuple(int(i) for i in keep)
+    found = problem(env, keep, stack)
+    if found is not None:
+        raise SpecError(*found)
+    return ObservationWrapper(env, keep, stack)
 
 
 def seeded_params(name: str, params: Mapping[str, Any], random_seed: int) -> dict[str, Any]:

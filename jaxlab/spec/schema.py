@@ -17,7 +17,7 @@ from jaxlab.algorithms import get_algorithm
 from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, build, did_you_mean, join, require_positive, to_dict
 from jaxlab.config.tunable import tunable
-from jaxlab.envs import check_env, seeded_params, shrink_params
+from jaxlab.envs import check_env, make_env, seeded_params, shrink_params
 from jaxlab.spec.search import check_search, parse_search
 
 # The largest seed jax keeps whole, and the largest frame or env count (int32 counters).
@@ -135,7 +135,9 @@ class EnvSpec:
 
     ``normalize_obs``/``normalize_reward`` keep running statistics in the training state;
     ``params`` overrides fields of the suite's env params (gymnax's ``EnvParams``, e.g.
-    ``max_steps_in_episode``).
+    ``max_steps_in_episode``). ``obs_dims`` keeps only those entries of the flat
+    observation (CartPole without velocities: ``[0, 2]``); ``frame_stack`` stacks the
+    last observations (:mod:`jaxlab.envs.wrappers`).
     """
 
     name: str
@@ -146,9 +148,12 @@ class EnvSpec:
     clip_obs: float = 10.0
     clip_reward: float = 10.0
     params: dict[str, Any] = field(default_factory=dict)
+    obs_dims: tuple[int, ...] | None = None
+    frame_stack: int = 1
 
     def validate(self, path: str) -> None:
         require_positive(self, path, "num_envs", "max_frame", "clip_obs", "clip_reward")
+        require_positive(self, path, "frame_stack")
         for key in ("num_envs", "max_frame"):
             if getattr(self, key) > MAX_COUNT:
                 raise SpecError(
@@ -156,6 +161,8 @@ class EnvSpec:
                     f"must be at most {MAX_COUNT:,} (frames and steps count in int32)",
                 )
         check_env(self.name, self.params, join(path, "name"), join(path, "params"))
+        if self.obs_dims is not None or self.frame_stack != 1:
+            make_env(self, 1)  # SpecError when the env's observations cannot be cut
 
 
 @dataclass(frozen=True)
