@@ -29,7 +29,12 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxlab.algorithms import base
-from jaxlab.algorithms.offpolicy import ReplayACConfig, ReplayACState, ReplayActorCritic
+from jaxlab.algorithms.offpolicy import (
+    ReplayACConfig,
+    ReplayACState,
+    ReplayActorCritic,
+    when_due,
+)
 from jaxlab.algorithms.registry import register
 from jaxlab.algorithms.sac import METRICS, SAC, SACHyper
 from jaxlab.config.parse import SpecError, require_positive, require_range
@@ -39,7 +44,7 @@ from jaxlab.networks import SquashedActor, ensemble
 from jaxlab.networks.batchrenorm import RenormQ
 from jaxlab.rl.ops import ensemble_min
 from jaxlab.rl.rollout import Normalizers
-from jaxlab.rl.sac import soft_actor_loss, soft_critic_loss, temperature_loss
+from jaxlab.rl.sac import soft_critic_loss, temperature_loss
 from jaxlab.rl.td import bootstrap
 
 if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
@@ -166,7 +171,8 @@ class CrossQ(SAC):
 
     def grad_step(self, lrn: tuple, b: dict, w: jax.Array, keys: jax.Array, hp: SACHyper, lrs):
         """A joint critic step; every ``policy_delay``-th, the actor and temperature too
-        (computed every time and kept when due, as TD3 does)."""
+        (:func:`~jaxlab.algorithms.offpolicy.when_due`); the actor's loss is SAC's, through
+        the critics in evaluation mode (``self.critic``)."""
         p, target, opt = lrn
         k_next, k_pi = keys
         alpha = self._alpha(p["log_alpha"], hp)
@@ -179,35 +185,22 @@ class CrossQ(SAC):
         g, c_norm = base.clip_by_global_norm(g, hp.max_grad_norm)
         c_params, critic_opt = base.apply_gradients(self.tx, crit["params"], opt.critic, g, lrs[0])
         critic = {"params": c_params, "batch_stats": stats}
-        actor_fn = jax.value_and_grad(
-            lambda a: self._actor_loss_eval(a, critic, b["obs"], alpha, k_pi), has_aux=True
-        )
-        (a_loss, (logp, entropy)), g = actor_fn(p["actor"])
+        a_grad = jax.value_and_grad(self._actor_loss, has_aux=True)  # critics in eval mode
+        (a_loss, (logp, entropy)), g = a_grad(p["actor"], critic, b["obs"], alpha, k_pi)
         g, a_norm = base.clip_by_global_norm(g, hp.max_grad_norm)
         actor, actor_opt = base.apply_gradients(self.tx, p["actor"], opt.actor, g, lrs[1])
         al_loss, g = jax.value_and_grad(temperature_loss)(p["log_alpha"], logp, hp.target_entropy)
         log_alpha, alpha_opt = p["log_alpha"], opt.alpha
         if self.cfg.auto_alpha:
             log_alpha, alpha_opt = base.apply_gradients(self.tx, log_alpha, alpha_opt, g, lrs[2])
-        steps = opt.critic_steps + 1
-        due = steps % self.cfg.policy_delay == 0
-        moved, kept = (
-            (actor, actor_opt, log_alpha, alpha_opt),
-            (p["actor"], opt.actor, p["log_alpha"], opt.alpha),
-        )
-        actor, actor_opt, log_alpha, alpha_opt = jax.tree.map(
-            lambda m, k: jnp.where(due, m, k), moved, kept
-        )
+        steps, delay = opt.critic_steps + 1, self.cfg.policy_delay
+        moved = (actor, actor_opt, log_alpha, alpha_opt)
+        kept = (p["actor"], opt.actor, p["log_alpha"], opt.alpha)
+        actor, actor_opt, log_alpha, alpha_opt = when_due(steps, delay, moved, kept)
         params = {"actor": actor, "critic": critic, "log_alpha": log_alpha}
         lrn = (params, target, CrossQOpt(actor_opt, critic_opt, alpha_opt, steps))
         values = (c_loss, a_loss, alpha, al_loss, entropy, q_mean, c_norm, a_norm)
         return lrn, td, dict(zip(METRICS, values, strict=True))
-
-    def _actor_loss_eval(self, actor: Any, critic: Any, obs: jax.Array, alpha, key):
-        """SAC's actor loss against the critics in evaluation mode; aux as SAC's."""
-        a, logp = self.actor.apply(actor, obs).sample_and_log_prob(key)
-        q = ensemble_min(self.critic.apply(critic, obs, a))
-        return soft_actor_loss(logp, q, alpha), (sg(logp), -jnp.mean(logp))
 
 
 register("CrossQ", CrossQConfig, CrossQ, hyper_sections=("agent.net", "agent.memory"))

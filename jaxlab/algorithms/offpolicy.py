@@ -74,6 +74,15 @@ class ReplayACState:
 Learner = tuple[Any, Any, Any]  # (params, target, opt): what a gradient step changes
 
 
+def when_due(steps: jax.Array, delay: int, new: Any, old: Any) -> Any:
+    """``new`` where critic step ``steps`` is a multiple of ``delay`` (a delayed policy
+    update is due), else ``old``, leaf by leaf. Vmapped over sessions a ``cond`` would
+    compute both sides anyway, so callers compute ``new`` every step (its losses are
+    logged at every step) and keep it when due."""
+    due = steps % delay == 0
+    return jax.tree.map(lambda n, o: jnp.where(due, n, o), new, old)
+
+
 class ReplayActorCritic(Algorithm):
     """Base of the replay actor-critics; see the module docstring. ``METRICS``: the names
     of the scalars :meth:`grad_step` returns (0 before learning starts)."""
@@ -169,4 +178,4 @@ class ReplayActorCritic(Algorithm):
         return state, {**metrics, "lr": lrs[0], **episode_metrics(ro)}
 
 
-__all__ = ["Learner", "ReplayACConfig", "ReplayACState", "ReplayActorCritic"]
+__all__ = ["Learner", "ReplayACConfig", "ReplayACState", "ReplayActorCritic", "when_due"]

@@ -28,7 +28,12 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxlab.algorithms import base
-from jaxlab.algorithms.offpolicy import ReplayACConfig, ReplayACState, ReplayActorCritic
+from jaxlab.algorithms.offpolicy import (
+    ReplayACConfig,
+    ReplayACState,
+    ReplayActorCritic,
+    when_due,
+)
 from jaxlab.algorithms.registry import register
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
@@ -205,11 +210,8 @@ class TD3(ReplayActorCritic):
         )
 
     def grad_step(self, lrn: tuple, b: dict, w: jax.Array, keys: jax.Array, hp: TD3Hyper, lrs):
-        """A critic step; every ``policy_delay``-th, an actor step and the target moves.
-
-        The actor's step is computed every time and kept only when due (vmapped over
-        sessions a ``cond`` would run both branches anyway), so ``actor_loss`` is logged
-        at every step."""
+        """A critic step; every ``policy_delay``-th, an actor step and the target moves
+        (:func:`~jaxlab.algorithms.offpolicy.when_due`)."""
         p, target, opt = lrn
         y = self._target(target, b, keys[0], hp)
         c_grad = jax.value_and_grad(self._critic_loss, has_aux=True)
@@ -222,9 +224,8 @@ class TD3(ReplayActorCritic):
         new = {"actor": actor, "critic": critic}
         moved = (actor, actor_opt, polyak_update(new, target, hp.tau))
         steps = opt.critic_steps + 1
-        due = steps % self.cfg.policy_delay == 0
         kept = (p["actor"], opt.actor, target)
-        actor, actor_opt, target = jax.tree.map(lambda m, k: jnp.where(due, m, k), moved, kept)
+        actor, actor_opt, target = when_due(steps, self.cfg.policy_delay, moved, kept)
         params = {"actor": actor, "critic": critic}
         lrn = (params, target, TD3Opt(actor_opt, critic_opt, steps))
         values = (c_loss, a_loss, q_mean, c_norm, a_norm)
