@@ -27,7 +27,8 @@ PROBE_UPDATES = 300
 # in 300 updates the actor overshoots to the box's edge and is still coming back (by hand:
 # a = 0.99 at update 120, 0.25 at 300 on kind 4). It gets more updates, not an easier test.
 # CrossQ's value is read in evaluation mode, through batch statistics that trail the
-# training batches (momentum 0.99): at 300 updates V = 0.80 on kind 1 (1 in training mode).
+# training batches (momentum 0.99): at 300 updates V = 0.80 on kind 1 (by hand, 64-wide
+# critics; 1 in training mode).
 PROBE_UPDATES_FOR = {"TD3": 1000, "CrossQ": 1000}
 
 

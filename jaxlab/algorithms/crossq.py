@@ -117,7 +117,7 @@ class CrossQ(SAC):
     def hyper(self) -> SACHyper:
         c, net, mem, f = self.cfg, self.spec.agent.net, self.spec.agent.memory, jnp.float32
         lr = net.optim.lr
-        end = net.lr_schedule.end_val / lr if net.lr_schedule.name == "linear_decay" else 1.0
+        end = self.lr_end_frac()
         target = -float(self.env.action_spec.dim) if c.target_entropy is None else c.target_entropy
         return SACHyper(
             f(c.critic_lr or lr),

@@ -172,10 +172,6 @@ class DQN(Algorithm):
 
     # ------------------------------------------------------------------ acting
 
-    def frame(self, state: DQNState) -> jax.Array:
-        """Frames collected so far by this session (float32 scalar)."""
-        return state.update_step.astype(jnp.float32) * self.frames_per_update
-
     def epsilon(self, state: DQNState) -> jax.Array:
         return self.cfg.explore_var.value(state.hyper.epsilon, self.frame(state))
 

@@ -112,8 +112,7 @@ class PQN(OnPolicy):
 
     def epsilon(self, state: OnPolicyState) -> jax.Array:
         """Epsilon at the session's frame count (a scalar)."""
-        frame = state.update_step.astype(jnp.float32) * self.frames_per_update
-        return self.cfg.explore_var.value(state.hyper.epsilon, frame)
+        return self.cfg.explore_var.value(state.hyper.epsilon, self.frame(state))
 
     def _act(self, params, obs: jax.Array, key: jax.Array, eps: jax.Array) -> jax.Array:
         q = self.net.apply(params, obs)

@@ -149,7 +149,7 @@ class SAC(ReplayActorCritic):
     def hyper(self) -> SACHyper:
         c, net, mem = self.cfg, self.spec.agent.net, self.spec.agent.memory
         lr = net.optim.lr
-        end = net.lr_schedule.end_val / lr if net.lr_schedule.name == "linear_decay" else 1.0
+        end = self.lr_end_frac()
         dim = self.env.action_spec.dim
         target = c.target_entropy_scale * math.log(dim) if self.discrete else -float(dim)
         target = target if c.target_entropy is None else c.target_entropy

@@ -154,6 +154,19 @@ class Algorithm:
         return {"lr": jnp.float32(net.optim.lr), "lr_end": jnp.float32(lr_end),
                 "max_grad_norm": jnp.float32(clip)}  # fmt: skip
 
+    def frame(self, state: Any) -> jax.Array:
+        """Frames collected so far by this session (float32 scalar), for schedules."""
+        return state.update_step.astype(jnp.float32) * self.frames_per_update
+
+    def lr_end_frac(self) -> float:
+        """The linear_decay end factor ``end_val / optim.lr`` (1 when the rate is constant)."""
+        net = self.spec.agent.net
+        return (
+            net.lr_schedule.end_val / net.optim.lr
+            if net.lr_schedule.name == "linear_decay"
+            else 1.0
+        )
+
     def learning_rate(self, hyper: Any, step: jax.Array) -> jax.Array:
         """The learning rate at update ``step`` from ``hyper.lr``/``hyper.lr_end``."""
         schedule = self.spec.agent.net.lr_schedule.name

@@ -135,7 +135,7 @@ class TD3(ReplayActorCritic):
     def hyper(self) -> TD3Hyper:
         c, net, mem, f = self.cfg, self.spec.agent.net, self.spec.agent.memory, jnp.float32
         lr = net.optim.lr
-        end = net.lr_schedule.end_val / lr if net.lr_schedule.name == "linear_decay" else 1.0
+        end = self.lr_end_frac()
         return TD3Hyper(
             f(c.critic_lr or lr), f(c.actor_lr or lr), f(end), f(c.gamma), f(c.tau),
             c.explore_var.hyper(), f(c.target_noise), f(c.target_noise_clip),
@@ -161,8 +161,7 @@ class TD3(ReplayActorCritic):
 
     def sigma(self, state: ReplayACState) -> jax.Array:
         """The behaviour noise at the session's frame count (a scalar)."""
-        frame = state.update_step.astype(jnp.float32) * self.frames_per_update
-        return self.cfg.explore_var.value(state.hyper.explore, frame)
+        return self.cfg.explore_var.value(state.hyper.explore, self.frame(state))
 
     def _noisy(self, state: ReplayACState, obs: jax.Array, key: jax.Array) -> jax.Array:
         """``clip(mu(s) + h sigma eps)`` for (normalised) ``obs [N, D]``."""
