@@ -156,6 +156,23 @@ def check_contract(spec: Any, tmp_path: Any) -> None:
     assert _equal(a_next, r_next)
 
 
+# The recurrent form (agent.net.recurrent) of every algorithm that has one, both action kinds.
+RECURRENT_CASES = [
+    (a, c) for a in registered() if get_algorithm(a).config_cls.RECURRENT for c in (False, True)
+]
+
+
+@pytest.mark.parametrize(
+    ("algo", "continuous"),
+    RECURRENT_CASES,
+    ids=[f"{a}-GRU-{'cont' if c else 'disc'}" for a, c in RECURRENT_CASES],
+)
+def test_contract_recurrent(algo: str, continuous: bool, tmp_path) -> None:
+    raw = probe_raw(algo, continuous, "OnPolicyBatch")
+    spec = spec_from_dict(raw, ["agent.net.recurrent=GRU", "agent.net.recurrent_size=16"])
+    check_contract(shrink(spec, updates=4), tmp_path)
+
+
 def _kernel_scales(state: Any) -> dict[str, float]:
     """Every dense kernel of the networks in ``state`` (``[..., fan_in, fan_out]``, twin
     and target copies included, optimizer moments not): its standard deviation times

@@ -30,13 +30,12 @@ from flax import struct
 
 from jaxlab.algorithms.base import clipped_step
 from jaxlab.algorithms.onpolicy import ActorCriticOnPolicy, OnPolicyState
-from jaxlab.algorithms.registry import register
 from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.rl import gae, losses
 from jaxlab.rl.returns import nstep_returns
-from jaxlab.rl.rollout import Transition, episode_metrics, next_values
+from jaxlab.rl.rollout import Transition, episode_metrics
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec, constant
 
 
@@ -45,6 +44,7 @@ class A2CConfig(AlgorithmConfig):
     """``agent.algorithm`` for A2C. Sizes are static; the rest are tunable array leaves."""
 
     name: Literal["A2C"] = "A2C"
+    RECURRENT = True  # agent.net.recurrent builds jaxlab.algorithms.recurrent.RecurrentA2C
     gamma: float = tunable(0.99)
     lam: float = tunable(0.95)
     advantage: Literal["gae", "nstep"] = "gae"
@@ -97,6 +97,7 @@ class Batch:
     action: jax.Array
     advantage: jax.Array
     target: jax.Array
+    seq: Any = ()  # a recurrent update's sequence starts (ActorCriticOnPolicy.sequences)
 
 
 class A2C(ActorCriticOnPolicy):
@@ -112,18 +113,17 @@ class A2C(ActorCriticOnPolicy):
     def _collect(self, state: A2CState, key: jax.Array) -> tuple[A2CState, Transition]:
         """``time_horizon`` env steps with the sampling policy -> ``[T, N]`` (values in extra)."""
 
-        def act(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-            pi, value = self.net.apply(state.params, obs)
+        def decide(pi: Any, value: jax.Array, k: jax.Array) -> tuple[jax.Array, dict]:
             return pi.sample(k), {"value": value}
 
-        return self.rollout(state, act, key)
+        return self.sample_rollout(state, decide, key)
 
     def _advantages(self, state: A2CState, ro: Transition) -> Batch:
-        """``V(s'_t)`` (:func:`~jaxlab.rl.rollout.next_values`), then GAE or n-step returns
-        on ``[T, N]``."""
+        """``V(s'_t)`` (:meth:`bootstrap`), then GAE or n-step returns on ``[T, N]``,
+        laid out for learning (:meth:`learn_layout`)."""
         hp = state.hyper
         value = ro.extra["value"]
-        next_value = next_values(value, ro, self.critic(state.params), self.truncations)
+        next_value = self.bootstrap(state, ro)
         if self.cfg.advantage == "gae":
             adv, target = gae(
                 ro.reward, value, next_value, ro.terminated, ro.done, hp.gamma, hp.lam
@@ -131,14 +131,12 @@ class A2C(ActorCriticOnPolicy):
         else:
             target = nstep_returns(ro.reward, next_value, ro.terminated, ro.done, hp.gamma)
             adv = target - value
-        size = self.frames_per_update
-        flat = lambda x: x.reshape((size,) + x.shape[2:])  # noqa: E731
-        return Batch(flat(ro.obs), flat(ro.action), flat(adv), flat(target))
+        return self.learn_layout(Batch(ro.obs, ro.action, adv, target, self.sequences(ro)))
 
     def loss(
         self, params: Any, batch: Batch, ent_coef: jax.Array, hp: A2CHyper
     ) -> tuple[jax.Array, dict]:
-        pi, value = self.net.apply(params, batch.obs)
+        pi, value = self.forward(params, batch)
         adv = batch.advantage
         if self.cfg.normalize_advantages:
             adv = losses.normalize_advantages(adv)
@@ -180,7 +178,5 @@ class A2C(ActorCriticOnPolicy):
         )
         return state, metrics
 
-
-register("A2C", A2CConfig, A2C)
 
 __all__ = ["A2C", "A2CConfig", "A2CHyper", "A2CState"]

@@ -9,6 +9,7 @@ adds its network, its ``hyper()`` leaves, its losses and its ``update``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -20,7 +21,7 @@ from jaxlab.algorithms.skeleton import Algorithm
 from jaxlab.envs import Env, VecEnvState, max_truncations
 from jaxlab.networks import ActorCritic
 from jaxlab.rl.distributions import Categorical, DiagGaussian
-from jaxlab.rl.rollout import ActFn, Normalizers, Transition, collect
+from jaxlab.rl.rollout import ActFn, Normalizers, Transition, collect, next_values
 
 if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
     from jaxlab.spec.schema import Spec
@@ -60,10 +61,14 @@ class OnPolicy(Algorithm):
         """The policy's distribution at (already normalised) ``obs``."""
         return self.net.apply(params, obs, method=self.net.policy)
 
+    def init_params(self, key: jax.Array) -> Any:
+        """The network's initial parameters."""
+        return self.net.init(key, jnp.zeros((1, self.env.observation_spec.dim), jnp.float32))
+
     def init(self, key: jax.Array) -> OnPolicyState:
         k_net, k_env, k_state = jax.random.split(key, 3)
         dim = self.env.observation_spec.dim
-        params = self.net.init(k_net, jnp.zeros((1, dim), jnp.float32))
+        params = self.init_params(k_net)
         return OnPolicyState(
             params=params,
             opt_state=self.tx.init(params),
@@ -92,9 +97,48 @@ class OnPolicy(Algorithm):
         return state.replace(env=env, norm=norm), rollout
 
 
+# decide(policy [N], value [N], key) -> (action, extra): what the sampling policy records
+Decide = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+
+
 class ActorCriticOnPolicy(OnPolicy):
-    """An on-policy agent with a critic: ``value`` and the sampling ``act`` that records
-    the critic's value (and, when asked, the action's log-probability)."""
+    """An on-policy agent with a critic: ``value``, the sampling rollout, bootstrapping
+    and the network's outputs on a learning batch.
+
+    PPO and A2C are written against the hooks below (:meth:`sample_rollout`,
+    :meth:`bootstrap`, :meth:`sequences`, :meth:`learn_layout`, :meth:`forward`); the
+    recurrent form (:mod:`jaxlab.algorithms.recurrent`) overrides them to carry the
+    cell's state and learn on whole sequences.
+    """
+
+    def sample_rollout(
+        self, state: OnPolicyState, decide: Decide, key: jax.Array
+    ) -> tuple[OnPolicyState, Transition]:
+        """A rollout whose actions ``decide`` draws from the network's policy and value."""
+
+        def act(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+            pi, value = self.net.apply(state.params, obs)
+            return decide(pi, value, k)
+
+        return self.rollout(state, act, key)
+
+    def bootstrap(self, state: OnPolicyState, ro: Transition) -> jax.Array:
+        """``V(s'_t)`` ``[T, N]`` for a rollout whose values are in ``extra["value"]``
+        (:func:`~jaxlab.rl.rollout.next_values`)."""
+        return next_values(ro.extra["value"], ro, self.critic(state.params), self.truncations)
+
+    def sequences(self, ro: Transition) -> Any:
+        """What the update needs besides the steps to replay them: nothing here."""
+        return ()
+
+    def learn_layout(self, batch: Any) -> Any:
+        """A ``[T, N, ...]`` learning batch with one leading batch axis: ``[T*N, ...]``."""
+        size = self.frames_per_update
+        return jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:]), batch)
+
+    def forward(self, params: Any, mb: Any) -> tuple[Categorical | DiagGaussian, jax.Array]:
+        """The policy and value on a learning (mini)batch ``mb`` with field ``obs``."""
+        return self.net.apply(params, mb.obs)
 
     def value(self, state: OnPolicyState, obs: jax.Array) -> jax.Array:
         """The critic's ``V(s)`` for raw observations ``[N, obs_dim]`` -> ``[N]``."""
@@ -106,4 +150,4 @@ class ActorCriticOnPolicy(OnPolicy):
         return lambda obs: self.net.apply(params, obs, method=self.net.value)
 
 
-__all__ = ["ActorCriticOnPolicy", "OnPolicy", "OnPolicyState"]
+__all__ = ["ActorCriticOnPolicy", "Decide", "OnPolicy", "OnPolicyState"]

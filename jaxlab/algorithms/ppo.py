@@ -18,6 +18,7 @@ array leaf, so a Trial can vmap it and changing it never recompiles.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,12 +28,11 @@ from flax import struct
 
 from jaxlab.algorithms.base import minibatch_epochs
 from jaxlab.algorithms.onpolicy import ActorCriticOnPolicy, OnPolicyState
-from jaxlab.algorithms.registry import register
 from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.rl import gae, losses
-from jaxlab.rl.rollout import Transition, episode_metrics, next_values
+from jaxlab.rl.rollout import Transition, episode_metrics
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class PPOConfig(AlgorithmConfig):
     """``agent.algorithm`` for PPO. Sizes are static; the rest are tunable array leaves."""
 
     name: Literal["PPO"] = "PPO"
+    RECURRENT = True  # agent.net.recurrent builds jaxlab.algorithms.recurrent.RecurrentPPO
     gamma: float = tunable(0.99)
     lam: float = tunable(0.95)
     clip_eps: float = tunable(0.2)
@@ -61,6 +62,23 @@ class PPOConfig(AlgorithmConfig):
                 raise SpecError(f"{path}.{name}", f"must be >= 0, got {getattr(self, name)!r}")
 
     MINIBATCH_FIELD = "minibatch_count"
+
+    def fit_envs(self, spec: Any) -> PPOConfig:
+        """Recurrent minibatches are whole env sequences: as many as divide the envs."""
+        if not spec.agent.net.recurrent:
+            return self
+        return dataclasses.replace(
+            self, minibatch_count=math.gcd(self.minibatch_count, spec.env.num_envs)
+        )
+
+    def check_spec(self, spec: Any) -> None:
+        envs = spec.env.num_envs
+        if spec.agent.net.recurrent and envs % self.minibatch_count:
+            raise SpecError(
+                "agent.algorithm.minibatch_count",
+                f"a recurrent update's minibatches are whole env sequences: env.num_envs "
+                f"{envs} does not divide into {self.minibatch_count}",
+            )
 
     def grad_steps_per_update(self) -> int:
         return self.training_epoch * self.minibatch_count
@@ -100,6 +118,7 @@ class Batch:
     value: jax.Array
     advantage: jax.Array
     target: jax.Array
+    seq: Any = ()  # a recurrent update's sequence starts (ActorCriticOnPolicy.sequences)
 
 
 class PPO(ActorCriticOnPolicy):
@@ -117,31 +136,30 @@ class PPO(ActorCriticOnPolicy):
     def _collect(self, state: PPOState, key: jax.Array) -> tuple[PPOState, Transition]:
         """Phase 1: ``time_horizon`` env steps with the sampling policy -> ``[T, N]``."""
 
-        def act(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-            pi, value = self.net.apply(state.params, obs)
+        def decide(pi: Any, value: jax.Array, k: jax.Array) -> tuple[jax.Array, dict]:
             action = pi.sample(k)
             return action, {"log_prob": pi.log_prob(action), "value": value}
 
-        return self.rollout(state, act, key)
+        return self.sample_rollout(state, decide, key)
 
     def _advantages(self, state: PPOState, ro: Transition) -> Batch:
-        """Phase 2: ``V(s'_t)`` for every step (:func:`~jaxlab.rl.rollout.next_values`: the
-        rollout's own values, plus one critic pass over the last and the truncated steps),
-        then GAE on ``[T, N]``.
+        """Phase 2: ``V(s'_t)`` for every step (:meth:`bootstrap`: the rollout's own values,
+        plus one critic pass over the last and the truncated steps), then GAE on ``[T, N]``.
 
         The pre-reset next observation is the true successor, so truncated steps bootstrap
         from it (see :mod:`jaxlab.rl.gae`).
         """
         hp = state.hyper
         value = ro.extra["value"]
-        next_value = next_values(value, ro, self.critic(state.params), self.truncations)
+        next_value = self.bootstrap(state, ro)
         adv, target = gae(ro.reward, value, next_value, ro.terminated, ro.done, hp.gamma, hp.lam)
-        return Batch(ro.obs, ro.action, ro.extra["log_prob"], value, adv, target)
+        log_prob = ro.extra["log_prob"]
+        return Batch(ro.obs, ro.action, log_prob, value, adv, target, self.sequences(ro))
 
     # ------------------------------------------------------------------ learning
 
     def loss(self, params: Any, hp: PPOHyper, mb: Batch) -> tuple[jax.Array, dict]:
-        pi, value = self.net.apply(params, mb.obs)
+        pi, value = self.forward(params, mb)
         ratio, log_ratio = losses.importance_ratio(pi.log_prob(mb.action), mb.log_prob)
         adv = mb.advantage
         if self.cfg.normalize_advantages:
@@ -161,12 +179,10 @@ class PPO(ActorCriticOnPolicy):
         return total, aux
 
     def _learn(self, state: PPOState, batch: Batch, key: jax.Array, lr: jax.Array) -> tuple:
-        c = self.cfg
-        size = c.time_horizon * self.env.num_envs
-        flat = jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:]), batch)
-        hp = state.hyper
+        c, hp = self.cfg, state.hyper
+        data = self.learn_layout(batch)  # [T*N, ...], or whole sequences [N, T, ...]
         params, opt_state, aux = minibatch_epochs(
-            self.tx, lambda p, mb: self.loss(p, hp, mb), state.params, state.opt_state, flat,
+            self.tx, lambda p, mb: self.loss(p, hp, mb), state.params, state.opt_state, data,
             key, c.training_epoch, c.minibatch_count, lr, hp.max_grad_norm,
         )  # fmt: skip
         return state.replace(params=params, opt_state=opt_state), aux
@@ -183,7 +199,5 @@ class PPO(ActorCriticOnPolicy):
         state = state.replace(key=key, update_step=state.update_step + 1)
         return state, {**metrics, "lr": lr, **episodes}
 
-
-register("PPO", PPOConfig, PPO)
 
 __all__ = ["PPO", "PPOConfig", "PPOHyper", "PPOState"]

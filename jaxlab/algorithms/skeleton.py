@@ -9,6 +9,7 @@ applies them, with one wording for every algorithm:
   ``num_envs * STEP_FIELD`` frames (``env.max_frame`` must hold at least one update);
 * ``MINIBATCH_FIELD``: the field the update's batch must divide into, if any;
 * ``DISCRETE_ONLY`` / ``CONTINUOUS_ONLY``: the env must have discrete / continuous actions;
+* ``RECURRENT``: it accepts a recurrent network (``agent.net.recurrent``);
 * replay algorithms also get the replay rules (:func:`check_replay`).
 
 :class:`Algorithm` is the base of every agent: the spec, the config, the env (built by
@@ -26,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab.algorithms.base import learning_rate, make_optimizer
+from jaxlab.algorithms.registry import get_algorithm, registered
 from jaxlab.config.parse import SpecError
 from jaxlab.envs import Env, make_env
 from jaxlab.memory import Replay, make_replay
@@ -44,6 +46,7 @@ class AlgorithmConfig:
     MINIBATCH_FIELD: ClassVar[str | None] = None
     DISCRETE_ONLY: ClassVar[bool] = False
     CONTINUOUS_ONLY: ClassVar[bool] = False
+    RECURRENT: ClassVar[bool] = False
 
     def frames_per_update(self, spec: Spec) -> int:
         return spec.env.num_envs * getattr(self, self.STEP_FIELD)
@@ -54,6 +57,11 @@ class AlgorithmConfig:
         if memory not in self.MEMORIES:
             raise SpecError(
                 "agent.memory.name", f"{algo} uses {' or '.join(self.MEMORIES)}, not {memory!r}"
+            )
+        if spec.agent.net.recurrent and not self.RECURRENT:
+            have = [n for n in registered() if get_algorithm(n).config_cls.RECURRENT]
+            raise SpecError(
+                "agent.net.recurrent", f"{algo} has no recurrent form ({', '.join(have)} have)"
             )
         batch = self.frames_per_update(spec)
         how = f"num_envs * {self.STEP_FIELD}"
@@ -88,6 +96,11 @@ class AlgorithmConfig:
 
     def check_spec(self, spec: Spec) -> None:
         """The algorithm's own cross-section rules (none by default)."""
+
+    def fit_envs(self, spec: Spec) -> AlgorithmConfig:
+        """This config for ``spec``'s env count (after :func:`~jaxlab.spec.schema.shrink`
+        cut it): itself, unless a size must divide into the envs."""
+        return self
 
 
 def check_replay(spec: Spec, learning_starts: int) -> None:

@@ -37,8 +37,13 @@ class Episodes:
 def make_episodes(
     agent: Any, env: Env, deterministic: bool = True, record: bool = False
 ) -> Callable[[Any, jax.Array], Episodes]:
-    """``run(state, key) -> Episodes`` for ``env.num_envs`` episodes of ``agent``'s policy."""
+    """``run(state, key) -> Episodes`` for ``env.num_envs`` episodes of ``agent``'s policy.
+
+    An agent with memory (``policy_carry(state, n)`` and ``policy_step(state, carry, obs,
+    first, key, deterministic) -> (action, carry)``, :mod:`jaxlab.algorithms.recurrent`)
+    carries it through the episode, reset where one starts."""
     steps = env.max_episode_steps
+    memory = hasattr(agent, "policy_carry")
 
     def run(state: Any, key: jax.Array) -> Episodes:
         k_reset, k_run = jax.random.split(key)
@@ -46,19 +51,25 @@ def make_episodes(
         n = env.num_envs
 
         def step(carry: tuple, k: jax.Array) -> tuple:
-            es, finished, ret, length = carry
+            es, finished, ret, length, (mem, first) = carry
             k_act, k_env = jax.random.split(k)
-            action = agent.policy(state, es.obs, k_act, deterministic)
+            if memory:
+                action, mem = agent.policy_step(state, mem, es.obs, first, k_act, deterministic)
+            else:
+                action = agent.policy(state, es.obs, k_act, deterministic)
             new_es, out = env.step(k_env, es, action)
             live = ~finished
             ret = ret + jnp.where(live, out.reward, 0.0)
             length = length + live.astype(jnp.int32)
             ended = out.terminated | out.truncated
             trace = (jax.tree.map(lambda x: x[0], es.env_state), finished[0]) if record else None
-            return (new_es, finished | ended, ret, length), trace
+            mem = (mem, ended) if memory else (mem, first)
+            return (new_es, finished | ended, ret, length, mem), trace
 
-        init = (env_state, jnp.zeros(n, bool), jnp.zeros(n, jnp.float32), jnp.zeros(n, jnp.int32))
-        (_, _, ret, length), trace = jax.lax.scan(step, init, jax.random.split(k_run, steps))
+        mem = (agent.policy_carry(state, n), jnp.ones(n, bool)) if memory else ((), ())
+        zeros = jnp.zeros(n, jnp.float32), jnp.zeros(n, jnp.int32)
+        init = (env_state, jnp.zeros(n, bool), *zeros, mem)
+        (_, _, ret, length, _), trace = jax.lax.scan(step, init, jax.random.split(k_run, steps))
         return Episodes(ret, length, trace)
 
     return run

@@ -133,6 +133,17 @@ class Torso(nn.Module):
         return MLP(d.hid_layers, d.activation, d.kernel_init, d.layer_norm)(x)
 
 
+def policy_dist(
+    out: jax.Array, obs: jax.Array, mask_dim: int, log_std: jax.Array | None
+) -> Categorical | DiagGaussian:
+    """The policy head's output ``[..., A]`` as a distribution: a Categorical over the
+    actions ``obs``'s mask allows (``log_std`` None), else a DiagGaussian with the
+    state-independent ``log_std`` ``[A]``."""
+    if log_std is None:
+        return Categorical(mask_actions(out, obs, mask_dim))
+    return DiagGaussian(out, jnp.broadcast_to(log_std, out.shape))
+
+
 class ActorCritic(nn.Module):
     """``obs [..., D] -> (distribution over actions, value [...])``; ``value`` alone too.
 
@@ -156,9 +167,8 @@ class ActorCritic(nn.Module):
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
 
     def _dist(self, out: jax.Array, obs: jax.Array) -> Categorical | DiagGaussian:
-        if self.discrete:
-            return Categorical(mask_actions(out, obs, self.torso.mask_dim))
-        return DiagGaussian(out, jnp.broadcast_to(self.log_std, out.shape))
+        log_std = None if self.discrete else self.log_std
+        return policy_dist(out, obs, self.torso.mask_dim, log_std)
 
     def __call__(self, obs: jax.Array) -> tuple[Categorical | DiagGaussian, jax.Array]:
         actor_h = self.actor_torso(obs)

@@ -22,6 +22,8 @@ from jaxlab.rl.normalize import RunningStats
 
 # act(obs [N, obs_dim], key) -> (action [N] or [N, A], extra: dict of [N, ...] arrays)
 ActFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+# A recurrent policy's act(obs, key, (carry, first)) -> (action, extra, carry after the step)
+MemoryActFn = Callable[[jax.Array, jax.Array, Any], tuple[jax.Array, dict[str, jax.Array], Any]]
 
 
 class NormalizeOptions(Protocol):
@@ -81,20 +83,30 @@ def collect(
     steps: int,
     spec: NormalizeOptions,
     gamma: jax.Array | float = 0.99,
-) -> tuple[VecEnvState, Normalizers, Transition]:
+    memory: Any = None,
+) -> tuple[VecEnvState, Normalizers, Transition] | tuple[VecEnvState, Normalizers, Any, Transition]:
     """Run ``steps`` env steps with ``act``; returns the new env state, normalisers and
     the :class:`Transition` ``[steps, N]``. ``gamma`` discounts the running return whose
-    standard deviation scales rewards (``normalize_reward``)."""
+    standard deviation scales rewards (``normalize_reward``).
+
+    A recurrent policy passes its ``memory = (carry, first)``: the cell's carry ``[N, ...]``
+    and ``first [N]``, whether the current observation starts an episode. ``act`` is then
+    a :data:`MemoryActFn`; after each step the memory becomes ``(act's carry, done)``, and
+    the final memory is returned before the transitions.
+    """
 
     def step(carry: tuple, k: jax.Array) -> tuple:
-        env_state, norm = carry
+        env_state, norm, mem = carry
         k_act, k_env = jax.random.split(k)
         obs = env_state.obs
         stats, ret_stats, ret_acc = norm.obs, norm.ret, norm.ret_acc
         if spec.normalize_obs:
             stats = stats.update(obs)
             obs = stats.normalize(obs, spec.clip_obs)
-        action, extra = act(obs, k_act)
+        if memory is None:
+            action, extra = act(obs, k_act)
+        else:
+            action, extra, cell_carry = act(obs, k_act, mem)
         env_state, out = env.step(k_env, env_state, action)
         next_obs = out.final_obs
         if spec.normalize_obs:
@@ -108,19 +120,23 @@ def collect(
             ret_acc = jnp.where(done, 0.0, ret_acc)
         row = Transition(obs, action, reward, out.terminated, done, next_obs,
                          out.done_return, out.done_length, extra)  # fmt: skip
-        return (env_state, Normalizers(stats, ret_stats, ret_acc)), row
+        mem = None if memory is None else (cell_carry, done)
+        return (env_state, Normalizers(stats, ret_stats, ret_acc), mem), row
 
     with jax.named_scope("rollout"):  # the phase's name in a profile (jaxlab.tools.profiling)
         keys = jax.random.split(key, steps)
-        (env_state, norm), rollout = jax.lax.scan(step, (env_state, norm), keys)
-    return env_state, norm, rollout
+        (env_state, norm, memory_out), rollout = jax.lax.scan(step, (env_state, norm, memory), keys)
+    if memory is None:
+        return env_state, norm, rollout
+    return env_state, norm, memory_out, rollout
 
 
 def next_values(
     value: jax.Array,
     tr: Transition,
-    critic: Callable[[jax.Array], jax.Array],
+    critic: Callable[[Any], jax.Array],
     max_truncated: int,
+    next_inputs: Any = None,
 ) -> jax.Array:
     """``V(s'_t)`` for every step of a rollout, ``[T, N]``, for bootstrapping.
 
@@ -132,17 +148,21 @@ def next_values(
     ``max_truncated``, see :func:`jaxlab.envs.max_truncations`) are gathered with a
     static size, evaluated in one pass and scattered in. So the critic sees
     ``N + max_truncated`` rows instead of ``T * N``; with no useful bound it sees all.
+
+    ``next_inputs`` (default ``tr.next_obs``) is what ``critic`` reads per step, a pytree of
+    ``[T, N, ...]`` leaves: a recurrent critic reads ``(next_obs, carry after the step)``.
     """
     steps, envs = value.shape
     size = steps * envs
+    inputs = tr.next_obs if next_inputs is None else next_inputs
     if max_truncated >= size:
-        return critic(tr.next_obs)
-    last = critic(tr.next_obs[-1])
+        return critic(inputs)
+    last = critic(jax.tree.map(lambda x: x[-1], inputs))
     shifted = jnp.concatenate([value[1:], last[None]], axis=0).reshape(size)
     truncated = (tr.done & ~tr.terminated).reshape(size)
     (idx,) = jnp.nonzero(truncated, size=max_truncated, fill_value=size)
-    flat = tr.next_obs.reshape((size,) + tr.next_obs.shape[2:])
-    final = critic(flat[jnp.minimum(idx, size - 1)])
+    rows = jnp.minimum(idx, size - 1)
+    final = critic(jax.tree.map(lambda x: x.reshape((size,) + x.shape[2:])[rows], inputs))
     return shifted.at[idx].set(final, mode="drop").reshape(steps, envs)
 
 
@@ -166,6 +186,7 @@ def episode_metrics(tr: Transition) -> dict[str, Any]:
 
 __all__ = [
     "ActFn",
+    "MemoryActFn",
     "NormalizeOptions",
     "Normalizers",
     "Transition",

@@ -63,6 +63,9 @@ class NetSpec:
     the Nature CNN on 84x84 Atari frames is VALID) before the dense ``hid_layers``. ``dueling``: Q heads split into ``V(s) + A(s, a) - mean_a A(s, a)``.
     ``layer_norm``: a LayerNorm after every hidden layer, before its activation (PQN's
     network; Gallici et al., 2024).
+    ``recurrent``: a GRU or LSTM cell of ``recurrent_size`` units after the torso (PPO
+    and A2C; :mod:`jaxlab.networks.recurrent`). The hidden state is carried through the
+    rollout, reset at episode starts, and replayed over whole sequences in the update.
     ``kernel_init``: how every layer's kernel starts (biases start at zero): ``orthogonal``
     with CleanRL's gains (``sqrt(2)`` hidden, 0.01 policy heads, 1 value and Q heads), or
     flax's ``lecun_normal`` (flax's and rejax's default), ``glorot_uniform`` or
@@ -79,6 +82,8 @@ class NetSpec:
     layer_norm: bool = False
     kernel_init: Literal["orthogonal", "lecun_normal", "glorot_uniform", "he_normal"] = "orthogonal"
     shared: bool = False
+    recurrent: Literal["GRU", "LSTM"] | None = None
+    recurrent_size: int = 128
     clip_grad_val: float | None = tunable(0.5)
     optim: OptimSpec = tunable(default_factory=OptimSpec)
     lr_schedule: LrScheduleSpec = tunable(default_factory=LrScheduleSpec)
@@ -89,7 +94,7 @@ class NetSpec:
                 raise SpecError(
                     f"{join(path, 'hid_layers')}[{i}]", f"must be positive, got {width}"
                 )
-        require_positive(self, path, "clip_grad_val")
+        require_positive(self, path, "clip_grad_val", "recurrent_size")
         for i, layer in enumerate(self.conv_layers):
             if len(layer) != 3 or any(v <= 0 for v in layer):
                 raise SpecError(
@@ -388,7 +393,9 @@ def shrink(spec: Spec, sessions: int = 2, updates: int = 3) -> Spec:
             params=shrink_params(spec.env.name, spec.env.params),
         ),
     )
-    fpu = small.agent.algorithm.frames_per_update(small)
+    algorithm = small.agent.algorithm.fit_envs(small)
+    small = small.replace(agent=dataclasses.replace(small.agent, algorithm=algorithm))
+    fpu = algorithm.frames_per_update(small)
     small = small.replace(
         env=dataclasses.replace(small.env, max_frame=updates * fpu),
         meta=dataclasses.replace(
