@@ -256,8 +256,12 @@ def split_at_mode(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from jaxlab.runtime.lock import FolderLocked
+
     try:
         return _main(argv)
+    except FolderLocked as err:  # another process is writing the run/experiment folder
+        return _fail("locked", err)
     except KeyboardInterrupt:  # a second SIGINT/SIGTERM: abort without a new checkpoint
         print("\njaxlab: aborted; checkpoints already on disk are intact", file=sys.stderr)
         return 128 + signal.SIGINT

@@ -47,6 +47,7 @@ from jaxlab.experiment.raytune import (
 )
 from jaxlab.experiment.worker import error_line, tune_trainable
 from jaxlab.lab.batching import batchable_keys
+from jaxlab.runtime.lock import locked
 from jaxlab.runtime.provenance import git_info, make_run_dir, versions
 from jaxlab.spec import load_spec
 from jaxlab.spec.schema import Spec
@@ -274,6 +275,15 @@ def search(
     init_ray(address, quiet)  # Experiment.run keeps using this cluster
     slots = cluster_slots(resources)
     exp_dir = make_run_dir(spec, root)
+    with locked(exp_dir):  # one writer per experiment folder (jaxlab.runtime.lock)
+        return _start_search(spec, dims, exp_dir, slots, resources, address, quiet)
+
+
+def _start_search(
+    spec: Spec, dims: list[Dimension], exp_dir: Path, slots: int, resources: dict[str, Any],
+    address: str | None, quiet: bool,
+) -> ExperimentResult:  # fmt: skip
+    """Plan a new Experiment in ``exp_dir`` and run it."""
     (exp_dir / "spec.yaml").write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
     settings: dict[str, dict[str, Any]] = {}
     groups: list[list[str]] = []
@@ -316,6 +326,11 @@ def resume_search(
 ) -> ExperimentResult:
     """Continue an interrupted Experiment: finished trials kept, the others run/resume."""
     exp_dir = Path(exp_dir)
+    with locked(exp_dir):  # one writer per experiment folder (jaxlab.runtime.lock)
+        return _resume_search(exp_dir, address, quiet)
+
+
+def _resume_search(exp_dir: Path, address: str | None, quiet: bool) -> ExperimentResult:
     plan = ExperimentPlan.load(exp_dir)
     if plan.search_alg == "optuna":
         require_optuna()

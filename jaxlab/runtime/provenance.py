@@ -79,15 +79,19 @@ def device_info() -> dict[str, Any]:
 
 
 def make_run_dir(spec: Spec, root: str | Path = "data") -> Path:
-    """``<root>/<spec name>_<timestamp>``, made unique if two runs start the same second."""
+    """``<root>/<spec name>_<timestamp>``, made unique if runs start the same second: the
+    folder is claimed by ``mkdir`` itself (atomic), and a name taken meanwhile by another
+    process moves on to ``_1``, ``_2``, ..."""
     check_name(spec.name)  # a spec built in Python skips parse_spec: never leave root
     stamp = datetime.now().strftime("%Y_%m_%d_%H%M%S")
     base = Path(root) / f"{spec.name}_{stamp}"
     path, n = base, 1
-    while path.exists():
-        path, n = Path(f"{base}_{n}"), n + 1
-    path.mkdir(parents=True)
-    return path
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            path, n = Path(f"{base}_{n}"), n + 1
 
 
 def write_provenance(spec: Spec, run_dir: Path, keys: jax.Array) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from jaxlab.config.parse import flatten
 from jaxlab.lab.trial import Trial
 from jaxlab.logging import SessionWriter
 from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError
+from jaxlab.runtime.lock import locked
 from jaxlab.runtime.loop import ChunkHook, Loop, RunResult, write_report_safely
 from jaxlab.runtime.outputs import HostState, TrialOutputs
 from jaxlab.runtime.provenance import git_info
@@ -152,6 +153,11 @@ def resume(
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
         raise CheckpointError(f"{run_dir} is not a jaxlab run directory (no spec.yaml/checkpoints)")
+    with locked(run_dir):  # one writer per run folder (jaxlab.runtime.lock)
+        return _resume(run_dir, progress, report, on_chunk)
+
+
+def _resume(run_dir: Path, progress: bool, report: bool, on_chunk: ChunkHook | None) -> RunResult:
     where = run_dir / "spec.yaml"
     spec = load_spec(where)
     prov = json.loads((run_dir / "provenance.json").read_text())

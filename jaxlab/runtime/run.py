@@ -16,6 +16,7 @@ from jaxlab.lab.batching import check_batchable, stack_hypers
 from jaxlab.lab.trial import Trial, default_keys
 from jaxlab.logging import SessionWriter, columns_for
 from jaxlab.runtime.checkpoint import Checkpointer
+from jaxlab.runtime.lock import locked
 from jaxlab.runtime.loop import ChunkHook, Loop, RunResult
 from jaxlab.runtime.outputs import HostState, TrialOutputs
 from jaxlab.runtime.provenance import make_run_dir, write_provenance
@@ -75,28 +76,21 @@ def train_batch(
     if keys is None:
         keys = default_keys(base)
     trial = Trial(base, jnp.tile(keys, (count, 1)) if count > 1 else keys)
-    outputs = []
-    for k, spec in enumerate(specs):
-        if run_dirs is None:
-            run_dir = make_run_dir(spec, root)
-        else:
-            run_dir = run_dirs[k]
-            run_dir.mkdir(parents=True, exist_ok=True)
-        outputs.append(new_outputs(trial, spec, run_dir, keys, k, count))
-
-    state, compile_s = start(trial, specs, state_fn)
-    loop = Loop(
-        trial,
-        outputs,
-        state,
-        0,
-        compile_s,
-        dev=dev,
-        progress=progress,
-        report=report,
-        on_chunk=on_chunk,
-    )
-    return loop.run()
+    if run_dirs is None:
+        run_dirs = [make_run_dir(spec, root) for spec in specs]
+    for run_dir in run_dirs:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    with locked(*run_dirs):  # one writer per run folder (jaxlab.runtime.lock)
+        outputs = [
+            new_outputs(trial, spec, run_dir, keys, k, count)
+            for k, (spec, run_dir) in enumerate(zip(specs, run_dirs, strict=True))
+        ]
+        state, compile_s = start(trial, specs, state_fn)
+        loop = Loop(
+            trial, outputs, state, 0, compile_s, dev=dev, progress=progress, report=report,
+            on_chunk=on_chunk,
+        )  # fmt: skip
+        return loop.run()
 
 
 def new_outputs(
