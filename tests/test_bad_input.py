@@ -41,6 +41,10 @@ OVERRIDES = [
     ("agent.algorithm.gamma=-.inf", "agent.algorithm.gamma: must be a finite number"),
     ("env.params.max_steps_in_episode=-5", "env.params.max_steps_in_episode: must be >= 1"),
     ("env.params.max_steps_in_episode=abc", "env.params.max_steps_in_episode: must be an integer"),
+    # One session fits, a billion do not: the session count is named, before any allocation.
+    ("meta.max_session=1000000000", "meta.max_session: the Trial state needs"),
+    ("agent.net.recurrent=RNN", "agent.net.recurrent: must be one of 'GRU', 'LSTM'"),
+    ("agent.net.recurrent_size=0", "agent.net.recurrent_size: must be positive"),
 ]
 
 

@@ -99,8 +99,10 @@ def test_memory_budget_refuses_a_state_that_cannot_fit() -> None:
     assert tree_bytes(sessions) == 16 * tree_bytes(buffer)
     with pytest.raises(SpecError) as err:
         check_fits(sessions, 16, free=(512 * 2**20, "test device"))
-    msg = str(err.value)
-    assert msg.startswith("agent.memory.capacity: the Trial state needs 0.30 GiB (16 sessions")
+    msg = str(err.value)  # one session fits: the session count is to blame
+    assert msg.startswith("meta.max_session: the Trial state needs 0.30 GiB (16 sessions")
     assert "test device has 0.50 GiB free" in msg and "\n" not in msg
+    with pytest.raises(SpecError, match=r"^agent\.memory\.capacity: .*\(16 sessions"):
+        check_fits(sessions, 16, free=(32 * 2**20, "test device"))  # not even one fits
     # Sharded over 4 devices, each holds a quarter: that fits.
     assert check_fits(sessions, 16, devices=4, free=(512 * 2**20, "x")) == tree_bytes(sessions) // 4

@@ -232,8 +232,9 @@ class Trial:
         self.keys = keys
         self._chunk: Any = None
         # Refuse (one line) before compiling when seeds x state (replay) cannot fit.
+        knob = "agent.memory.capacity" if spec.agent.memory.replay else "env.num_envs"
         self.state_bytes = check_fits(
-            self.abstract_state(), self.num_sessions, devices=devices_used
+            self.abstract_state(), self.num_sessions, knob, devices=devices_used
         )
         self._init_job: Future | None = None  # the init program's build (_build_init)
         self.init_s = 0.0  # the last init()'s run (init docstring)

@@ -60,15 +60,18 @@ def check_fits(
 
     ``abstract_state``: the Trial state's shapes (leading axis = sessions), split evenly
     over ``devices``. Returns the state's bytes per device. ``free`` overrides the
-    measured ``(bytes, name)`` of one device (for tests).
+    measured ``(bytes, name)`` of one device (for tests). The error names
+    ``meta.max_session`` when one session would fit, else ``memory_path_hint`` (the knob
+    that sizes one session's state: the replay capacity, or the env count on-policy).
     """
     need = tree_bytes(abstract_state) // max(devices, 1)
     sessions = sessions // max(devices, 1)
     have, where = free if free is not None else available_bytes()
     if HEADROOM * need > have:
         per = need / max(sessions, 1)
+        one_fits = sessions > 1 and HEADROOM * per <= have
         raise SpecError(
-            memory_path_hint,
+            "meta.max_session" if one_fits else memory_path_hint,
             f"the Trial state needs {gib(need)} ({sessions} sessions x {gib(per)}), about "
             f"{gib(HEADROOM * need)} with checkpoint/update headroom, but {where} has "
             f"{gib(have)} free; lower agent.memory.capacity, meta.max_session or env.num_envs",
