@@ -156,20 +156,28 @@ def check_contract(spec: Any, tmp_path: Any) -> None:
     assert _equal(a_next, r_next)
 
 
-# The recurrent form (agent.net.recurrent) of every algorithm that has one, both action kinds.
-RECURRENT_CASES = [
-    (a, c) for a in registered() if get_algorithm(a).config_cls.RECURRENT for c in (False, True)
+# The other forms of the algorithms that have them (jaxlab.algorithms.forms): recurrent
+# (agent.net.recurrent) and with self-imitation (agent.algorithm.sil), both action kinds.
+FORMS = {
+    "GRU": ["agent.net.recurrent=GRU", "agent.net.recurrent_size=16"],
+    "SIL": ["agent.algorithm.sil.updates=2", "agent.algorithm.sil.batch_size=16"],
+}
+FORM_CASES = [
+    (a, c, form)
+    for a in registered()
+    if get_algorithm(a).config_cls.RECURRENT
+    for c in (False, True)
+    for form in FORMS
 ]
 
 
 @pytest.mark.parametrize(
-    ("algo", "continuous"),
-    RECURRENT_CASES,
-    ids=[f"{a}-GRU-{'cont' if c else 'disc'}" for a, c in RECURRENT_CASES],
+    ("algo", "continuous", "form"),
+    FORM_CASES,
+    ids=[f"{a}-{f}-{'cont' if c else 'disc'}" for a, c, f in FORM_CASES],
 )
-def test_contract_recurrent(algo: str, continuous: bool, tmp_path) -> None:
-    raw = probe_raw(algo, continuous, "OnPolicyBatch")
-    spec = spec_from_dict(raw, ["agent.net.recurrent=GRU", "agent.net.recurrent_size=16"])
+def test_contract_of_each_form(algo: str, continuous: bool, form: str, tmp_path) -> None:
+    spec = spec_from_dict(probe_raw(algo, continuous, "OnPolicyBatch"), FORMS[form])
     check_contract(shrink(spec, updates=4), tmp_path)
 
 

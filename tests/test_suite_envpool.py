@@ -21,7 +21,7 @@ from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec import SpecError, spec_from_dict
 from jaxlab.spec.schema import EnvSpec, shrink
 from tests.test_conformance import _equal, for_actions
-from tests.test_conformance_suites import discover, raw_spec
+from tests.test_conformance_suites import every_algorithm, raw_spec
 
 
 def env_spec(name: str, num_envs: int = 3, **params) -> EnvSpec:
@@ -262,7 +262,7 @@ HOST_ENVS = {
     "discrete": ("envpool/CartPole-v1", {"max_episode_steps": 8}),
     "continuous": ("envpool/Pendulum-v1", {"max_episode_steps": 8}),
 }
-HOST_CASES = discover(HOST_ENVS)
+HOST_CASES = every_algorithm(HOST_ENVS)
 
 
 def test_every_algorithm_has_a_host_case_for_its_action_spaces():

@@ -1,6 +1,6 @@
 """Algorithm registry. Importing this package registers every shipped algorithm."""
 
-from jaxlab.algorithms import a2c, crossq, dqn, ppo, pqn, recurrent, reinforce, sac, sarsa, td3
+from jaxlab.algorithms import a2c, crossq, dqn, forms, ppo, pqn, reinforce, sac, sarsa, td3
 from jaxlab.algorithms.registry import (
     EPISODE_METRICS,
     SAMPLE_METRICS,
@@ -19,10 +19,10 @@ __all__ = [
     "a2c",
     "crossq",
     "dqn",
+    "forms",
     "get_algorithm",
     "ppo",
     "pqn",
-    "recurrent",
     "register",
     "registered",
     "reinforce",

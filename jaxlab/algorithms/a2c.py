@@ -20,7 +20,7 @@ a shape lives in ``state.hyper``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
@@ -29,7 +29,12 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxlab.algorithms.base import clipped_step
-from jaxlab.algorithms.onpolicy import ActorCriticOnPolicy, OnPolicyState
+from jaxlab.algorithms.onpolicy import (
+    ActorCriticOnPolicy,
+    OnPolicyState,
+    SILSpec,
+    check_self_imitation,
+)
 from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
@@ -44,7 +49,7 @@ class A2CConfig(AlgorithmConfig):
     """``agent.algorithm`` for A2C. Sizes are static; the rest are tunable array leaves."""
 
     name: Literal["A2C"] = "A2C"
-    RECURRENT = True  # agent.net.recurrent builds jaxlab.algorithms.recurrent.RecurrentA2C
+    RECURRENT = True  # agent.net.recurrent builds RecurrentA2C (jaxlab.algorithms.forms)
     gamma: float = tunable(0.99)
     lam: float = tunable(0.95)
     advantage: Literal["gae", "nstep"] = "gae"
@@ -53,6 +58,7 @@ class A2CConfig(AlgorithmConfig):
     time_horizon: int = 8
     training_epoch: int = 1
     normalize_advantages: bool = False
+    sil: SILSpec = field(default_factory=SILSpec)
 
     def validate(self, path: str) -> None:
         require_range(self, path, "gamma", 0.0, 1.0)
@@ -63,6 +69,9 @@ class A2CConfig(AlgorithmConfig):
         ent = self.entropy_coef
         if min(ent.start_val, ent.end_val) < 0:
             raise SpecError(f"{path}.entropy_coef", "start_val and end_val must be >= 0")
+
+    def check_spec(self, spec: Any) -> None:
+        check_self_imitation(spec)
 
     def grad_steps_per_update(self) -> int:
         return self.training_epoch

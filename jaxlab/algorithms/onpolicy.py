@@ -10,6 +10,7 @@ adds its network, its ``hyper()`` leaves, its losses and its ``update``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -18,6 +19,7 @@ from flax import linen as nn
 from flax import struct
 
 from jaxlab.algorithms.skeleton import Algorithm
+from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.envs import Env, VecEnvState, max_truncations
 from jaxlab.networks import ActorCritic
 from jaxlab.rl.distributions import Categorical, DiagGaussian
@@ -25,6 +27,46 @@ from jaxlab.rl.rollout import ActFn, Normalizers, Transition, collect, next_valu
 
 if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
     from jaxlab.spec.schema import Spec
+
+
+@dataclass(frozen=True)
+class SILSpec:
+    """``agent.algorithm.sil``: self-imitation learning on top of PPO or A2C (Oh et al.,
+    2018; :mod:`jaxlab.algorithms.sil`). ``updates`` extra minibatch steps per update
+    (0: off) on ``batch_size`` steps drawn from a prioritized memory of ``capacity`` past
+    steps with their Monte-Carlo returns (priority exponent ``alpha``, importance
+    exponent ``beta``), with the value loss weighted ``value_coef``. Episodes longer than
+    ``max_episode`` steps keep only their last ``max_episode`` steps."""
+
+    updates: int = 0
+    batch_size: int = 512
+    capacity: int = 100_000
+    value_coef: float = 0.01
+    alpha: float = 0.6
+    beta: float = 0.1
+    max_episode: int = 1000
+
+    def validate(self, path: str) -> None:
+        require_positive(self, path, "batch_size", "capacity", "max_episode")
+        if self.updates < 0 or self.value_coef < 0:
+            name = "updates" if self.updates < 0 else "value_coef"
+            raise SpecError(f"{path}.{name}", f"must be >= 0, got {getattr(self, name)!r}")
+        require_range(self, path, "alpha", 0.0, 1.0)
+        require_range(self, path, "beta", 0.0, 1.0)
+        if self.updates and self.batch_size > self.capacity:
+            raise SpecError(
+                f"{path}.batch_size", f"{self.batch_size} is larger than capacity {self.capacity}"
+            )
+
+
+def check_self_imitation(spec: Spec) -> None:
+    """``agent.algorithm.sil`` replays single steps: not with a recurrent network."""
+    if spec.agent.algorithm.sil.updates and spec.agent.net.recurrent:
+        raise SpecError(
+            "agent.algorithm.sil.updates",
+            "self-imitation replays single steps, so it cannot train a recurrent network "
+            "(agent.net.recurrent); set one of them off",
+        )
 
 
 @struct.dataclass
@@ -150,4 +192,11 @@ class ActorCriticOnPolicy(OnPolicy):
         return lambda obs: self.net.apply(params, obs, method=self.net.value)
 
 
-__all__ = ["ActorCriticOnPolicy", "Decide", "OnPolicy", "OnPolicyState"]
+__all__ = [
+    "ActorCriticOnPolicy",
+    "Decide",
+    "OnPolicy",
+    "OnPolicyState",
+    "SILSpec",
+    "check_self_imitation",
+]

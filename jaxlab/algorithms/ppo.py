@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jax
@@ -27,7 +27,12 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxlab.algorithms.base import minibatch_epochs
-from jaxlab.algorithms.onpolicy import ActorCriticOnPolicy, OnPolicyState
+from jaxlab.algorithms.onpolicy import (
+    ActorCriticOnPolicy,
+    OnPolicyState,
+    SILSpec,
+    check_self_imitation,
+)
 from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
@@ -40,7 +45,7 @@ class PPOConfig(AlgorithmConfig):
     """``agent.algorithm`` for PPO. Sizes are static; the rest are tunable array leaves."""
 
     name: Literal["PPO"] = "PPO"
-    RECURRENT = True  # agent.net.recurrent builds jaxlab.algorithms.recurrent.RecurrentPPO
+    RECURRENT = True  # agent.net.recurrent builds RecurrentPPO (jaxlab.algorithms.forms)
     gamma: float = tunable(0.99)
     lam: float = tunable(0.95)
     clip_eps: float = tunable(0.2)
@@ -51,6 +56,7 @@ class PPOConfig(AlgorithmConfig):
     training_epoch: int = 4
     normalize_advantages: bool = True
     clip_value_loss: bool = True
+    sil: SILSpec = field(default_factory=SILSpec)
 
     def validate(self, path: str) -> None:
         require_range(self, path, "gamma", 0.0, 1.0)
@@ -72,6 +78,7 @@ class PPOConfig(AlgorithmConfig):
         )
 
     def check_spec(self, spec: Any) -> None:
+        check_self_imitation(spec)
         envs = spec.env.num_envs
         if spec.agent.net.recurrent and envs % self.minibatch_count:
             raise SpecError(

@@ -27,10 +27,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from jaxlab.algorithms.a2c import A2C, A2CConfig
 from jaxlab.algorithms.onpolicy import ActorCriticOnPolicy, Decide, OnPolicyState
-from jaxlab.algorithms.ppo import PPO, PPOConfig
-from jaxlab.algorithms.registry import register
 from jaxlab.networks.recurrent import RecurrentActorCritic
 from jaxlab.rl.distributions import Categorical, DiagGaussian
 from jaxlab.rl.rollout import Transition, collect, next_values
@@ -58,7 +55,7 @@ def _step(x: Any) -> Any:
 
 class Recurrent(ActorCriticOnPolicy):
     """The recurrent overrides of the on-policy actor-critic hooks; see the module
-    docstring. Mixed in before PPO or A2C (:class:`RecurrentPPO`, :class:`RecurrentA2C`)."""
+    docstring. Mixed in before PPO or A2C (:mod:`jaxlab.algorithms.forms`)."""
 
     def make_net(self) -> RecurrentActorCritic:
         actions, net = self.env.action_spec, self.spec.agent.net
@@ -168,25 +165,4 @@ class Recurrent(ActorCriticOnPolicy):
         return pi, value
 
 
-def either(feedforward: type, recurrent: type) -> Any:
-    """An entry's ``make(spec, env=None)``: the ``recurrent`` class when the spec's
-    ``agent.net.recurrent`` is set, else the ``feedforward`` one."""
-
-    def make(spec: Any, env: Any = None) -> Any:
-        return (recurrent if spec.agent.net.recurrent else feedforward)(spec, env)
-
-    return make
-
-
-class RecurrentPPO(Recurrent, PPO):
-    """PPO with a recurrent network (the ``PPO`` entry builds it when ``agent.net.recurrent``)."""
-
-
-class RecurrentA2C(Recurrent, A2C):
-    """A2C with a recurrent network (the ``A2C`` entry builds it when ``agent.net.recurrent``)."""
-
-
-register("PPO", PPOConfig, either(PPO, RecurrentPPO))
-register("A2C", A2CConfig, either(A2C, RecurrentA2C))
-
-__all__ = ["Recurrent", "RecurrentA2C", "RecurrentPPO", "RecurrentState", "Sequences"]
+__all__ = ["Recurrent", "RecurrentState", "Sequences"]

@@ -102,6 +102,23 @@ class ReplayBuffer:
             data, (self.pos + count) % self.capacity, jnp.minimum(self.size + count, self.capacity)
         )
 
+    def add_where(self, batch: Any, keep: jax.Array) -> tuple[ReplayBuffer, jax.Array]:
+        """Write the rows of ``batch`` (leaves ``[K, ...]``) where ``keep [K]`` is true, in
+        order (the last ``capacity`` of them if more are kept). Returns the buffer and
+        each row's slot ``[K]`` (``capacity``, out of range, for rows not written)."""
+        cap = self.capacity
+        rank = jnp.cumsum(keep.astype(jnp.int32)) - 1
+        total = rank[-1] + 1
+        skipped = jnp.maximum(total - cap, 0)  # the oldest kept rows that would be overwritten
+        written = keep & (rank >= skipped)
+        idx = jnp.where(written, (self.pos + rank - skipped) % cap, cap)
+        data = jax.tree.map(
+            lambda buf, x: buf.at[idx].set(x.astype(buf.dtype), mode="drop"), self.data, batch
+        )
+        count = total - skipped
+        size = jnp.minimum(self.size + count, cap)
+        return ReplayBuffer(data, (self.pos + count) % cap, size), idx
+
     def get(self, idx: jax.Array) -> Any:
         return jax.tree.map(lambda buf: buf[idx], self.data)
 
@@ -203,6 +220,16 @@ class PrioritizedReplay:
         idx = self.buffer.slots(count)
         priority = self.priority.at[idx].set(self.max_priority)
         return self._with(priority, idx, alpha, buffer=self.buffer.add(batch))
+
+    def add_where(self, batch: Any, keep: jax.Array, alpha: Scalar) -> PrioritizedReplay:
+        """:meth:`ReplayBuffer.add_where` at the largest priority seen so far; every
+        block's total is recomputed (one pass over the priorities)."""
+        buffer, idx = self.buffer.add_where(batch, keep)
+        priority = self.priority.at[idx].set(self.max_priority, mode="drop")
+        new = self.replace(buffer=buffer, priority=priority)
+        blocks = self.block_mass.shape[0]
+        slots = jnp.arange(blocks * self.block, dtype=jnp.int32).reshape(blocks, self.block)
+        return new.replace(block_mass=new._mass(priority, slots, alpha).sum(axis=1))
 
     def probabilities(self, alpha: jax.Array | float) -> jax.Array:
         """``P(i)`` for every slot, ``[capacity]`` (0 for empty slots)."""

@@ -1,4 +1,4 @@
-"""On-policy losses as pure functions of arrays: PPO, A2C, REINFORCE.
+"""On-policy losses as pure functions of arrays: PPO, A2C, REINFORCE, self-imitation.
 
 Each loss takes the per-step quantities of a batch (any shape, usually the flat ``[B]``
 steps of a rollout or minibatch; all arguments of one call share it) and returns a scalar
@@ -99,6 +99,23 @@ def reinforce_loss(log_prob_t: jax.Array, adv_t: jax.Array, mask_t: jax.Array) -
     """
     count = jnp.maximum(mask_t.sum(), 1.0)
     return -(log_prob_t * adv_t * mask_t).sum() / count
+
+
+def self_imitation_losses(
+    log_prob_t: jax.Array, value_t: jax.Array, ret_t: jax.Array, weight_t: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Self-imitation learning (Oh et al., 2018) on replayed steps with Monte-Carlo
+    returns ``R_t`` and importance weights ``w_t``:
+
+        A+_t  = max(R_t - V_t, 0)                 (no gradient into R)
+        L_pi  = -mean(w_t * log pi(a_t|s_t) * stop_gradient(A+_t))
+        L_v   = 0.5 * mean(w_t * A+_t^2)          (moves V up only where R_t > V_t)
+
+    Returns ``(L_pi, L_v, A+_t)``; ``A+_t`` (no gradient) is the new priority."""
+    clipped = jnp.maximum(ret_t - value_t, 0.0)
+    fixed = jax.lax.stop_gradient(clipped)
+    policy = -jnp.mean(weight_t * log_prob_t * fixed)
+    return policy, 0.5 * jnp.mean(weight_t * clipped**2), fixed
 
 
 def masked_mean(x_t: jax.Array, mask_t: jax.Array) -> jax.Array:
