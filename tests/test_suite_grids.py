@@ -216,13 +216,16 @@ def test_check_env_accepts_good_params_and_xland_needs_a_ruleset():
         make_env(EnvSpec(name="xminigrid/XLand-MiniGrid-R1-9x9", num_envs=2))
 
 
-def test_shrink_caps_the_episode_limit():
+def test_shrink_caps_the_episode_limit_and_craftax_restarts_from_its_first_world():
     assert shrink_params(NAVIX, {}) == {"max_steps": 50}
     assert shrink_params(XMG, {"max_steps": 999, "view_size": 5}) == {
         "max_steps": 50,
         "view_size": 5,
     }
-    assert shrink_params(CRAFTAX, {"max_timesteps": 10}) == {"max_timesteps": 10}
+    assert shrink_params(CRAFTAX, {"max_timesteps": 10, "reset": "pool"}) == {
+        "max_timesteps": 10,
+        "reset": "cached",
+    }
 
 
 def test_craftax_draws_a_recorded_episode(tmp_path):

@@ -144,12 +144,15 @@ def resumes_exactly(name: str) -> bool:
 
 def shrink_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """``params`` for a tiny-scale run (``--shrink``): the suite's episode-length params
-    (its module's ``SHRINK``, name -> cap) capped, so evaluation's scan stays short."""
+    (its module's ``SHRINK``, name -> cap) capped, so evaluation's scan stays short, and
+    its ``SHRINK_SET`` params (name -> value) set, where a cheaper program serves a smoke
+    run (Craftax restarts from its first world instead of generating new ones)."""
     suite_name, env_id = split_name(name)
     suite = SUITES[suite_name].load()
     fields = suite.param_fields(env_id)
     caps = {k: v for k, v in getattr(suite, "SHRINK", {}).items() if k in fields}
-    return {**params, **{k: min(params.get(k, cap), cap) for k, cap in caps.items()}}
+    sets = dict(getattr(suite, "SHRINK_SET", {}))  # suite options, not EnvParams fields
+    return {**params, **{k: min(params.get(k, cap), cap) for k, cap in caps.items()}, **sets}
 
 
 def _elsewhere(suite_name: str, env_id: str) -> str:
