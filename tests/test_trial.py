@@ -351,3 +351,14 @@ def test_a_failed_checkpoint_save_fails_the_run(tiny_raw, tmp_path, monkeypatch)
     (run,) = [p for p in tmp_path.rglob("session_0") if p.is_dir()]
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert rows and int(rows[-1]["frame"]) >= saves[0]
+
+
+def test_a_billion_sessions_are_refused_before_their_keys_exist(tiny_raw, monkeypatch):
+    """The keys of 1e9 sessions are 8 GB: the state is sized from shapes first, so the
+    refusal comes before any array (the keys' program is never built)."""
+    from jaxlab.spec import SpecError
+
+    spec = spec_from_dict(tiny_raw, ["meta.max_session=1000000000"])
+    monkeypatch.setattr(trial_module, "_keys_program", None)  # calling it would fail
+    with pytest.raises(SpecError, match=r"^meta\.max_session: the Trial state needs"):
+        trial_module.default_keys(spec)

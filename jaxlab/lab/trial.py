@@ -153,10 +153,32 @@ def one_session(state: Any) -> Any:
     )
 
 
+# Past this many sessions the Trial state is sized from shapes before the keys are built
+# (8 bytes a session; a billion sessions' keys alone were 8 GB, allocated before the
+# Trial's own memory check could refuse the spec).
+SIZE_FIRST = 65_536
+
+
 def default_keys(spec: Spec) -> jax.Array:
     """The spec's session keys ``[meta.max_session, 2]``: session k gets
-    :func:`~jaxlab.lab.session.session_key` ``(meta.random_seed, k)``."""
+    :func:`~jaxlab.lab.session.session_key` ``(meta.random_seed, k)``. Many sessions are
+    first checked to fit in memory (:func:`check_state_fits`)."""
+    if spec.meta.max_session > SIZE_FIRST:
+        check_state_fits(spec, spec.meta.max_session)
     return _keys_program(spec.meta.random_seed, spec.meta.max_session)()
+
+
+def memory_knob(spec: Spec) -> str:
+    """The spec key that sizes one session's state: the replay capacity, or the envs."""
+    return "agent.memory.capacity" if spec.agent.memory.replay else "env.num_envs"
+
+
+def check_state_fits(spec: Spec, sessions: int) -> int:
+    """Refuse (:func:`jaxlab.memory.check_fits`) a Trial of ``sessions`` whose state cannot
+    fit, from shapes alone: nothing is allocated."""
+    agent = get_algorithm(spec.agent.algorithm.name).make(spec)
+    keys = jax.ShapeDtypeStruct((sessions, 2), jnp.uint32)
+    return check_fits(jax.eval_shape(jax.vmap(agent.init), keys), sessions, memory_knob(spec))
 
 
 @functools.cache
@@ -232,9 +254,8 @@ class Trial:
         self.keys = keys
         self._chunk: Any = None
         # Refuse (one line) before compiling when seeds x state (replay) cannot fit.
-        knob = "agent.memory.capacity" if spec.agent.memory.replay else "env.num_envs"
         self.state_bytes = check_fits(
-            self.abstract_state(), self.num_sessions, knob, devices=devices_used
+            self.abstract_state(), self.num_sessions, memory_knob(spec), devices=devices_used
         )
         self._init_job: Future | None = None  # the init program's build (_build_init)
         self.init_s = 0.0  # the last init()'s run (init docstring)
