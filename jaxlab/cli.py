@@ -224,7 +224,9 @@ def _search(args: argparse.Namespace) -> int:
         return _fail("spec error", err)
     print(format_experiment(result.summary, result.exp_dir))
     print(f"experiment saved to {result.exp_dir}")
-    return 130 if result.summary["unfinished"] else 0
+    if not result.summary["unfinished"]:
+        return 0
+    return 128 + int(getattr(signal.Signals, result.summary.get("stop_signal") or "SIGINT"))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -256,15 +258,34 @@ def split_at_mode(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from jaxlab.runtime.lock import FolderLocked
+    """The CLI's error boundary: expected failures (a bad spec or checkpoint, a locked
+    folder, an unreachable cluster, a path the OS refuses) exit 2 with one line; anything
+    else exits 1 with one line naming the file its traceback was saved to (``error.txt``
+    in the run folder being written, else a temporary file)."""
+    from jaxlab.experiment.raytune import ClusterError
+    from jaxlab.runtime.checkpoint import CheckpointError
+    from jaxlab.runtime.errors import first_line, os_error_line, save_traceback
+    from jaxlab.runtime.lock import FolderLocked, failed_folder
 
+    failed_folder()  # forget a failure of an earlier call in this process
     try:
         return _main(argv)
     except FolderLocked as err:  # another process is writing the run/experiment folder
         return _fail("locked", err)
+    except SpecError as err:
+        return _fail("spec error", err)
+    except CheckpointError as err:
+        return _fail("checkpoint error", err)
+    except ClusterError as err:
+        return _fail("ray", err)
+    except OSError as err:  # a path given that cannot be made, read or written; a full disk
+        return _fail("file system", os_error_line(err))
     except KeyboardInterrupt:  # a second SIGINT/SIGTERM: abort without a new checkpoint
         print("\njaxlab: aborted; checkpoints already on disk are intact", file=sys.stderr)
         return 128 + signal.SIGINT
+    except Exception as err:  # noqa: BLE001 - the boundary: one line, the traceback saved
+        path = save_traceback(err, failed_folder())
+        return _fail("unexpected error", f"{first_line(err)} (traceback saved to {path})", 1)
 
 
 def _main(argv: Sequence[str] | None = None) -> int:

@@ -160,3 +160,103 @@ def test_a_suite_whose_extra_is_missing_names_the_extra(tmp_path):
     )
     message = "env.name: the brax suite needs its extra: pip install -e '.[brax]'"
     assert_refused(result, message, tmp_path, before)
+
+
+def run_search(tmp_path, *extra):
+    spec = tmp_path / "search.yaml"
+    spec.write_text(yaml.safe_dump({**BASE, "search": {"agent.net.optim.lr__choice": [1e-3]}}))
+    env = {**os.environ, "JAXLAB_XLA_CACHE": "off"}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "jaxlab", "search", str(spec), "--data", str(tmp_path / "data"),
+         *extra],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )  # fmt: skip
+
+
+def test_an_unreachable_ray_address_fails_fast_in_one_line(tmp_path):
+    """Ray itself retries a dead address for minutes; jaxlab probes it first."""
+    before = sorted(p.name for p in tmp_path.parent.iterdir())
+    result = run_search(tmp_path, "--address", "127.0.0.1:9")
+    message = "ray: cannot reach a Ray cluster at 127.0.0.1:9 (Connection refused)"
+    assert_refused(result, message, tmp_path, before)
+
+
+@pytest.mark.slow
+def test_search_resources_no_node_has_are_refused_not_waited_for(tmp_path):
+    """Ray would queue a trial asking for 100 CPUs forever, printing nothing."""
+    before = sorted(p.name for p in tmp_path.parent.iterdir())
+    result = run_search(tmp_path, "-s", "meta.search_resources.cpu=100")
+    message = "meta.search_resources: no Ray node has cpu 100 and gpu 0 for one trial"
+    assert_refused(result, message, tmp_path, before)
+
+
+def test_a_data_folder_the_os_refuses_is_one_line(tmp_path):
+    """``--data`` naming a file (as root, a read-only folder would still be writable)."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(BASE))
+    (tmp_path / "data").write_text("a file, not a folder")
+    result = run_cli(tmp_path, spec)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("jaxlab: file system: ") and str(tmp_path / "data") in line, line
+    assert (tmp_path / "data").read_text() == "a file, not a folder"
+
+
+# The error boundary, in process (a fault injected where no input could cause one).
+def boom(*args, **kwargs):
+    raise ZeroDivisionError("injected fault")
+
+
+def test_an_unexpected_failure_in_a_run_is_one_line_with_the_traceback_in_the_run(
+    tmp_path, monkeypatch, capsys
+):
+    from jaxlab.cli import main
+    from jaxlab.runtime import run
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(BASE))
+    monkeypatch.setattr(run, "start", boom)  # fails inside the locked run folder
+    assert main(["train", str(spec), "--data", str(tmp_path / "data"), "--no-progress"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    (folder,) = (tmp_path / "data").iterdir()
+    saved = folder / "error.txt"
+    expected = (
+        f"jaxlab: unexpected error: ZeroDivisionError: injected fault (traceback saved to {saved})"
+    )
+    assert line == expected
+    text = saved.read_text()
+    assert text.startswith("ZeroDivisionError: injected fault") and "Traceback" in text
+
+
+def test_an_unexpected_failure_outside_a_run_saves_its_traceback_to_a_temp_file(
+    tmp_path, monkeypatch, capsys
+):
+    import tempfile
+
+    from jaxlab import api
+    from jaxlab.cli import main
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(api, "report", boom)
+    assert main(["report", str(tmp_path)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    (saved,) = tmp_path.glob("jaxlab_error_*.txt")
+    assert line.endswith(f"(traceback saved to {saved})") and "injected fault" in line
+    assert "Traceback" in saved.read_text()
+
+
+def test_a_cluster_asking_for_a_token_gets_one_line_naming_the_setting(monkeypatch):
+    """A cluster started with token authentication refuses a driver without the token
+    (Ray raises AuthenticationError with a traceback); jaxlab says what to set."""
+    import ray
+
+    from jaxlab.experiment import raytune
+
+    def refuse(**kwargs):
+        raise ray.exceptions.AuthenticationError("no authentication token")
+
+    monkeypatch.setattr(raytune, "probe", lambda address: None)  # as if it answered
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(raytune.ClusterError, match="uses token authentication: export RAY_AUTH"):
+        raytune.init_ray("10.1.2.3:6379", quiet=True)

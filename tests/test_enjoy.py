@@ -60,7 +60,10 @@ def test_enjoy_picks_latest_or_a_frame(run_dir, capsys, which, frame):
         (["--checkpoint", "999"], "no checkpoint at frame 999 (kept: 192, 256, 320)"),
         (["--checkpoint", "newest"], "--checkpoint must be best, latest or a frame number"),
         (["--session", "2"], "--session must be in 0..1, got 2"),
-        (["--episodes", "0"], "--episodes must be >= 1"),
+        (["--episodes", "0"], "--episodes must lie in [1, 65,536], got 0"),
+        (["--episodes", "1000000000"], "--episodes must lie in [1, 65,536]"),
+        (["--seed", str(10**30)], "--seed must lie in [0, 4294967295]"),
+        (["--seed", "-1"], "--seed must lie in [0, 4294967295], got -1"),
     ],
 )
 def test_enjoy_bad_arguments_fail_in_one_line(run_dir, capsys, args, message):

@@ -189,6 +189,49 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tiny_raw, tmp_
     assert_same_run(run, ref.run_dir, 2)
 
 
+def corrupt_arrays(step: Path) -> None:
+    """Cut the largest array chunk of a checkpoint step in half (its JSON stays valid)."""
+    chunks = [p for p in (step / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
+    victim = max(chunks, key=lambda p: p.stat().st_size)
+    with open(victim, "r+b") as f:
+        f.truncate(victim.stat().st_size // 2)
+
+
+def test_every_checkpoint_corrupt_is_one_warning_each_and_the_results_are_kept(
+    tiny_raw, tmp_path, capsys
+):
+    """Orbax's failed reads leave dozens of 'Event loop is closed' tracebacks behind;
+    the user sees one line per checkpoint and the error. The finished run's summary
+    no longer says it can be resumed."""
+    run = tiny_run(tiny_raw, tmp_path).run_dir
+    steps = sorted((run / "checkpoints").glob("[0-9]*"), key=lambda p: int(p.name))
+    for step in steps:
+        corrupt_arrays(step)
+    assert main(["train", str(run), "--no-progress", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Event loop" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == len(steps) + 1, err
+    assert all("is unreadable" in line for line in lines[:-1])
+    assert "no readable checkpoint" in lines[-1] and "results are kept" in lines[-1]
+    summary = json.loads((run / "trial_summary.json").read_text())
+    assert summary["status"] == "checkpoints_unreadable"
+    assert len(list((run / "checkpoints_corrupt").iterdir())) == len(steps)
+
+
+def test_a_run_killed_before_its_first_checkpoint_trains_again_in_place(tiny_raw, tmp_path, capsys):
+    ref = tiny_run(tiny_raw, tmp_path / "ref")
+    run = copy_run(ref.run_dir, tmp_path / "run")
+    for step in (run / "checkpoints").iterdir():  # as if killed before the first save
+        shutil.rmtree(step)
+    shutil.rmtree(run / "best")
+    (run / "trial_summary.json").unlink()
+    truncate_csv(run / "session_0" / "metrics.csv", 64)
+    assert main(["train", str(run), "--no-progress", "--no-report"]) == 0
+    assert "no checkpoint under" in capsys.readouterr().err
+    assert_same_run(run, ref.run_dir, 2)
+
+
 def test_a_save_cut_short_by_a_kill_is_ignored_and_redone(tiny_raw, tmp_path):
     """kill -9 during an async save leaves orbax's temporary directory, never a step."""
     ref = tiny_run(tiny_raw, tmp_path / "ref")

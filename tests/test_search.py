@@ -5,8 +5,14 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 import pickle
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -21,6 +27,7 @@ from jaxlab.runtime.lock import LOCK_NAME
 from jaxlab.runtime.run import train, train_batch
 from jaxlab.spec import SpecError, spec_from_dict
 from jaxlab.spec.search import parse_search, sample_settings
+from tests.conftest import REPO
 
 EVERY = {
     "agent.net.optim.lr__loguniform": [1.0e-4, 1.0e-2],
@@ -306,3 +313,77 @@ def test_interrupted_search_resumes_keeping_finished_trials_and_a_failing_trial_
     assert (exp / "trial_003" / "error.txt").read_text().startswith("SpecError")
     with open(exp / "experiment_table.csv") as f:
         assert "trial_003" not in {r["trial"] for r in csv.DictReader(f)}
+
+
+def descendants(pid: int) -> set[int]:
+    """``pid`` and every process below it (Ray's daemons and workers)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = {pid}, [pid]
+    while todo:
+        parent = todo.pop()
+        kids = {p for p, pp in parents.items() if pp == parent} - found
+        found |= kids
+        todo.extend(kids)
+    return found
+
+
+def listening_hosts(pids: set[int]) -> list[str]:
+    """The local address (hex, as /proc/net/tcp{,6} writes it) of every listening TCP
+    socket the processes hold."""
+    inodes = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    hosts = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
+                hosts.append(cols[1].split(":")[0])
+    return hosts
+
+
+LOOPBACK = ("0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F")
+
+
+@pytest.mark.slow
+def test_a_search_listens_on_loopback_only_and_sigterm_stops_it_like_ctrl_c(tiny_raw, tmp_path):
+    """The embedded Ray must not expose a cluster to the network (an exposed Ray is a
+    remote-code-execution risk); SIGTERM (a scheduler, ``kill``) ends the search with its
+    resume command, as SIGINT does, never with Ray's native stack dump."""
+    tiny_raw["search"] = {"agent.net.optim.lr__choice": [1e-3]}
+    tiny_raw["env"]["max_frame"] = 32 * 100_000  # runs until stopped
+    tiny_raw["meta"].update(log_frequency=32 * 25, checkpoint_frequency=32 * 200, eval_frequency=0)
+    spec = tmp_path / "long_search.yaml"
+    spec.write_text(yaml.safe_dump(tiny_raw))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    cmd = [sys.executable, "-m", "jaxlab", "search", str(spec), "--data", str(tmp_path / "d")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=REPO, env=env)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not list(tmp_path.glob("d/*/trial_000/session_0/metrics.csv")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.5)
+        time.sleep(2)  # past the first rows: the trial is training
+        hosts = listening_hosts(descendants(proc.pid))
+        assert hosts and all(h in LOOPBACK for h in hosts), hosts
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "resume with: python -m jaxlab search" in out, (out, err)
+    (exp,) = (tmp_path / "d").iterdir()
+    assert json.loads((exp / "experiment.json").read_text())["status"] == {}  # to resume

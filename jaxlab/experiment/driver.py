@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,13 +42,15 @@ from jaxlab.config.parse import SpecError
 from jaxlab.experiment.plan import PLAN, ExperimentPlan, write_json
 from jaxlab.experiment.raytune import (
     StatusCallback,
+    check_resources,
     cluster_slots,
     init_ray,
     optuna_name,
     require_optuna,
 )
-from jaxlab.experiment.worker import error_line, tune_trainable
+from jaxlab.experiment.worker import tune_trainable
 from jaxlab.lab.batching import batchable_keys
+from jaxlab.runtime.errors import error_line
 from jaxlab.runtime.lock import locked
 from jaxlab.runtime.provenance import git_info, make_run_dir, versions
 from jaxlab.spec import load_spec
@@ -125,6 +129,9 @@ class Experiment:
 
         if not ray.is_initialized():
             init_ray(address, self.quiet)
+            check_resources(self.plan.resources)
+        stops: list[str] = []
+        previous = signal.signal(signal.SIGTERM, lambda *_: sigterm_as_sigint(stops))
         try:
             self.run_fixed()
             # Tune returns from fit() on SIGINT; unfinished planned trials mean we stop too
@@ -133,8 +140,9 @@ class Experiment:
         except KeyboardInterrupt:
             pass
         finally:
+            signal.signal(signal.SIGTERM, previous)
             ray.shutdown()
-        return self.finish()
+        return self.finish(stops[0] if stops else None)
 
     def tuner(self, param_space: dict[str, Any], **tune_kw: Any) -> Any:
         from ray import tune
@@ -221,8 +229,9 @@ class Experiment:
         )
         tuner.fit()
 
-    def finish(self) -> ExperimentResult:
-        """Statuses of the trials, the experiment report and summary; print the summary."""
+    def finish(self, stop_signal: str | None = None) -> ExperimentResult:
+        """Statuses of the trials, the experiment report and summary (``stop_signal``:
+        "SIGTERM" when one stopped the search)."""
         for name in self.plan.settings:
             known = self.plan.status.get(name)
             if known in (None, "stopped") and (self.exp_dir / name).is_dir():
@@ -231,7 +240,7 @@ class Experiment:
                     self.plan.record_status(name, status)
         self.save()
         rows: list[dict[str, Any]] = []
-        if any(is_run(p) for p in self.exp_dir.iterdir()):
+        if any(is_run(p) and error_line(p) is None for p in self.exp_dir.iterdir()):
             rows = write_experiment_report(self.exp_dir, reuse=True)
         counts: dict[str, int] = {}
         for name in self.plan.settings:
@@ -243,12 +252,20 @@ class Experiment:
             "planned": self.plan.planned,
             "status_counts": counts,
             "unfinished": [n for n in self.plan.settings if n not in self.plan.status],
+            "stop_signal": stop_signal,
             "best_trial": rows[0]["trial"] if rows else None,
             "best_score": rows[0]["score"] if rows else None,
             "table": rows,
         }
         write_json(self.exp_dir / "experiment_summary.json", summary)
         return ExperimentResult(self.exp_dir, summary)
+
+
+def sigterm_as_sigint(stops: list[str]) -> None:
+    """SIGTERM stops a search as Ctrl-C does: Tune's SIGINT handler ends the running trials
+    at their last checkpoint and ``fit`` returns (``stops`` records the signal)."""
+    stops.append("SIGTERM")
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def final_score(folder: Path) -> float | None:
@@ -273,6 +290,7 @@ def search(
     res = spec.meta.search_resources
     resources = {"cpu": res.cpu, "gpu": res.gpu}
     init_ray(address, quiet)  # Experiment.run keeps using this cluster
+    check_resources(resources)
     slots = cluster_slots(resources)
     exp_dir = make_run_dir(spec, root)
     with locked(exp_dir):  # one writer per experiment folder (jaxlab.runtime.lock)

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jaxlab.experiment.plan import ExperimentPlan
+from jaxlab.runtime.errors import write_error
 from jaxlab.spec.schema import Spec, parse_spec
 from jaxlab.spec.search import apply_setting
-
-ERROR_FILE = "error.txt"
 
 
 def trial_spec(resolved: dict[str, Any], setting: dict[str, Any]) -> Spec:
@@ -49,18 +48,6 @@ def setup_worker(resources: dict[str, float], cache_dir: Path | None) -> None:
     if cache_dir is not None:
         jax.config.update("jax_compilation_cache_dir", str(cache_dir))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-
-
-def write_error(folder: Path, err: BaseException) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-    (folder / ERROR_FILE).write_text(f"{type(err).__name__}: {err}\n\n{text}")
-
-
-def error_line(folder: Path) -> str | None:
-    """The first line of a trial's ``error.txt`` (None when it has none)."""
-    path = folder / ERROR_FILE
-    return path.read_text().splitlines()[0] if path.is_file() else None
 
 
 def make_reporter(report: Any) -> Any:
@@ -114,7 +101,7 @@ def run_group(
             try:
                 resume(folder, progress=progress, on_chunk=hook)
             except Exception as err:  # noqa: BLE001
-                write_error(folder, err)
+                record_failure([folder], err)
             continue
         if folder.exists():  # started but killed before its first checkpoint: redo it
             aside = exp_dir / ".partial" / f"{name}_{time.strftime('%Y%m%d_%H%M%S')}"
@@ -127,9 +114,19 @@ def run_group(
     try:
         train_batch(specs, run_dirs=[exp_dir / n for n in todo], progress=progress, on_chunk=hook)
     except Exception as err:
-        for name in todo:
-            write_error(exp_dir / name, err)
+        record_failure([exp_dir / n for n in todo], err)
         raise
+
+
+def record_failure(folders: list[Path], err: Exception) -> None:
+    """Write ``err`` to each folder's ``error.txt``, unless this worker is exiting: when a
+    search stops (Ctrl-C, SIGTERM), Tune ends its workers, and the training thread then
+    fails on the interpreter's shutdown (no new futures for Orbax's save). That trial was
+    interrupted, not faulty: it resumes from its checkpoints."""
+    if not threading.main_thread().is_alive():  # the main thread has finished: shutdown
+        return
+    for folder in folders:
+        write_error(folder, err)
 
 
 def tune_trainable(config: dict[str, Any], exp_dir: str, plan: ExperimentPlan) -> None:

@@ -38,6 +38,33 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be used: wrong format version, corrupt, none left, or misfit."""
 
 
+class NoCheckpoint(CheckpointError):
+    """A run has no checkpoint to continue from: none written yet, or every one unreadable."""
+
+
+def _drop_closed_loop_noise(unraisable: Any, previous: Callable[[Any], None]) -> None:
+    """After a failed Orbax restore, tensorstore still completes the read's other futures
+    into the asyncio loop Orbax has closed; each reports ``RuntimeError('Event loop is
+    closed')`` as unraisable (dozens of tracebacks per corrupt checkpoint). Only those are
+    dropped; anything else goes to the previous hook."""
+    err = unraisable.exc_value
+    if not (isinstance(err, RuntimeError) and str(err) == "Event loop is closed"):
+        previous(unraisable)
+
+
+def quiet_failed_reads() -> None:
+    """Install :func:`_drop_closed_loop_noise` as ``sys.unraisablehook`` (once)."""
+    hook = sys.unraisablehook
+    if getattr(hook, "jaxlab_quiet", False):
+        return
+
+    def quiet(unraisable: Any) -> None:
+        _drop_closed_loop_noise(unraisable, hook)
+
+    quiet.jaxlab_quiet = True  # type: ignore[attr-defined]
+    sys.unraisablehook = quiet
+
+
 def _as_u32(x: np.ndarray) -> np.ndarray:
     """The leaf's bytes as uint32 words (1- and 2-byte items widened, bools as 0/1)."""
     x = np.ascontiguousarray(x).reshape(-1)
@@ -207,9 +234,10 @@ class Checkpointer:
         ``checkpoints_corrupt/`` unless read-only.
         """
         warn = warn or (lambda msg: print(f"jaxlab: warning: {msg}", file=sys.stderr))
+        quiet_failed_reads()  # a corrupt step's read leaves noise behind (one line each instead)
         steps = self.steps()
         if not steps:
-            raise CheckpointError(f"no checkpoint under {self.directory}")
+            raise NoCheckpoint(f"no checkpoint under {self.directory}")
         for i, frame in enumerate(reversed(steps)):
             try:
                 meta = self.read_meta(frame)
@@ -224,7 +252,7 @@ class Checkpointer:
                 return self.restore(template, frame, meta)
             except Exception as err:  # noqa: BLE001
                 self._bad(frame, err, steps[: len(steps) - 1 - i], warn)
-        raise CheckpointError(f"no readable checkpoint under {self.directory}")
+        raise NoCheckpoint(f"no readable checkpoint under {self.directory}")
 
     def _bad(self, frame: int, err: Exception, older: list[int], warn: Callable) -> None:
         reason = " ".join(str(err).split())[:160]

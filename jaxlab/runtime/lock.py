@@ -21,6 +21,7 @@ from pathlib import Path
 
 LOCK_NAME = ".jaxlab.lock"
 _HELD: dict[Path, int] = {}  # folder -> open descriptor, while this process holds it
+_FAILED: list[Path] = []  # the folder whose writing an exception escaped (its error.txt)
 
 
 class FolderLocked(RuntimeError):
@@ -49,6 +50,14 @@ def acquire(folder: str | Path) -> bool:
     return True
 
 
+def failed_folder() -> Path | None:
+    """The folder that was being written when an exception escaped :func:`locked` (the
+    first of them), once: the error boundary saves the traceback there."""
+    folder = _FAILED[0] if _FAILED else None
+    _FAILED.clear()
+    return folder
+
+
 def release(folder: str | Path) -> None:
     """Drop ``folder``'s lock if this process holds it."""
     fd = _HELD.pop(Path(folder).resolve(), None)
@@ -67,9 +76,13 @@ def locked(*folders: str | Path) -> Iterator[None]:
             if acquire(folder):
                 taken.append(Path(folder))
         yield
+    except Exception:
+        if taken and not _FAILED:
+            _FAILED.append(taken[0])
+        raise
     finally:
         for folder in taken:
             release(folder)
 
 
-__all__ = ["LOCK_NAME", "FolderLocked", "acquire", "locked", "release"]
+__all__ = ["LOCK_NAME", "FolderLocked", "acquire", "failed_folder", "locked", "release"]

@@ -17,6 +17,7 @@ allowed with a warning.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from datetime import datetime
@@ -29,11 +30,12 @@ import jax.numpy as jnp
 from jaxlab.config.parse import flatten
 from jaxlab.lab.trial import Trial
 from jaxlab.logging import SessionWriter
-from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError
+from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError, NoCheckpoint
 from jaxlab.runtime.lock import locked
 from jaxlab.runtime.loop import ChunkHook, Loop, RunResult, write_report_safely
 from jaxlab.runtime.outputs import HostState, TrialOutputs
 from jaxlab.runtime.provenance import git_info
+from jaxlab.runtime.run import train
 from jaxlab.spec import SpecError, load_spec, spec_from_dict
 from jaxlab.spec.schema import Spec
 
@@ -160,12 +162,16 @@ def resume(
 def _resume(run_dir: Path, progress: bool, report: bool, on_chunk: ChunkHook | None) -> RunResult:
     where = run_dir / "spec.yaml"
     spec = load_spec(where)
-    prov = json.loads((run_dir / "provenance.json").read_text())
+    prov_file = run_dir / "provenance.json"
+    prov = json.loads(prov_file.read_text()) if prov_file.is_file() else {}
     keys = session_keys(prov, spec.meta.max_session)
     trial = Trial(spec, keys)
     template = trial.abstract_state()
     ckpt = Checkpointer(run_dir / "checkpoints", keep=spec.meta.checkpoint_keep)
-    state, meta, start = restore(trial, keys, template, ckpt, where)
+    try:
+        state, meta, start = restore(trial, keys, template, ckpt, where)
+    except NoCheckpoint as err:
+        return start_over(run_dir, spec, keys, str(err), progress, report, on_chunk)
     message = code_change_warning(prov, run_dir, "the resumed run")
     if message:
         warn(message)
@@ -191,6 +197,39 @@ def _resume(run_dir: Path, progress: bool, report: bool, on_chunk: ChunkHook | N
         trial, [out], state, start, compile_s, progress=progress, report=report, on_chunk=on_chunk
     )
     return loop.run()[0]
+
+
+STALE = ("checkpoints", "best", "graphs", "trial_summary.json", "trial_metrics.json", "error.txt")
+
+
+def start_over(
+    run_dir: Path, spec: Spec, keys: Any, why: str, progress: bool, report: bool,
+    on_chunk: ChunkHook | None,
+) -> RunResult:  # fmt: skip
+    """A run without a usable checkpoint (killed before its first one, or every one
+    unreadable and moved to ``checkpoints_corrupt/``) trains again in place from frame 0
+    with its saved seeds, which reproduces it exactly. A run that had finished keeps its
+    results instead: its summary is marked and the error says how to train it again."""
+    done = run_dir / "trial_summary.json"
+    if done.is_file():
+        summary = json.loads(done.read_text())
+        summary["status"] = "checkpoints_unreadable"
+        done.write_text(json.dumps(summary, indent=2))
+        raise CheckpointError(
+            f"{why}; the run had finished and its results are kept (trial_summary.json "
+            f"marks it); to train it again: python -m jaxlab train {run_dir}/spec.yaml"
+        )
+    warn(f"{why}: training {run_dir} again from frame 0 with its saved seeds")
+    stale = [run_dir / n for n in STALE]
+    stale += [*run_dir.glob("session_*"), *run_dir.glob("tb_*")]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    return train(
+        spec, keys=keys, run_dir=run_dir, progress=progress, report=report, on_chunk=on_chunk
+    )
 
 
 def finished_summary(

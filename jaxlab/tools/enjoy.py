@@ -24,6 +24,8 @@ from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError
 from jaxlab.runtime.resume import is_run_dir, session_keys, warn
 from jaxlab.spec import load_spec
 
+MAX_EPISODES = 65_536
+
 
 def _select(run_dir: Path, which: str) -> tuple[Checkpointer, int | None]:
     """The read-only checkpointer and the frame (None = newest good) for ``--checkpoint``."""
@@ -63,8 +65,10 @@ def enjoy(
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
         raise CheckpointError(f"{run_dir} is not a jaxlab run directory (no spec.yaml/checkpoints)")
-    if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    if not 1 <= episodes <= MAX_EPISODES:  # all episodes run at once, one env each
+        raise ValueError(f"--episodes must lie in [1, {MAX_EPISODES:,}], got {episodes}")
+    if not 0 <= seed <= 2**32 - 1:  # jax keeps a seed's low 32 bits: larger ones would alias
+        raise ValueError(f"--seed must lie in [0, 4294967295], got {seed}")
     spec = load_spec(run_dir / "spec.yaml")
     prov = json.loads((run_dir / "provenance.json").read_text())
     trial = Trial(spec, session_keys(prov, spec.meta.max_session))
