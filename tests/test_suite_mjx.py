@@ -26,12 +26,17 @@ def brax_env(**params):
     return env, jax.jit(env.step)
 
 
+@functools.cache
+def raw_step():
+    """Brax's own jitted step, built once (a new env's step would compile again)."""
+    return jax.jit(brax.envs.get_environment("inverted_pendulum", backend="mjx").step)
+
+
 def own_step(state, action):
     """Brax's own step of env 0's inner state (the reference for ``final_obs``)."""
-    raw = brax.envs.get_environment("inverted_pendulum", backend="mjx")
     one = jax.tree.map(lambda x: x[0], state.env_state.current)
     with jax.numpy_rank_promotion("allow"):
-        return jax.jit(raw.step)(one, action)
+        return raw_step()(one, action)
 
 
 def run(env_step, actions, key=0):

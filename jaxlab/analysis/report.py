@@ -14,10 +14,12 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
 
+from jaxlab.algorithms import get_algorithm
 from jaxlab.analysis.baselines import random_baseline
 from jaxlab.analysis.metrics import experiment_table, trial_metrics
 from jaxlab.analysis.plots import (
@@ -26,8 +28,9 @@ from jaxlab.analysis.plots import (
     plot_trial,
     read_session_csv,
 )
-from jaxlab.config.parse import flatten, varied_keys
-from jaxlab.spec import SpecError, spec_from_dict
+from jaxlab.config.parse import build, flatten, varied_keys
+from jaxlab.spec import SpecError
+from jaxlab.spec.schema import EnvSpec
 
 GRAPHS = "graphs"
 
@@ -42,14 +45,17 @@ def session_dirs(run_dir: Path) -> list[Path]:
 
 
 def grad_steps_per_frame(raw_spec: dict[str, Any]) -> float | None:
-    """Gradient steps per env frame, from the spec (None if the algorithm does not say)."""
+    """Gradient steps per env frame, from a run's resolved spec (None if the algorithm does
+    not say). Only the algorithm and env sections are read: parsing the whole spec would
+    build the env to check it (6 s for a Playground task)."""
     try:
-        spec = spec_from_dict(raw_spec)
-    except SpecError:
+        section = dict(raw_spec["agent"]["algorithm"])
+        algo = build(get_algorithm(section["name"]).config_cls, section, "agent.algorithm")
+        env = build(EnvSpec, dict(raw_spec["env"]), "env")
+    except (SpecError, KeyError, TypeError):
         return None
-    algo = spec.agent.algorithm
     steps = getattr(algo, "grad_steps_per_update", None)
-    return None if steps is None else steps() / algo.frames_per_update(spec)
+    return None if steps is None else steps() / algo.frames_per_update(SimpleNamespace(env=env))
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:

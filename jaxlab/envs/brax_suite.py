@@ -25,7 +25,7 @@ import brax.envs
 import numpy as np
 
 from jaxlab.envs.adapter import check_count, check_like
-from jaxlab.envs.mjx_state import OPTIONS, MjxStateEnv
+from jaxlab.envs.mjx_state import OPTIONS, MjxStateEnv, reset_observation
 from jaxlab.envs.mjx_state import SHRINK as SHRINK
 
 BACKENDS = ("mjx", "generalized", "positional", "spring")
@@ -70,4 +70,5 @@ def make(name: str, num_envs: int, params: dict[str, Any]) -> MjxStateEnv:
     env = brax.envs.get_environment(name, backend=options["backend"], **knobs)
     bounds = np.tile(np.array([[-1.0, 1.0]], np.float32), (env.action_size, 1))
     model = (env.sys.mj_model, lambda state: state.pipeline_state.q)
-    return MjxStateEnv(f"brax/{name}", num_envs, env, bounds, options, model)
+    obs = reset_observation(env, "brax", name, options)
+    return MjxStateEnv(f"brax/{name}", num_envs, env, bounds, options, model, obs)

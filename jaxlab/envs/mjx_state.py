@@ -12,6 +12,7 @@ This module imports neither suite.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -32,16 +33,32 @@ OPTIONS: dict[str, Any] = {"episode_length": 1000, "action_repeat": 1}
 SHRINK = {"episode_length": 50}  # --shrink: short episodes (evaluation scans one)
 
 
+_RESET_OBS: dict[str, Any] = {}  # reset_observation's cache
+
+
+def reset_observation(env: Any, *how: Any) -> Any:
+    """The shapes of ``env``'s reset observation (one array's, or a dict of them),
+    computing nothing. Traced once per process for each ``how`` (the suite, task and
+    options that built ``env``): tracing an MJX reset takes 1-3 s, and a run builds its
+    env several times (the spec's check, training, evaluation, the report)."""
+    key = json.dumps(how, sort_keys=True, default=str)
+    if key not in _RESET_OBS:
+        with suite_code():
+            _RESET_OBS[key] = jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs
+    return _RESET_OBS[key]
+
+
 class MjxStateEnv(SuiteEnv):
     """``num_envs`` copies of a Brax-style ``env`` whose actions lie in ``[low, high]``.
 
-    ``obs_key``: for dict observations, the key learners see (e.g. Playground's ``state``).
+    ``obs``: the shapes of its reset observation (:func:`reset_observation`); ``obs_key``:
+    for dict observations, the key learners see (e.g. Playground's ``state``).
     ``model``: the task's ``mujoco.MjModel`` and ``qpos(state) -> [nq]`` for drawing it.
     """
 
     def __init__(
         self, name: str, num_envs: int, env: Any, bounds: np.ndarray, options: dict[str, Any],
-        model: tuple[Any, Any], obs_key: str | None = None,
+        model: tuple[Any, Any], obs: Any, obs_key: str | None = None,
     ) -> None:  # fmt: skip
         self.name, self.num_envs, self.env, self.obs_key = name, num_envs, env, obs_key
         self.model = model
@@ -49,8 +66,7 @@ class MjxStateEnv(SuiteEnv):
         self.reset_mode = "cached"
         self.time_limit = math.ceil(options["episode_length"] / self.action_repeat)
         self.max_episode_steps = self.time_limit
-        with suite_code():
-            shape = jax.eval_shape(lambda k: self._obs(env.reset(k)), jax.random.PRNGKey(0)).shape
+        shape = (obs[obs_key] if obs_key is not None else obs).shape
         self.observation_spec = ObservationSpec(tuple(shape))
         low, high = (np.asarray(bounds[:, i], np.float32) for i in (0, 1))
         self.action_spec = ActionSpec(False, len(low), (len(low),), low, high)
@@ -86,4 +102,4 @@ class MjxStateEnv(SuiteEnv):
         return state, self._obs(state).reshape(-1), state.reward, terminated, jnp.zeros((), bool)
 
 
-__all__ = ["OPTIONS", "SHRINK", "MjxStateEnv"]
+__all__ = ["OPTIONS", "SHRINK", "MjxStateEnv", "reset_observation"]

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 from mujoco_playground import registry
 
 from jaxlab.config.parse import did_you_mean
-from jaxlab.envs.adapter import check_count, check_names, suite_code
+from jaxlab.envs.adapter import check_count, check_names
 from jaxlab.envs.mjx_state import SHRINK as SHRINK
-from jaxlab.envs.mjx_state import MjxStateEnv
+from jaxlab.envs.mjx_state import MjxStateEnv, reset_observation
 
 OWN = ("episode_length", "action_repeat")  # options read from the task's config
 FIELDS = (*OWN, "obs_key", "impl", "config")
@@ -52,7 +51,7 @@ def check_param(name: str, key: str, value: Any) -> str | None:
     if key == "impl":
         return check_names(value, IMPLS) if isinstance(value, str) else f"must be one of {IMPLS}"
     if key == "obs_key":
-        obs = _observation(registry.load(name))
+        obs = reset_observation(registry.load(name), "playground", name, {})
         if not isinstance(obs, dict):
             return f"{name}'s observation is one array, so it takes no obs_key"
         return (
@@ -65,12 +64,6 @@ def check_param(name: str, key: str, value: Any) -> str | None:
     return f"unknown config key {wrong[0]!r}{did_you_mean(wrong[0], known)}" if wrong else None
 
 
-def _observation(env: Any) -> Any:
-    """The shapes of ``env``'s observation (a dict of them, or one), computing nothing."""
-    with suite_code():
-        return jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs
-
-
 def make(name: str, num_envs: int, params: dict[str, Any]) -> MjxStateEnv:
     """``num_envs`` copies of Playground task ``name`` with ``params`` over its config."""
     overrides = dict(params.get("config", {}))
@@ -81,7 +74,8 @@ def make(name: str, num_envs: int, params: dict[str, Any]) -> MjxStateEnv:
         "episode_length": params.get("episode_length", int(config.episode_length)),
         "action_repeat": params.get("action_repeat", int(config.get("action_repeat", 1))),
     }
-    obs_key = params.get("obs_key", "state") if isinstance(_observation(env), dict) else None
+    obs = reset_observation(env, "playground", name, overrides)
+    obs_key = params.get("obs_key", "state") if isinstance(obs, dict) else None
     bounds = env.mj_model.actuator_ctrlrange
     model = (env.mj_model, lambda state: state.data.qpos)
-    return MjxStateEnv(f"playground/{name}", num_envs, env, bounds, options, model, obs_key)
+    return MjxStateEnv(f"playground/{name}", num_envs, env, bounds, options, model, obs, obs_key)
