@@ -230,12 +230,10 @@ def test_shrink_caps_the_episode_limit_and_craftax_restarts_from_its_first_world
 
 def test_craftax_draws_a_recorded_episode(tmp_path):
     """``enjoy --render``'s path: env 0's recorded states -> a GIF by Craftax's renderer."""
-    env = make_env(EnvSpec(name=CRAFTAX, num_envs=1))
-    state, step, trace = env.reset(jax.random.PRNGKey(0)), jax.jit(env.step), []
-    for t in range(3):
-        trace.append(jax.tree.map(lambda x: np.asarray(x[0]), state.env_state))
-        state, _ = step(jax.random.PRNGKey(t), state, jnp.array([t + 1]))
-    env.write_gif(jax.tree.map(lambda *xs: np.stack(xs), *trace), tmp_path / "ep.gif")
+    rig = rig_for(CRAFTAX)  # its compiled reset and step: a new env would compile them again
+    steps = rig.rollout([[t + 1, t + 1] for t in range(3)])
+    trace = [jax.tree.map(lambda x: np.asarray(x[0]), before.env_state) for before, *_ in steps]
+    rig.env.write_gif(jax.tree.map(lambda *xs: np.stack(xs), *trace), tmp_path / "ep.gif")
     from PIL import Image
 
     gif = Image.open(tmp_path / "ep.gif")

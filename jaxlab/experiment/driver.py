@@ -30,6 +30,7 @@ import math
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -131,7 +132,9 @@ class Experiment:
             init_ray(address, self.quiet)
             check_resources(self.plan.resources)
         stops: list[str] = []
-        previous = signal.signal(signal.SIGTERM, lambda *_: sigterm_as_sigint(stops))
+        main = threading.current_thread() is threading.main_thread()  # where signals go
+        if main:
+            previous = signal.signal(signal.SIGTERM, lambda *_: sigterm_as_sigint(stops))
         try:
             self.run_fixed()
             # Tune returns from fit() on SIGINT; unfinished planned trials mean we stop too
@@ -140,7 +143,8 @@ class Experiment:
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if main:
+                signal.signal(signal.SIGTERM, previous)
             ray.shutdown()
         return self.finish(stops[0] if stops else None)
 
