@@ -82,7 +82,7 @@ def probe(address: str) -> None:
     if not host:  # no port given: Ray's default GCS port
         host, port = port, "6379"
     try:
-        with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S):
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S):
             pass
     except (OSError, ValueError) as err:
         why = getattr(err, "strerror", None) or str(err) or type(err).__name__
