@@ -156,6 +156,39 @@ def test_the_plan_keeps_experiment_json_keys_and_pickles(tmp_path):
     assert ExperimentPlan.load(tmp_path) == plan
 
 
+def test_a_trial_that_stopped_because_the_search_stopped_is_left_to_resume(tiny_raw, tmp_path):
+    """Tune ends the running trials gracefully when a search stops, so their summaries say
+    "stopped", as an ASHA stop does. Without a scheduler, or after a SIGTERM, that is an
+    interruption: the trial stays unfinished (the resumed search continues it)."""
+    from jaxlab.experiment.driver import Experiment
+
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(tiny_raw))
+    plan = ExperimentPlan(
+        spec_name="tiny", search_alg="random", resources={"cpu": 1.0, "gpu": 0.0}, planned=1,
+        settings={"trial_000": {}}, groups=[["trial_000"]], status={}, spec=tiny_raw,
+        git_sha=None, git_dirty=None, versions={}, started="now",
+    )  # fmt: skip
+    (tmp_path / "trial_000").mkdir()
+    summary = {
+        "status": "stopped",
+        "sessions": 2,
+        "diverged_sessions": [],
+        "final_return_mean": None,
+    }
+    (tmp_path / "trial_000" / "trial_summary.json").write_text(json.dumps(summary))
+    exp = Experiment(tmp_path, plan)
+    exp.mark("trial_000")
+    assert plan.status == {}  # no scheduler: interrupted
+    asha = Experiment(tmp_path, plan)
+    asha.spec = spec_from_dict(tiny_raw, ["meta.search_scheduler={name: asha}"])
+    asha.mark("trial_000")
+    assert plan.status == {"trial_000": "stopped"}  # ASHA's own stop is final
+    plan.status.clear()
+    asha.stops.append("SIGTERM")
+    asha.mark("trial_000")
+    assert plan.status == {}
+
+
 def test_optuna_missing_is_a_one_line_error(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "optuna", None)
     with pytest.raises(SpecError, match="optuna is not installed: pip install"):

@@ -102,6 +102,7 @@ class Experiment:
         self.spec = load_spec(exp_dir / "spec.yaml")
         self.dims = parse_search(self.spec.search)
         self.keys = [d.key for d in self.dims]  # the searched keys, in the spec's order
+        self.stops: list[str] = []  # "SIGTERM" once one asked the search to stop
 
     def save(self) -> None:
         self.plan.save(self.exp_dir)
@@ -109,8 +110,8 @@ class Experiment:
     def mark(self, name: str, status: str | None = None) -> None:
         """Record a finished trial's status and print one line about it."""
         status = status or trial_status(self.exp_dir / name)
-        if status == "interrupted":  # the driver is stopping: the trial resumes later
-            return
+        if status == "interrupted" or (status == "stopped" and self.interrupted()):
+            return  # the driver is stopping: the trial resumes later
         self.plan.record_status(name, status)
         self.save()
         folder = self.exp_dir / name
@@ -125,16 +126,21 @@ class Experiment:
                 line += f": final return {s['final_return_mean']:.2f} ± {s['final_return_std']:.2f}"
         print(line, file=sys.stderr, flush=True)
 
+    def interrupted(self) -> bool:
+        """Whether a trial that stopped early was stopped by the search stopping (SIGTERM
+        seen, or no scheduler, which alone stops trials on purpose), not by ASHA. Tune ends
+        the running trials gracefully when the search stops, so they look ASHA-stopped."""
+        return bool(self.stops) or self.spec.meta.search_scheduler is None
+
     def run(self, address: str | None) -> ExperimentResult:
         import ray
 
         if not ray.is_initialized():
             init_ray(address, self.quiet)
             check_resources(self.plan.resources)
-        stops: list[str] = []
         main = threading.current_thread() is threading.main_thread()  # where signals go
         if main:
-            previous = signal.signal(signal.SIGTERM, lambda *_: sigterm_as_sigint(stops))
+            previous = signal.signal(signal.SIGTERM, lambda *_: sigterm_as_sigint(self.stops))
         try:
             self.run_fixed()
             # Tune returns from fit() on SIGINT; unfinished planned trials mean we stop too
@@ -146,7 +152,7 @@ class Experiment:
             if main:
                 signal.signal(signal.SIGTERM, previous)
             ray.shutdown()
-        return self.finish(stops[0] if stops else None)
+        return self.finish(self.stops[0] if self.stops else None)
 
     def tuner(self, param_space: dict[str, Any], **tune_kw: Any) -> Any:
         from ray import tune
