@@ -208,7 +208,8 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from jaxlab.experiment.driver import format_experiment, is_experiment_dir
+    from jaxlab.analysis.report import format_experiment
+    from jaxlab.experiment.driver import is_experiment_dir
 
     if Path(args.spec).is_dir():
         if not is_experiment_dir(args.spec):

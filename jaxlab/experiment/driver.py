@@ -376,33 +376,3 @@ def _resume_search(exp_dir: Path, address: str | None, quiet: bool) -> Experimen
         flush=True,
     )
     return exp.run(address)
-
-
-def format_experiment(summary: dict[str, Any], exp_dir: Path) -> str:
-    """The summary printed at the end of a search: counts, then the top of the table."""
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary["status_counts"].items()))
-    lines = [f"experiment {summary['spec_name']}: {summary['trials']} trials ({counts})"]
-    table = summary["table"]
-    if table:
-        keys = [k for k in table[0] if k != "trial"][:7]
-        heads = [".".join(k.split(".")[-2:]) if "." in k else k for k in keys]
-        widths = [max(len(h), 9) for h in heads]
-        lines.append(
-            "  "
-            + "  ".join(
-                ["trial".ljust(10)] + [h.rjust(w) for h, w in zip(heads, widths, strict=True)]
-            )
-        )
-        for row in table[:10]:
-            cells = [_cell(row[k]).rjust(w) for k, w in zip(keys, widths, strict=True)]
-            lines.append("  " + "  ".join([row["trial"].ljust(10)] + cells))
-        lines.append(f"best: {summary['best_trial']} -> {exp_dir / 'best_spec.yaml'}")
-    if summary["unfinished"]:
-        lines.append(f"unfinished: resume with: python -m jaxlab search {exp_dir}/")
-    return "\n".join(lines)
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "" if v is None else str(v)
