@@ -1,7 +1,7 @@
 """jaxlab: a JAX-accelerated, vectorized deep-RL lab (spec -> Session -> Trial).
 
 The public API (:mod:`jaxlab.api`): ``load_spec``, ``train`` -> ``Run``, ``resume``,
-``search``, ``enjoy``, ``report``, ``plot``.
+``search``, ``benchmark``, ``enjoy``, ``report``, ``plot``.
 """
 
 import os as _os
@@ -34,6 +34,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "UsageError",
+    "benchmark",
     "enjoy",
     "load_spec",
     "plot",
@@ -51,6 +52,7 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see
         Spec,
         SpecError,
         UsageError,
+        benchmark,
         enjoy,
         load_spec,
         plot,

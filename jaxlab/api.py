@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from jaxlab.spec import Spec, SpecError, shrink, spec_from_dict
+from jaxlab.spec import Spec, SpecError, spec_from_dict
 from jaxlab.spec import load_spec as _load_spec
+from jaxlab.spec.load import Overrides, override_strings, shrunk
 
 __all__ = [
     "Run",
@@ -42,6 +42,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "UsageError",
+    "benchmark",
     "enjoy",
     "load_spec",
     "plot",
@@ -52,8 +53,6 @@ __all__ = [
     "train",
     "use_compile_cache",
 ]
-
-Overrides = Mapping[str, Any] | Sequence[str] | None
 
 
 class UsageError(ValueError):
@@ -142,47 +141,13 @@ def use_compile_cache(environ: Mapping[str, str] | None = None) -> Path | None:
     return path
 
 
-def override_strings(overrides: Overrides) -> list[str]:
-    """``-s`` style ``KEY=VALUE`` strings from a list of them or a ``{key: value}`` dict.
-
-    A dict's string values are YAML text, exactly as after ``-s key=`` on the command line
-    (``"1e-3"`` is a number); other values (numbers, lists, booleans...) are taken as they
-    are. Keys are dotted key paths (``agent.net.optim.lr``) or ``${var}`` names.
-    """
-    if overrides is None:
-        return []
-    if isinstance(overrides, str):
-        raise TypeError("overrides must be a dict or a list of 'key=value' strings, not a str")
-    if not isinstance(overrides, Mapping):
-        return [str(item) for item in overrides]
-    return [f"{key}={_yaml_text(value)}" for key, value in overrides.items()]
-
-
-def _yaml_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"))
-    return text.removesuffix("\n...\n").strip()  # a bare scalar ends its document with ...
-
-
-def shrunk(spec: Spec, overrides: Sequence[str] = ()) -> Spec:
-    """``shrink(spec)`` for ``dev`` and ``--shrink``, except that a ``meta.compile`` given
-    with ``-s`` on the same command line is kept (shrink would set ``fast``)."""
-    small = shrink(spec)
-    if any(o.split("=", 1)[0].strip() == "meta.compile" for o in overrides):
-        small = small.replace(meta=dataclasses.replace(small.meta, compile=spec.meta.compile))
-    return small
-
-
 def load_spec(path: str | Path, overrides: Overrides = None, *, shrink: bool = False) -> Spec:
     """Read, resolve and validate the YAML spec at ``path`` into a frozen :class:`Spec`.
 
     ``overrides``: ``{"env.max_frame": 20_000}`` or ``["env.max_frame=2e4"]`` (as ``-s``);
     ``shrink=True`` gives the tiny smoke-test scale of ``--shrink``. Raises SpecError.
     """
-    sets = override_strings(overrides)
-    spec = _load_spec(path, sets)
-    return shrunk(spec, sets) if shrink else spec
+    return _load_spec(path, overrides, shrink=shrink)
 
 
 def _as_spec(spec: Spec | str | Path, overrides: Overrides, shrink: bool) -> Spec:
@@ -272,6 +237,38 @@ def search(
     else:
         resolved = _as_spec(spec, overrides, shrink)
         result = driver.search(resolved, root=data, address=address)
+    return SearchResult(Path(result.exp_dir), result.summary)
+
+
+def benchmark(
+    suite: str | Path,
+    data: str | Path = "data",
+    *,
+    shrink: bool = False,
+    address: str | None = None,
+    progress: bool = False,
+) -> SearchResult:
+    """Run a benchmark suite (``python -m jaxlab benchmark``): each row of the suite file a
+    Trial per random seed, then ``benchmark.md``/``.csv``/``.json`` and graphs, in a new
+    ``<data>/benchmark_<suite>_<time>/`` (:mod:`jaxlab.experiment.benchmark`).
+
+    ``suite``: a suite YAML, or a benchmark folder to resume (finished Trials kept).
+    ``shrink``: every Trial at the ``--shrink`` smoke-test scale. ``address``: a Ray
+    cluster to spread the Trials over (default ``$RAY_ADDRESS``; without one they run
+    here, one after another). The summary is ``benchmark_summary.json``.
+    """
+    from jaxlab.experiment import benchmark as bench
+
+    if Path(suite).is_dir():
+        if not bench.is_benchmark_dir(suite):
+            raise UsageError(f"{suite} is not a benchmark folder (no suite.yaml/experiment.json)")
+        if shrink:
+            raise UsageError("shrink cannot be used when resuming a benchmark")
+        result = bench.resume_benchmark(suite, address=address, progress=progress)
+    else:
+        result = bench.benchmark(
+            suite, root=data, address=address, shrink=shrink, progress=progress
+        )
     return SearchResult(Path(result.exp_dir), result.summary)
 
 

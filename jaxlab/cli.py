@@ -3,7 +3,8 @@
 Modes: ``train`` (the full Trial; given a run directory instead of a spec, or as
 ``train@data/<run>``, it resumes that run), ``search`` (an Experiment on Ray Tune: one
 Trial per setting of the spec's ``search`` block; given an experiment directory, it
-resumes it), ``dev`` (a tiny, extra-checked run of the
+resumes it), ``benchmark`` (a suite of specs x seeds, one Trial each, into a results
+table with rliable statistics; given a benchmark directory, it resumes it), ``dev`` (a tiny, extra-checked run of the
 same spec: at most two sessions, a few updates, finite losses and moving parameters
 asserted), ``enjoy`` (play a trained agent from a run, read-only), ``report`` (rebuild
 a run's metrics and graphs from its CSVs) and ``plot`` (overlay several runs). Spec and
@@ -32,6 +33,7 @@ EPILOG = """examples:
   python -m jaxlab dev specs/ppo/ppo_pendulum.yaml
   python -m jaxlab search specs/search/ppo_cartpole_search.yaml
   python -m jaxlab search data/ppo_cartpole_search_2026_01_01_120000/   # resume a search
+  python -m jaxlab benchmark benchmarks/suites/classic.yaml
   python -m jaxlab train specs/ppo/ppo_cartpole.yaml --shrink   # tiny smoke run
   python -m jaxlab train data/ppo_cartpole_2026_01_01_120000/   # resume a stopped run
   python -m jaxlab enjoy data/ppo_cartpole_2026_01_01_120000/ --episodes 10 --render
@@ -55,8 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for mode, text in helps.items():
         _add_run_mode(sub, mode, text)
+    _add_benchmark(sub)
     _add_tools(sub)
     return parser
+
+
+def _add_benchmark(sub: Any) -> None:
+    text = "a benchmark suite: each row a Trial per seed, then a results table and graphs"
+    p = sub.add_parser("benchmark", help=text, description=text)
+    p.add_argument("suite", help="a suite YAML (benchmarks/suites/), or a benchmark to resume")
+    p.add_argument("--data", default="data", help="output root directory (default: data)")
+    p.add_argument("--shrink", action="store_true", help="every Trial at tiny scale (smoke test)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument(
+        "--address", help="a Ray cluster to spread the Trials over (default: $RAY_ADDRESS)"
+    )
 
 
 def _add_run_mode(sub: Any, mode: str, text: str) -> None:
@@ -230,6 +245,26 @@ def _search(args: argparse.Namespace) -> int:
     return 128 + int(getattr(signal.Signals, result.summary.get("stop_signal") or "SIGINT"))
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    if Path(args.suite).is_dir() and args.shrink:
+        return _fail("benchmark", "--shrink cannot be used when resuming a benchmark")
+    try:
+        result = api.benchmark(
+            args.suite, args.data, shrink=args.shrink, address=args.address,
+            progress=not args.no_progress,
+        )  # fmt: skip
+    except api.UsageError as err:
+        return _fail("benchmark", err)
+    summary = result.summary
+    print((result.exp_dir / "benchmark.md").read_text().split("\n## Graphs")[0])
+    for name in summary["failed"]:
+        print(f"jaxlab: {name} failed: see {result.exp_dir / name / 'error.txt'}", file=sys.stderr)
+    print(f"benchmark saved to {result.exp_dir}")
+    if not summary["unfinished"]:
+        return 0
+    return 128 + int(getattr(signal.Signals, summary.get("stop_signal") or "SIGINT"))
+
+
 def _train(args: argparse.Namespace) -> int:
     """``train`` and ``dev`` of a spec file (a run directory resumes: :func:`_resume`)."""
     from jaxlab.runtime.loop import DevCheckError
@@ -297,6 +332,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if args.mode == "train" and Path(args.spec).is_dir():
         return _resume(args)
     modes = {"enjoy": _enjoy, "report": _report, "plot": _plot, "search": _search}
+    modes["benchmark"] = _benchmark
     return modes.get(args.mode, _train)(args)
 
 

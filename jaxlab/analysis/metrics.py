@@ -24,7 +24,9 @@ session metric, plus
                         (1 = identical curves)
     final return        mean ± std over sessions of each session's last finite r_i
     final_return_iqm    interquartile mean: the mean after trimming floor(K/4) sessions
-                        from each end (``scipy.stats.trim_mean(x, 0.25)``)
+                        from each end (rliable's ``aggregate_iqm``), with
+    final_return_iqm_ci its 95% bootstrap CI [low, high] over sessions
+                        (:func:`jaxlab.analysis.stats.iqm_ci`)
 
 An Experiment ranks its trials by ``score`` = the trial's strength ``S`` (mean over
 sessions): high when a trial gets far above random early and stays there.
@@ -36,7 +38,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import trim_mean
+
+from jaxlab.analysis.stats import iqm_ci
 
 SESSION_METRICS = (
     "strength",
@@ -141,7 +144,11 @@ def trial_metrics(
     finals = [m["final_return"] for m in healthy if m["final_return"] is not None]
     stats = _stats(finals)
     out["final_return_mean"], out["final_return_std"] = stats["mean"], stats["std"]
-    out["final_return_iqm"] = float(trim_mean(finals, 0.25)) if finals else None
+    iqm = iqm_ci(finals)
+    out["final_return_iqm"] = iqm["iqm"]
+    out["final_return_iqm_ci"] = (
+        None if iqm["iqm"] is None else [iqm["iqm_ci_low"], iqm["iqm_ci_high"]]
+    )
     out["consistency"] = consistency(healthy_curves, baseline or 0.0) if healthy else None
     out["score"] = out["strength"]
     return out

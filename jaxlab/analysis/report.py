@@ -190,9 +190,11 @@ def format_report(metrics: dict[str, Any]) -> str:
     mean, std, iqm = (
         metrics[k] for k in ("final_return_mean", "final_return_std", "final_return_iqm")
     )
+    ci = metrics.get("final_return_iqm_ci")
+    iqm_text = cell(iqm) + (f" (95% CI {cell(ci[0])} to {cell(ci[1])})" if ci else "")
     extra = (
         f"\n{metrics['spec_name']} on {metrics['env']} ({metrics['status']}): final return "
-        f"{cell(mean)} ± {cell(std)}, IQM {cell(iqm)}, consistency {cell(metrics['consistency'])}, "
+        f"{cell(mean)} ± {cell(std)}, IQM {iqm_text}, consistency {cell(metrics['consistency'])}, "
         f"random baseline {cell(metrics['random_baseline'])}"
     )
     return text + extra

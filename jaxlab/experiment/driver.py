@@ -239,9 +239,9 @@ class Experiment:
         )
         tuner.fit()
 
-    def finish(self, stop_signal: str | None = None) -> ExperimentResult:
-        """Statuses of the trials, the experiment report and summary (``stop_signal``:
-        "SIGTERM" when one stopped the search)."""
+    def settle(self) -> dict[str, int]:
+        """Record the outcome of trials that finished unseen (a trial Tune ended while
+        stopping may have completed), save the plan; returns the count per status."""
         for name in self.plan.settings:
             known = self.plan.status.get(name)
             if known in (None, "stopped") and (self.exp_dir / name).is_dir():
@@ -249,13 +249,19 @@ class Experiment:
                 if status in ("complete", "error", "diverged"):
                     self.plan.record_status(name, status)
         self.save()
-        rows: list[dict[str, Any]] = []
-        if any(is_run(p) and error_line(p) is None for p in self.exp_dir.iterdir()):
-            rows = write_experiment_report(self.exp_dir, reuse=True)
         counts: dict[str, int] = {}
         for name in self.plan.settings:
             status = self.plan.status.get(name, "unfinished")
             counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    def finish(self, stop_signal: str | None = None) -> ExperimentResult:
+        """Statuses of the trials, the experiment report and summary (``stop_signal``:
+        "SIGTERM" when one stopped the search)."""
+        counts = self.settle()
+        rows: list[dict[str, Any]] = []
+        if any(is_run(p) and error_line(p) is None for p in self.exp_dir.iterdir()):
+            rows = write_experiment_report(self.exp_dir, reuse=True)
         summary = {
             "spec_name": self.spec.name,
             "trials": len(self.plan.settings),

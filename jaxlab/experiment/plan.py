@@ -2,7 +2,8 @@
 
 :class:`ExperimentPlan` holds every setting (trial name -> dotted key -> value), the batch
 groups (the trial names each Ray trial trains), each finished trial's status, the
-experiment's resolved spec and its provenance. The driver owns it; the Ray Tune callback
+experiment's resolved spec and its provenance. A benchmark (:mod:`jaxlab.experiment.benchmark`) keeps the
+same file, with each Trial's own spec in ``specs``. The driver owns it; the Ray Tune callback
 changes it only through :meth:`ExperimentPlan.record_status`,
 :meth:`ExperimentPlan.add_setting` and :meth:`ExperimentPlan.add_group`, and the driver
 writes it back (:meth:`ExperimentPlan.save`) after each change, so an interrupted
@@ -12,7 +13,7 @@ Experiment resumes from it. It pickles, so Ray hands it to the workers as it is.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,13 @@ class ExperimentPlan:
     git_dirty: bool
     versions: dict[str, str]
     started: str
+    # A benchmark's Trials each have their own resolved spec (name -> spec mapping); a
+    # search's trials are ``spec`` with their setting applied, and leave this empty.
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentPlan:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -130,12 +130,17 @@ def record_failure(folders: list[Path], err: Exception) -> None:
 
 
 def tune_trainable(config: dict[str, Any], exp_dir: str, plan: ExperimentPlan) -> None:
-    """The Ray Tune function trainable: one group of a fixed plan (``config["group"]``) or
-    one searcher-suggested setting (``config`` = dotted key -> value)."""
+    """The Ray Tune function trainable: one group of a fixed plan (``config["group"]``; a
+    benchmark's groups are single Trials) or one searcher-suggested setting (``config`` =
+    dotted key -> value)."""
     from ray import tune
 
     exp = Path(exp_dir)
     setup_worker(plan.resources, exp / ".xla_cache")
+    if plan.specs:  # a benchmark: the Trial's own resolved spec, as it is
+        names = plan.group(config["group"])
+        run_group(exp, names, [{}], plan.specs[names[0]], report=tune.report)
+        return
     if "group" in config:
         names = plan.group(config["group"])
         settings = [plan.settings[n] for n in names]

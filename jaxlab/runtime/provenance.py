@@ -79,12 +79,17 @@ def device_info() -> dict[str, Any]:
 
 
 def make_run_dir(spec: Spec, root: str | Path = "data") -> Path:
-    """``<root>/<spec name>_<timestamp>``, made unique if runs start the same second: the
+    """``<root>/<spec name>_<timestamp>`` (:func:`new_folder`)."""
+    return new_folder(spec.name, root)
+
+
+def new_folder(name: str, root: str | Path = "data") -> Path:
+    """``<root>/<name>_<timestamp>``, made unique if runs start the same second: the
     folder is claimed by ``mkdir`` itself (atomic), and a name taken meanwhile by another
     process moves on to ``_1``, ``_2``, ..."""
-    check_name(spec.name)  # a spec built in Python skips parse_spec: never leave root
+    check_name(name)  # a spec built in Python skips parse_spec: never leave root
     stamp = datetime.now().strftime("%Y_%m_%d_%H%M%S")
-    base = Path(root) / f"{spec.name}_{stamp}"
+    base = Path(root) / f"{name}_{stamp}"
     path, n = base, 1
     while True:
         try:

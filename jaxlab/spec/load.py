@@ -13,14 +13,18 @@ Resolution order:
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from jaxlab.config.parse import SpecError, apply_overrides, join
-from jaxlab.spec.schema import SECTIONS, Spec, parse_spec
+from jaxlab.spec.schema import SECTIONS, Spec, parse_spec, shrink
+
+Overrides = Mapping[str, Any] | Sequence[str] | None
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -150,12 +154,49 @@ def resolve_raw(raw: Any, overrides: list[str] | None = None, name: str | None =
     return raw
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
-    """Read, resolve and validate the spec at ``path``; raises SpecError on any problem."""
-    raw = read_yaml(path)
-    return parse_spec(resolve_raw(raw, overrides, name=Path(path).stem))
+def load_spec(path: str | Path, overrides: Overrides = None, *, shrink: bool = False) -> Spec:
+    """Read, resolve and validate the spec at ``path``; raises SpecError on any problem.
+
+    ``overrides``: ``-s`` style strings or a ``{key: value}`` dict (:func:`override_strings`);
+    ``shrink``: the ``--shrink`` smoke-test scale (:func:`shrunk`).
+    """
+    sets = override_strings(overrides)
+    spec = parse_spec(resolve_raw(read_yaml(path), sets, name=Path(path).stem))
+    return shrunk(spec, sets) if shrink else spec
 
 
 def spec_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) -> Spec:
     """Validate a spec given as a mapping (tests, search trials)."""
     return parse_spec(resolve_raw(raw, overrides))
+
+
+def override_strings(overrides: Overrides) -> list[str]:
+    """``-s`` style ``KEY=VALUE`` strings from a list of them or a ``{key: value}`` dict.
+
+    A dict's string values are YAML text, exactly as after ``-s key=`` on the command line
+    (``"1e-3"`` is a number); other values (numbers, lists, booleans...) are taken as they
+    are. Keys are dotted key paths (``agent.net.optim.lr``) or ``${var}`` names.
+    """
+    if overrides is None:
+        return []
+    if isinstance(overrides, str):
+        raise TypeError("overrides must be a dict or a list of 'key=value' strings, not a str")
+    if not isinstance(overrides, Mapping):
+        return [str(item) for item in overrides]
+    return [f"{key}={_yaml_text(value)}" for key, value in overrides.items()]
+
+
+def _yaml_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"))
+    return text.removesuffix("\n...\n").strip()  # a bare scalar ends its document with ...
+
+
+def shrunk(spec: Spec, overrides: Sequence[str] = ()) -> Spec:
+    """``shrink(spec)`` for ``dev`` and ``--shrink``, except that a ``meta.compile`` given
+    with ``-s`` on the same command line is kept (shrink would set ``fast``)."""
+    small = shrink(spec)
+    if any(o.split("=", 1)[0].strip() == "meta.compile" for o in overrides):
+        small = small.replace(meta=dataclasses.replace(small.meta, compile=spec.meta.compile))
+    return small
