@@ -123,7 +123,7 @@ def use_compile_cache(environ: Mapping[str, str] | None = None) -> Path | None:
     set up for JAX (``JAX_COMPILATION_CACHE_DIR``) is left alone. A loaded program is the
     one XLA would compile (the key covers the program, options and versions), so results
     do not change. Returns the directory in use, or None. The CLI calls it for ``train``,
-    ``dev`` and ``enjoy``; the API leaves it to the caller, as it sets jax's config.
+    ``dev``, ``enjoy`` and ``benchmark`` (a seed after the first loads its row's programs); the API leaves it to the caller, as it sets jax's config.
     """
     env = os.environ if environ is None else environ
     if env.get("JAX_COMPILATION_CACHE_DIR"):

@@ -327,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None = None) -> int:
     argv = split_at_mode(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
-    if args.mode in ("train", "dev", "enjoy"):  # search workers share the experiment's own
+    if args.mode in ("train", "dev", "enjoy", "benchmark"):  # search: its workers share their own
         api.use_compile_cache()
     if args.mode == "train" and Path(args.spec).is_dir():
         return _resume(args)
