@@ -260,8 +260,10 @@ def _benchmark(args: argparse.Namespace) -> int:
     for name in summary["failed"]:
         print(f"jaxlab: {name} failed: see {result.exp_dir / name / 'error.txt'}", file=sys.stderr)
     print(f"benchmark saved to {result.exp_dir}")
+    for row in summary["out_of_band"]:
+        print(f"jaxlab: {row}: IQM outside its recorded band", file=sys.stderr)
     if not summary["unfinished"]:
-        return 0
+        return 1 if summary["out_of_band"] else 0
     return 128 + int(getattr(signal.Signals, summary.get("stop_signal") or "SIGINT"))
 
 

@@ -52,10 +52,18 @@ def write_suite(folder, suite):
     return path
 
 
+# A band each row's 3-update IQM is in (PPO) and out of (REINFORCE: above the cap).
+BANDS = [
+    {"algorithm": "PPO", "env": "CartPole-v1", "low": 0.0, "high": 500.0},
+    {"algorithm": "REINFORCE", "env": "CartPole-v1", "low": 600.0},
+]
+
+
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
-    result = jaxlab.benchmark(write_suite(root, SUITE), root / "data", shrink=True)
+    suite = write_suite(root, {**SUITE, "bands": BANDS})
+    result = jaxlab.benchmark(suite, root / "data", shrink=True)
     return result.exp_dir, result.summary
 
 
@@ -101,6 +109,14 @@ def test_a_benchmark_runs_every_row_and_seed_and_writes_its_table(bench):
         "probability_of_improvement",
     ):
         assert (exp_dir / "graphs" / f"{graph}.png").stat().st_size > 10_000
+
+
+def test_a_row_outside_its_recorded_band_is_named(bench):
+    exp_dir, summary = bench
+    assert summary["out_of_band"] == ["REINFORCE on CartPole-v1"]
+    rows = {r["algorithm"]: r for r in summary["rows"]}
+    assert rows["PPO"]["in_band"] is True and rows["REINFORCE"]["in_band"] is False
+    assert "**OUTSIDE** band [600.0, ∞]" in (exp_dir / "benchmark.md").read_text()
 
 
 def test_the_aggregates_are_rliables_on_the_same_normalised_scores(bench):
@@ -219,6 +235,13 @@ BAD_SUITES = [
         "grids[0].envs.CartPoleX-v1: specs/ppo/ppo_cartpole.yaml: env.name: unknown gymnax environment",
     ),
     ({"name": "empty"}, "an empty suite"),
+    (
+        {
+            "specs": ["specs/ppo/ppo_cartpole.yaml"],
+            "bands": [{"algorithm": "DQN", "env": "CartPole-v1", "low": 1}],
+        },
+        "bands[0]: no row ('DQN', 'CartPole-v1') in the suite",
+    ),
     ({"specs": [], "grids": []}, "an empty suite"),
     (
         {"random_seed": [1], "specs": ["specs/ppo/ppo_cartpole.yaml"]},

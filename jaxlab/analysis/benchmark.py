@@ -37,12 +37,12 @@ from jaxlab.analysis.stats import (
     performance_profiles,
     probability_of_improvement,
 )
-from jaxlab.spec.suite import Reference, published_of, references_of
+from jaxlab.spec.suite import Band, Reference, bands_of, published_of, references_of
 
 COLUMNS = (
     "algorithm", "env", "trials", "sessions", "final_return_mean", "final_return_std",
     "iqm", "iqm_ci_low", "iqm_ci_high", "frames_per_session", "env_steps_per_s",
-    "compile_s", "wall_clock_s", "status", "git_sha",
+    "compile_s", "wall_clock_s", "status", "band_low", "band_high", "in_band", "git_sha",
 )  # fmt: skip
 
 
@@ -85,6 +85,16 @@ def _row(label: str, env: str, trials: list[dict[str, Any]]) -> dict[str, Any]:
         "git_sha": " ".join(shas),
         "scores": scores,
     }
+
+
+def check_band(row: dict[str, Any], band: Band | None) -> dict[str, Any]:
+    """The row's band and whether its IQM lies in it (None: no band, or no score yet)."""
+    if band is None:
+        return {"band_low": None, "band_high": None, "in_band": None}
+    inside = None
+    if row["iqm"] is not None:
+        inside = row["iqm"] >= band.low and (band.high is None or row["iqm"] <= band.high)
+    return {"band_low": band.low, "band_high": band.high, "in_band": inside}
 
 
 def collect(exp_dir: Path, plan: Any) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -139,8 +149,9 @@ def aggregate(matrices: dict[str, tuple[list[str], np.ndarray]]) -> dict[str, An
 def write_benchmark_report(exp_dir: Path, plan: Any) -> dict[str, Any]:
     """Tables, JSON and graphs of the benchmark in ``exp_dir`` (finished Trials only)."""
     references, published = references_of(plan.spec), published_of(plan.spec)
-    trials = collect(exp_dir, plan)
+    trials, bands = collect(exp_dir, plan), bands_of(plan.spec)
     rows = [_row(label, env, ts) for (label, env), ts in trials.items()]
+    rows = [{**r, **check_band(r, bands.get((r["algorithm"], r["env"])))} for r in rows]
     matrices = score_matrices(rows, references)
     agg = aggregate(matrices)
     graphs = write_graphs(exp_dir / "graphs", trials, matrices, agg, plan.spec_name)
@@ -148,7 +159,8 @@ def write_benchmark_report(exp_dir: Path, plan: Any) -> dict[str, Any]:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    report = {"rows": rows, "aggregate": agg, "graphs": graphs}
+    out_of_band = [f"{r['algorithm']} on {r['env']}" for r in rows if r["in_band"] is False]
+    report = {"rows": rows, "aggregate": agg, "graphs": graphs, "out_of_band": out_of_band}
     (exp_dir / "benchmark.json").write_text(json.dumps(report, indent=2))
     text = format_markdown(plan, rows, agg, references, published, graphs)
     (exp_dir / "benchmark.md").write_text(text)
@@ -226,6 +238,9 @@ def format_markdown(
     ]
     for r in rows:
         ci = f"{_num(r['iqm'])} [{_num(r['iqm_ci_low'])}, {_num(r['iqm_ci_high'])}]"
+        if r["in_band"] is not None:
+            band = f"{_num(r['band_low'])}, {_num(r['band_high']) if r['band_high'] is not None else '∞'}"
+            ci += f" {'in' if r['in_band'] else '**OUTSIDE**'} band [{band}]"
         mean = f"{_num(r['final_return_mean'])} ± {_num(r['final_return_std'])}"
         lines.append(
             f"| {r['algorithm']} | {r['env']} | {mean} | {ci} | {r['sessions']} | "

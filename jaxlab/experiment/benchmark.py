@@ -153,6 +153,7 @@ class Benchmark(Experiment):
             "unfinished": [n for n in self.plan.settings if n not in self.plan.status],
             "failed": [n for n, s in self.plan.status.items() if s == "error"],
             "stop_signal": stop_signal,
+            "out_of_band": report["out_of_band"],
             "rows": report["rows"],
             "aggregate": report["aggregate"],
         }

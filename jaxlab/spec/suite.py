@@ -17,6 +17,8 @@ A suite file (``benchmarks/suites/*.yaml``)::
       CartPole-v1: {score: 500, source: episode cap}
     published:                    # returns set beside ours in benchmark.md
       - {env: CartPole-v1, algorithm: PPO, return: 498.9, frames: 200000, source: SLM Lab}
+    bands:                        # recorded bands: a row's IQM outside its band fails
+      - {algorithm: PPO, env: CartPole-v1, low: 150, high: 500}
 
 A row is (label, env): the label defaults to the spec's algorithm name. Each row runs one
 Trial per random seed. Spec paths are relative to the suite file's folder, else to the
@@ -85,6 +87,18 @@ class Published:
 
 
 @dataclass(frozen=True)
+class Band:
+    """The recorded band of a row's IQM: a result outside ``[low, high]`` is a regression
+    (``high`` None: no upper bound)."""
+
+    algorithm: str
+    env: str
+    low: float
+    high: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class SuiteFile:
     """The suite file's keys (see the module docstring)."""
 
@@ -97,6 +111,7 @@ class SuiteFile:
     grids: tuple[SuiteGrid, ...] = ()
     reference: dict[str, Any] = field(default_factory=dict)
     published: tuple[dict[str, Any], ...] = ()
+    bands: tuple[Band, ...] = ()
 
     def validate(self, path: str) -> None:
         require_positive(self, path, "sessions", "max_frame")
@@ -123,6 +138,7 @@ class Suite:
     trials: tuple[SuiteTrial, ...]
     reference: dict[str, Reference]
     published: tuple[Published, ...]
+    bands: tuple[Band, ...]
     raw: dict[str, Any]  # the suite file as read
 
 
@@ -191,11 +207,17 @@ def load_suite(path: str | Path, *, shrink: bool = False) -> Suite:
                 seen[row] = where
             name = f"{_slug(row[0])}__{_slug(row[1])}__seed{spec.meta.random_seed}"
             trials.append(SuiteTrial(name, row[0], row[1], spec.meta.random_seed, spec))
+    for i, band in enumerate(suite.bands):
+        if (band.algorithm, band.env) not in seen:
+            raise SpecError(
+                f"bands[{i}]", f"no row ({band.algorithm!r}, {band.env!r}) in the suite"
+            )
     return Suite(
         name=suite.name or path.stem,
         trials=tuple(trials),
         reference=references_of(raw),
         published=published_of(raw),
+        bands=suite.bands,
         raw=raw,
     )
 
@@ -216,3 +238,9 @@ def published_of(raw: dict[str, Any]) -> tuple[Published, ...]:
             item["value"] = item.pop("return")
         out.append(build(Published, item, f"published[{i}]"))
     return tuple(out)
+
+
+def bands_of(raw: dict[str, Any]) -> dict[tuple[str, str], Band]:
+    """The ``bands:`` of a suite file's mapping ``raw``, by row (algorithm label, env)."""
+    found = [build(Band, b, f"bands[{i}]") for i, b in enumerate(raw.get("bands") or ())]
+    return {(b.algorithm, b.env): b for b in found}
