@@ -14,9 +14,10 @@ $(BIN)/jaxlab: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(BIN)/jaxlab
 
-# Every env suite's extra (brax, playground, craftax, jumanji, navix, xminigrid, envpool): the tests use them.
+# Every env suite's extra (brax, playground, craftax, jumanji, navix, xminigrid, envpool) and
+# the trackers (wandb, mlflow): the tests use them.
 $(VENV)/.envs: $(BIN)/jaxlab
-	$(BIN)/pip install -q -e ".[dev,envs]"
+	$(BIN)/pip install -q -e ".[dev,envs,trackers]"
 	touch $(VENV)/.envs
 
 setup: $(BIN)/jaxlab

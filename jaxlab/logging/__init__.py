@@ -1,4 +1,5 @@
-"""Logging: CSV/TensorBoard writers per session and the Trial's TensorBoard aggregates."""
+"""Logging: CSV/TensorBoard writers per session and the Trial's TensorBoard aggregates, and
+the experiment trackers fed from them (W&B, MLflow: :mod:`jaxlab.logging.trackers`)."""
 
 from jaxlab.logging.writers import COLUMNS, SessionWriter, TrialWriter, columns_for
 

@@ -11,6 +11,11 @@ Resuming at frame ``F`` keeps the CSV rows with ``frame <= F`` (rows written aft
 checkpoint are dropped; training re-creates them) and starts TensorBoard with
 ``purge_step = F + 1``, which tells TensorBoard to discard the older stream's events past
 ``F``. The history then continues with no duplicated and no missing log points.
+
+Without ``tensorboard`` in ``meta.loggers`` no event stream is written. With a tracker
+listed (``wandb``, ``mlflow``), each writer also keeps the scalars of the rows written since
+the last :meth:`SessionWriter.take_tracked`, which the Trial's outputs hand to the trackers
+when they flush (:mod:`jaxlab.logging.trackers`).
 """
 
 from __future__ import annotations
@@ -54,12 +59,36 @@ def columns_for(metric_names: Any) -> tuple[str, ...]:
     return COLUMNS + tuple(m for m in extra if not m.startswith("eval_"))
 
 
-class SessionWriter:
+# (frame, {tag: value}) per log point, as the trackers take them
+Tracked = list[tuple[int, dict[str, float]]]
+
+
+class _Tracking:
+    """Rows kept for the trackers: ``tracked`` is a list when tracking, else None."""
+
+    tracked: Tracked | None = None
+
+    def take_tracked(self) -> Tracked:
+        """The ``(frame, scalars)`` written since the last call (empty when not tracking)."""
+        rows = self.tracked or []
+        if rows:
+            self.tracked = []
+        return rows
+
+
+class SessionWriter(_Tracking):
     """One row per log point for ``metrics.csv`` and the same scalars for TensorBoard
-    (``tb/``), buffered until :meth:`flush`."""
+    (``tb/``; none with ``tensorboard=False``), buffered until :meth:`flush`. ``track``:
+    also keep each row's scalars for the trackers (:meth:`take_tracked`)."""
 
     def __init__(
-        self, directory: Path, columns: tuple[str, ...] = COLUMNS, resume_frame: int | None = None
+        self,
+        directory: Path,
+        columns: tuple[str, ...] = COLUMNS,
+        resume_frame: int | None = None,
+        *,
+        tensorboard: bool = True,
+        track: bool = False,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "metrics.csv"
@@ -72,20 +101,27 @@ class SessionWriter:
             self.columns = truncate_csv(self.path, resume_frame)
         self._csv = csv.DictWriter(self._rows, fieldnames=self.columns, extrasaction="ignore")
         purge = None if resume_frame is None else resume_frame + 1
-        self._tb = EventFile(directory / "tb", purge_step=purge)
+        self._tb = EventFile(directory / "tb", purge_step=purge) if tensorboard else None
+        self.tracked: Tracked | None = [] if track else None
 
     def write(self, row: dict[str, Any]) -> None:
         self._csv.writerow({k: _fmt(row.get(k)) for k in self.columns})
+        if self._tb is None and self.tracked is None:
+            return
         scalars = {}
         for key in self.columns[1:]:
             value = row.get(key)
             if value is not None and math.isfinite(float(value)):
                 scalars[f"session/{key}"] = float(value)
-        self._tb.scalars(scalars, int(row["frame"]))
+        if self._tb is not None:
+            self._tb.scalars(scalars, int(row["frame"]))
+        if self.tracked is not None:
+            self.tracked.append((int(row["frame"]), scalars))
 
     def histogram(self, tag: str, histo: HistogramProto | None, frame: int) -> None:
         """A TensorBoard histogram (one row of :func:`histogram_protos`); None: nothing."""
-        self._tb.histogram(tag, histo, frame)
+        if self._tb is not None:
+            self._tb.histogram(tag, histo, frame)
 
     def flush(self) -> None:
         """Append the buffered rows to ``metrics.csv`` and the events to TensorBoard."""
@@ -95,7 +131,8 @@ class SessionWriter:
                 f.write(text)
             self._rows.seek(0)
             self._rows.truncate()
-        self._tb.flush()
+        if self._tb is not None:
+            self._tb.flush()
 
     def close(self) -> None:
         self.flush()
@@ -114,17 +151,27 @@ def write_param_histograms(writers: list[SessionWriter], params: Any, frame: int
         write_histograms(writers, f"params/{name}", leaf, frame)
 
 
-class TrialWriter:
+class TrialWriter(_Tracking):
     """Trial aggregates to ``<run>/tb_trial``: across-session mean/std of each scalar.
 
     Diverged sessions are left out of the aggregates; ``trial/diverged_sessions`` counts them.
+    ``tensorboard=False``: no event stream; ``track``: keep them for the trackers, as
+    :class:`SessionWriter` does.
     """
 
     KEYS = ("return", "eval_return_mean", "episode_length", "entropy", "policy_loss", "value_loss")
 
-    def __init__(self, directory: Path, resume_frame: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        resume_frame: int | None = None,
+        *,
+        tensorboard: bool = True,
+        track: bool = False,
+    ) -> None:
         purge = None if resume_frame is None else resume_frame + 1
-        self._tb = EventFile(directory, purge_step=purge)
+        self._tb = EventFile(directory, purge_step=purge) if tensorboard else None
+        self.tracked: Tracked | None = [] if track else None
 
     def write(self, rows: dict[str, np.ndarray], diverged: np.ndarray, frame: int) -> None:
         scalars = {"trial/diverged_sessions": float(diverged.sum())}
@@ -136,13 +183,18 @@ class TrialWriter:
             if x.size:
                 scalars[f"trial/{key}_mean"] = float(x.mean())
                 scalars[f"trial/{key}_std"] = float(x.std())
-        self._tb.scalars(scalars, frame)
+        if self._tb is not None:
+            self._tb.scalars(scalars, frame)
+        if self.tracked is not None:
+            self.tracked.append((int(frame), scalars))
 
     def flush(self) -> None:
-        self._tb.flush()
+        if self._tb is not None:
+            self._tb.flush()
 
     def close(self) -> None:
-        self._tb.close()
+        if self._tb is not None:
+            self._tb.close()
 
 
 def truncate_csv(path: Path, frame: int) -> tuple[str, ...]:

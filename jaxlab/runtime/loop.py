@@ -38,7 +38,7 @@ from tqdm import tqdm
 from jaxlab.analysis.report import write_report
 from jaxlab.lab.evaluate import EVAL_METRICS
 from jaxlab.lab.trial import Trial
-from jaxlab.runtime.outputs import TrialOutputs, take
+from jaxlab.runtime.outputs import TrialOutputs, run_status, take
 from jaxlab.runtime.signals import StopRequest
 
 # A call runs several chunks when they take less than this together (the row latency).
@@ -202,14 +202,19 @@ class Loop:
         self.t0 = self.last = time.perf_counter()
         if self.dev:
             self.dev_before = jax.device_get(self.state.params)
+        status = "failed"  # how the outputs (their tracker runs) end
         try:
             with self.stop:
                 self.state, self.pending = self.trial.dispatch(self.state, self.first, self.count)
                 while not self.step():
                     pass
                 self._wait_sync()  # the last checkpoint is written (or its error raised)
+            status = run_status(self.stop_by)
+        except KeyboardInterrupt:  # a second signal: aborted without a checkpoint
+            status = "interrupted"
+            raise
         finally:
-            self.close()
+            self.close(status)
         return self.results()
 
     def step(self) -> bool:
@@ -260,15 +265,16 @@ class Loop:
             if self.on_chunk is not None and self.on_chunk(chunk, at, rets) and not final:
                 self.stop_by = "stopped"  # the group in flight finishes, checkpoints
 
-    def close(self) -> None:
-        """Let a sync in flight finish, then close the worker, the bar and the outputs."""
+    def close(self, status: str = "complete") -> None:
+        """Let a sync in flight finish, then close the worker, the bar and the outputs
+        (``status``: how the run ended, for the tracker runs)."""
         if self._sync_job is not None:  # something else failed: let the save finish
             self._sync_job.exception()  # (its own error, if any, comes second)
             self._sync_job = None
         self.worker.shutdown()
         self.bar.close()
         for out in self.outputs:
-            out.close()
+            out.close(status)
 
     def results(self) -> list[RunResult]:
         """Each Trial's summary (``trial_summary.json``), report and final state."""

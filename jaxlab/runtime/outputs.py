@@ -5,6 +5,10 @@ loop state (:class:`HostState`) saved with each checkpoint. The driver loop
 (:class:`jaxlab.runtime.loop.Loop`) holds one per Trial it trains: one for ``train``, K when
 ``search`` batches K hyperparameter settings into one compiled program, each reading its
 own rows ``rows`` of the combined state and metrics.
+
+``meta.loggers`` decides what is written besides ``metrics.csv``: TensorBoard's event files
+and the experiment trackers (:mod:`jaxlab.logging.trackers`), which get each flush's rows
+and are closed with the Trial's status (:func:`run_status`, or ``failed``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import numpy as np
 from jaxlab.algorithms.registry import SAMPLE_METRICS
 from jaxlab.envs import resumes_exactly
 from jaxlab.lab.evaluate import EVAL_METRICS
-from jaxlab.logging import SessionWriter, TrialWriter
+from jaxlab.logging import COLUMNS, SessionWriter, TrialWriter
+from jaxlab.logging.trackers import RunInfo, Trackers
 from jaxlab.logging.writers import FLUSH_SECONDS, write_histograms, write_param_histograms
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec.schema import Spec
@@ -101,6 +106,42 @@ def write_rows(
     return ret
 
 
+def run_status(stop: int | str | None) -> str:
+    """How a Trial's loop ended: ``complete`` (``stop`` None), ``stopped`` (early, by a
+    search scheduler) or ``interrupted`` (``stop``: the signal number)."""
+    if stop is None:
+        return "complete"
+    return "stopped" if stop == "stopped" else "interrupted"
+
+
+def open_trackers(
+    spec: Spec, run_dir: Path, prov: dict[str, Any], sessions: int
+) -> Trackers | None:
+    """The trackers ``meta.loggers`` lists for a Trial of ``sessions``, continuing those
+    of ``run_dir/trackers.json`` (``prov``: the run's provenance; its git SHA and session
+    keys go in their config)."""
+    info = RunInfo.of(spec.to_dict(), run_dir, prov, sessions)
+    return Trackers.open(spec.meta.loggers, run_dir, info)
+
+
+def session_writers(
+    spec: Spec,
+    run_dir: Path,
+    sessions: int,
+    columns: tuple[str, ...] = COLUMNS,
+    *,
+    resume_frame: int | None = None,
+    track: bool = False,
+) -> list[SessionWriter]:
+    """Session k's writer in ``run_dir/session_<k>``: TensorBoard as ``meta.loggers`` says,
+    rows kept for the trackers when ``track``."""
+    tb = "tensorboard" in spec.meta.loggers
+    return [
+        SessionWriter(run_dir / f"session_{k}", columns, resume_frame, tensorboard=tb, track=track)
+        for k in range(sessions)
+    ]
+
+
 def take(tree: Any, rows: slice | None) -> Any:
     """Rows ``rows`` of every leaf's leading (session) axis; the tree itself for ``None``."""
     return tree if rows is None else jax.tree.map(lambda x: x[rows], tree)
@@ -111,6 +152,7 @@ class TrialOutputs:
 
     ``rows`` selects this Trial's sessions in the driver's state and metrics (``None``:
     all of them). ``extra`` is merged into the summary (e.g. the batch it trained in).
+    ``trackers``: the experiment trackers fed at every flush (None: none listed).
     """
 
     def __init__(
@@ -125,24 +167,38 @@ class TrialOutputs:
         rows: slice | None = None,
         resume_frame: int | None = None,
         extra: dict[str, Any] | None = None,
+        trackers: Trackers | None = None,
     ) -> None:
         self.spec, self.run_dir, self.git_sha = spec, run_dir, git_sha
         self.writers, self.ckpt, self.host, self.rows = writers, ckpt, host, rows
         self.derived = spec.derived
         self.num_sessions = len(host.final_returns)
         self.extra = extra or {}
-        self.trial_tb = TrialWriter(run_dir / "tb_trial", resume_frame)
+        self.trackers = trackers
+        self.trial_tb = TrialWriter(
+            run_dir / "tb_trial",
+            resume_frame,
+            tensorboard="tensorboard" in spec.meta.loggers,
+            track=trackers is not None,
+        )
         self.best: Checkpointer | None = None
         if self.derived.eval_every:
             self.best = Checkpointer(run_dir / "best", keep=1)
         self._flushed = time.monotonic()
 
     def flush(self) -> None:
-        """Put every buffered CSV row and TensorBoard event on disk."""
+        """Put every buffered CSV row and TensorBoard event on disk; the rows to the trackers."""
         for writer in self.writers:
             writer.flush()
         self.trial_tb.flush()
+        self._track()
         self._flushed = time.monotonic()
+
+    def _track(self) -> None:
+        """Hand the rows written since the last call to the trackers, if any."""
+        if self.trackers is not None:
+            sessions = [writer.take_tracked() for writer in self.writers]
+            self.trackers.log(sessions, self.trial_tb.take_tracked())
 
     def meta(self, chunk: int) -> dict[str, Any]:
         return {
@@ -210,13 +266,19 @@ class TrialOutputs:
         self.flush()
         self.ckpt.save(frame, state, self.meta(i))
 
-    def close(self) -> None:
+    def close(self, status: str = "complete") -> None:
+        """Close every file; the trackers get the last rows and finish with ``status``."""
         self.trial_tb.close()
         self.ckpt.close()
         if self.best is not None:
             self.best.close()
         for writer in self.writers:
             writer.close()
+        if self.trackers is not None:
+            try:
+                self._track()
+            finally:
+                self.trackers.close(status)
 
     def summary(
         self, frames: int, compile_s: float, stop: int | str | None, init_s: float = 0.0
@@ -230,12 +292,8 @@ class TrialOutputs:
         stats = summarize(np.where(diverged, np.nan, finals))
         stats["final_return_per_session"] = [None if r is None else r for r in host.final_returns]
         wall = max(host.wall_time, 1e-9)
-        if stop is None:
-            status, stop_signal = "complete", None
-        elif stop == "stopped":
-            status, stop_signal = "stopped", None
-        else:
-            status, stop_signal = "interrupted", signal.Signals(int(stop)).name
+        status = run_status(stop)
+        stop_signal = signal.Signals(int(stop)).name if status == "interrupted" else None
         return {
             "spec_name": self.spec.name,
             "status": status,

@@ -29,11 +29,11 @@ import jax.numpy as jnp
 
 from jaxlab.config.parse import flatten
 from jaxlab.lab.trial import Trial
-from jaxlab.logging import SessionWriter
+from jaxlab.logging.trackers import require_trackers
 from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError, NoCheckpoint
 from jaxlab.runtime.lock import locked
 from jaxlab.runtime.loop import ChunkHook, Loop, RunResult, write_report_safely
-from jaxlab.runtime.outputs import HostState, TrialOutputs
+from jaxlab.runtime.outputs import HostState, TrialOutputs, open_trackers, session_writers
 from jaxlab.runtime.provenance import git_info
 from jaxlab.runtime.run import train
 from jaxlab.spec import SpecError, load_spec, spec_from_dict
@@ -162,6 +162,7 @@ def resume(
 def _resume(run_dir: Path, progress: bool, report: bool, on_chunk: ChunkHook | None) -> RunResult:
     where = run_dir / "spec.yaml"
     spec = load_spec(where)
+    require_trackers(spec.meta.loggers)
     prov_file = run_dir / "provenance.json"
     prov = json.loads(prov_file.read_text()) if prov_file.is_file() else {}
     keys = session_keys(prov, spec.meta.max_session)
@@ -183,16 +184,18 @@ def _resume(run_dir: Path, progress: bool, report: bool, on_chunk: ChunkHook | N
         return RunResult(run_dir, summary, state)
     print(f"jaxlab: resuming {run_dir} from frame {frame:,}", file=sys.stderr, flush=True)
     sha = record_resume(run_dir, prov, frame)
-    writers = [
-        SessionWriter(run_dir / f"session_{k}", resume_frame=frame)
-        for k in range(trial.num_sessions)
-    ]
     t0 = time.perf_counter()
     trial.compile(state)
-    out = TrialOutputs(spec, run_dir, sha, writers, ckpt, host, resume_frame=frame)
+    compile_s = trial.trace_s + time.perf_counter() - t0  # as train counts it
+    trackers = open_trackers(spec, run_dir, prov, trial.num_sessions)  # trackers.json's runs
+    writers = session_writers(
+        spec, run_dir, trial.num_sessions, resume_frame=frame, track=trackers is not None
+    )
+    out = TrialOutputs(
+        spec, run_dir, sha, writers, ckpt, host, resume_frame=frame, trackers=trackers
+    )
     if out.best is not None:  # a best saved after the checkpoint belongs to the rolled-back part
         out.best.prune_after(frame)
-    compile_s = trial.trace_s + time.perf_counter() - t0  # as train counts it
     loop = Loop(
         trial, [out], state, start, compile_s, progress=progress, report=report, on_chunk=on_chunk
     )

@@ -14,11 +14,12 @@ import jax.numpy as jnp
 
 from jaxlab.lab.batching import check_batchable, stack_hypers
 from jaxlab.lab.trial import Trial, default_keys
-from jaxlab.logging import SessionWriter, columns_for
+from jaxlab.logging import columns_for
+from jaxlab.logging.trackers import require_trackers
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.runtime.lock import locked
 from jaxlab.runtime.loop import ChunkHook, Loop, RunResult
-from jaxlab.runtime.outputs import HostState, TrialOutputs
+from jaxlab.runtime.outputs import HostState, TrialOutputs, open_trackers, session_writers
 from jaxlab.runtime.provenance import make_run_dir, write_provenance
 from jaxlab.spec.schema import Spec
 
@@ -72,6 +73,8 @@ def train_batch(
     written exactly as ``train`` writes one. With one spec this *is* ``train``.
     """
     check_batchable(specs)
+    for spec in specs:  # a missing tracker package: one line, before anything is written
+        require_trackers(spec.meta.loggers)
     base, count = specs[0], len(specs)
     if keys is None:
         keys = default_keys(base)
@@ -85,7 +88,12 @@ def train_batch(
             new_outputs(trial, spec, run_dir, keys, k, count)
             for k, (spec, run_dir) in enumerate(zip(specs, run_dirs, strict=True))
         ]
-        state, compile_s = start(trial, specs, state_fn)
+        try:
+            state, compile_s = start(trial, specs, state_fn)
+        except BaseException:
+            for out in outputs:  # the tracker runs end as failed
+                out.close("failed")
+            raise
         loop = Loop(
             trial, outputs, state, 0, compile_s, dev=dev, progress=progress, report=report,
             on_chunk=on_chunk,
@@ -97,12 +105,13 @@ def new_outputs(
     trial: Trial, spec: Spec, run_dir: Path, keys: jax.Array, k: int, count: int
 ) -> TrialOutputs:
     """The outputs of setting ``k`` of ``count`` trained by ``trial`` (rows ``k*S..``,
-    S = the sessions of ``keys``) in the new ``run_dir``: provenance, session writers and
-    checkpointer."""
+    S = the sessions of ``keys``) in the new ``run_dir``: provenance, trackers, session
+    writers and checkpointer."""
     sessions = int(keys.shape[0])
     prov = write_provenance(spec, run_dir, keys)
+    trackers = open_trackers(spec, run_dir, prov, sessions)
     columns = columns_for(trial.metric_names())
-    writers = [SessionWriter(run_dir / f"session_{j}", columns) for j in range(sessions)]
+    writers = session_writers(spec, run_dir, sessions, columns, track=trackers is not None)
     ckpt = Checkpointer(
         run_dir / "checkpoints",
         keep=spec.meta.checkpoint_keep,
@@ -111,7 +120,10 @@ def new_outputs(
     rows = slice(k * sessions, (k + 1) * sessions) if count > 1 else None
     extra = {"batch": {"settings": count, "index": k}} if count > 1 else {}
     host = HostState.fresh(sessions)
-    return TrialOutputs(spec, run_dir, prov["git_sha"], writers, ckpt, host, rows=rows, extra=extra)
+    return TrialOutputs(
+        spec, run_dir, prov["git_sha"], writers, ckpt, host, rows=rows, extra=extra,
+        trackers=trackers,
+    )  # fmt: skip
 
 
 def start(trial: Trial, specs: list[Spec], state_fn: Any = None) -> tuple[Any, float]:

@@ -18,6 +18,7 @@ from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, build, did_you_mean, join, require_positive, to_dict
 from jaxlab.config.tunable import tunable
 from jaxlab.envs import check_env, make_env, seeded_params, shrink_params
+from jaxlab.logging.trackers import LOGGERS
 from jaxlab.spec.search import check_search, parse_search
 
 # The largest seed jax keeps whole, and the largest frame or env count (int32 counters).
@@ -225,6 +226,13 @@ class MetaSpec:
     ``OPTIMIZED_CPU_OPTIONS``) or ``fast`` (backend optimisation off:
     roughly half the compile time, slower to run; ``dev`` and ``--shrink`` runs use it).
     It is part of the saved spec because the two builds may differ in the last bits.
+
+    ``loggers``: where the scalars go, any of csv, tensorboard, wandb, mlflow
+    (:mod:`jaxlab.logging.trackers`), default ``[csv, tensorboard]``. ``csv`` is always
+    listed (leaving it out is a SpecError): ``metrics.csv`` is what reports, resume and
+    ``Run.metrics`` read. A listed tracker whose package is missing is refused, naming its
+    pip extra, when a run starts (not here: a W&B run's spec still loads for ``enjoy``
+    where wandb is not installed).
     """
 
     max_session: int = 4
@@ -240,6 +248,7 @@ class MetaSpec:
     search_resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     search_batch: int = 0
     compile: Literal["optimized", "fast"] = "optimized"
+    loggers: tuple[str, ...] = ("csv", "tensorboard")
 
     def validate(self, path: str) -> None:
         require_positive(self, path, "max_session", "max_trial", "log_frequency", "eval_episodes")
@@ -254,6 +263,21 @@ class MetaSpec:
             )
         if self.search_batch < 0:
             raise SpecError(join(path, "search_batch"), "must be >= 0 (0 = automatic)")
+        check_loggers(self.loggers, join(path, "loggers"))
+
+
+def check_loggers(loggers: tuple[str, ...], path: str) -> None:
+    """``meta.loggers``: known names (did-you-mean), each once, csv among them."""
+    for i, name in enumerate(loggers):
+        if name not in LOGGERS:
+            hint = did_you_mean(name, LOGGERS) or f" (one of {', '.join(LOGGERS)})"
+            raise SpecError(f"{path}[{i}]", f"unknown logger {name!r}{hint}")
+        if name in loggers[:i]:
+            raise SpecError(f"{path}[{i}]", f"{name!r} is listed twice")
+    if "csv" not in loggers:
+        raise SpecError(
+            path, "must include csv: metrics.csv is what reports, resume and Run.metrics read"
+        )
 
 
 @dataclass(frozen=True)
