@@ -310,3 +310,25 @@ def test_the_cli_refuses_in_one_line_and_writes_nothing(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(message), line
     assert not data.exists()
+
+
+@pytest.mark.parametrize("mode", ["search", "benchmark"])
+def test_search_and_benchmark_refuse_a_missing_tracker_before_any_trial(
+    tiny_raw, tmp_path, monkeypatch, capsys, mode
+):
+    """Checked once up front, not in each Trial's worker (where every Trial would fail)."""
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    tiny_raw["meta"]["loggers"] = ["csv", "wandb"]
+    if mode == "search":
+        tiny_raw["search"] = {"agent.net.optim.lr__choice": [1.0e-3, 2.0e-3]}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_raw))
+    target = spec
+    if mode == "benchmark":
+        target = tmp_path / "suite.yaml"
+        target.write_text(yaml.safe_dump({"specs": [str(spec)]}))
+    data = tmp_path / "data"
+    assert main([mode, str(target), "--data", str(data), "--no-progress"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "wandb is not installed: pip install -e '.[wandb]'" in line, line
+    assert not data.exists()

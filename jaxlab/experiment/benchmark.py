@@ -43,6 +43,7 @@ from jaxlab.experiment.driver import (
 )
 from jaxlab.experiment.plan import ExperimentPlan, write_json
 from jaxlab.experiment.raytune import check_resources, init_ray
+from jaxlab.logging.trackers import require_trackers
 from jaxlab.runtime.lock import locked
 from jaxlab.runtime.provenance import git_info, new_folder, versions
 from jaxlab.spec.suite import Suite, load_suite
@@ -201,6 +202,8 @@ def benchmark(
     """Run a new benchmark of the suite file ``suite_path`` (``shrink``: every Trial at
     the ``--shrink`` smoke-test scale)."""
     suite = load_suite(suite_path, shrink=shrink)  # a bad suite stops here, nothing written
+    for trial in suite.trials:  # a tracker's missing package too, not in every Trial
+        require_trackers(trial.spec.meta.loggers, f"{trial.name}: meta.loggers")
     plan = new_plan(suite)
     exp_dir = new_folder(f"benchmark_{suite.name}", root)
     with locked(exp_dir):  # one writer per folder (jaxlab.runtime.lock)

@@ -51,6 +51,7 @@ from jaxlab.experiment.raytune import (
 )
 from jaxlab.experiment.worker import tune_trainable
 from jaxlab.lab.batching import batchable_keys
+from jaxlab.logging.trackers import require_trackers
 from jaxlab.runtime.errors import error_line
 from jaxlab.runtime.lock import locked
 from jaxlab.runtime.provenance import git_info, make_run_dir, versions
@@ -299,6 +300,7 @@ def search(
     dims = parse_search(spec.search)
     if not dims:
         raise SpecError("search", "search mode needs a 'search' block of key__dist entries")
+    require_trackers(spec.meta.loggers)  # here, not in every trial's worker
     if spec.meta.search_alg == "optuna":
         if any(d.is_grid for d in dims):
             raise SpecError("search", "grid_search keys cannot be used with search_alg: optuna")
