@@ -27,7 +27,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from jaxlab.analysis.benchmark import write_benchmark_report
 from jaxlab.experiment.driver import (
     Experiment,
     ExperimentResult,
+    announce,
     sigterm_as_sigint,
     trial_status,
 )
@@ -209,11 +209,7 @@ def benchmark(
     with locked(exp_dir):  # one writer per folder (jaxlab.runtime.lock)
         (exp_dir / SUITE_FILE).write_text(yaml.safe_dump(suite.raw, sort_keys=False))
         plan.save(exp_dir)
-        print(
-            f"jaxlab: benchmark {suite.name}: {len(suite.trials)} Trials in {exp_dir}",
-            file=sys.stderr,
-            flush=True,
-        )
+        announce(f"benchmark {suite.name}: {len(suite.trials)} Trials in {exp_dir}")
         return Benchmark(exp_dir, plan, quiet, progress).run(address)
 
 
@@ -224,11 +220,6 @@ def resume_benchmark(
     exp_dir = Path(exp_dir)
     with locked(exp_dir):
         plan = ExperimentPlan.load(exp_dir)
-        left = plan.pending()
-        print(
-            f"jaxlab: resuming benchmark {exp_dir}: {len(plan.status)} Trials finished, "
-            f"{len(left)} to run",
-            file=sys.stderr,
-            flush=True,
-        )
+        left = len(plan.pending())
+        announce(f"resuming benchmark {exp_dir}: {len(plan.status)} Trials finished, {left} to run")
         return Benchmark(exp_dir, plan, quiet, progress).run(address)

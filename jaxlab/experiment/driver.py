@@ -125,7 +125,7 @@ class Experiment:
             s = json.loads((folder / "trial_summary.json").read_text())
             if s["final_return_mean"] is not None:
                 line += f": final return {s['final_return_mean']:.2f} ± {s['final_return_std']:.2f}"
-        print(line, file=sys.stderr, flush=True)
+        announce(line.removeprefix("jaxlab: "))
 
     def interrupted(self) -> bool:
         """Whether a trial that stopped early was stopped by the search stopping (SIGTERM
@@ -278,6 +278,11 @@ class Experiment:
         return ExperimentResult(self.exp_dir, summary)
 
 
+def announce(text: str) -> None:
+    """One ``jaxlab: ...`` progress line on stderr (stdout is the command's result)."""
+    print(f"jaxlab: {text}", file=sys.stderr, flush=True)
+
+
 def sigterm_as_sigint(stops: list[str]) -> None:
     """SIGTERM stops a search as Ctrl-C does: Tune's SIGINT handler ends the running trials
     at their last checkpoint and ``fit`` returns (``stops`` records the signal)."""
@@ -347,12 +352,10 @@ def _start_search(
     )
     plan.save(exp_dir)
     batched = sum(len(g) > 1 for g in groups)
-    print(
-        f"jaxlab: search {spec.name}: {planned} trials ({spec.meta.search_alg}"
+    announce(
+        f"search {spec.name}: {planned} trials ({spec.meta.search_alg}"
         + (f", {len(groups)} Ray trials, {batched} batched" if groups else "")
-        + f") in {exp_dir}",
-        file=sys.stderr,
-        flush=True,
+        + f") in {exp_dir}"
     )
     return Experiment(exp_dir, plan, quiet).run(address)
 
@@ -377,10 +380,5 @@ def _resume_search(exp_dir: Path, address: str | None, quiet: bool) -> Experimen
             plan.add_group([name])
     exp.save()
     left = plan.pending()
-    print(
-        f"jaxlab: resuming search {exp_dir}: {len(plan.status)} trials finished, "
-        f"{len(left)} to run",
-        file=sys.stderr,
-        flush=True,
-    )
+    announce(f"resuming search {exp_dir}: {len(plan.status)} trials finished, {len(left)} to run")
     return exp.run(address)
