@@ -20,7 +20,7 @@ from jaxlab.logging import COLUMNS
 from jaxlab.runtime.loop import DevCheckError, _dev_checks
 from jaxlab.spec import load_spec, parse_spec, shrink
 from tests import golden
-from tests.conftest import REPO, SPECS
+from tests.conftest import GYMNAX_SPECS, REPO, SPECS
 
 
 def test_shrink_compiles_fast_unless_compile_is_set_on_the_command_line():
@@ -45,8 +45,14 @@ def only_run(data):
     return runs[0]
 
 
-@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", GYMNAX_SPECS, ids=lambda p: p.stem)
 def test_every_shipped_spec_trains_in_shrink_mode(path, tmp_path, capsys):
+    check_shrink_run(path, tmp_path, capsys)
+
+
+def check_shrink_run(path, tmp_path, capsys):
+    """A shipped spec trains at the ``--shrink`` scale through the CLI, writes every output
+    and reproduces its golden record (the other suites' specs: ``test_cli_suites.py``)."""
     data = tmp_path / "data"
     assert main(["train", str(path), "--shrink", "--data", str(data), "--no-progress"]) == 0
     out = capsys.readouterr().out
