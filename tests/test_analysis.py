@@ -74,6 +74,24 @@ def test_iqm_trims_a_quarter_from_each_end_and_diverged_sessions_are_left_out():
     assert t["score"] == t["strength"] == 26.5
 
 
+def test_a_trials_iqm_ci_is_rliables_stratified_bootstrap_over_its_sessions():
+    from rliable import library as rly
+    from rliable import metrics as rly_metrics
+
+    finals = [5.0, 7.0, 1.0, 9.0, 4.0, 8.0, 3.0, 6.0]
+    t = trial_metrics([([1, 2], [0.0, r]) for r in finals])
+    np.random.seed(0)  # rliable 1.2 draws its resamples from numpy's global RNG
+    point, interval = rly.get_interval_estimates(
+        {"x": np.array(finals)[:, None]},
+        lambda s: np.array([rly_metrics.aggregate_iqm(s)]),
+        reps=2000,
+    )
+    assert t["final_return_iqm"] == point["x"][0] == 5.5
+    assert t["final_return_iqm_ci"] == list(interval["x"][:, 0])
+    assert t["final_return_iqm_ci"][0] < 5.5 < t["final_return_iqm_ci"][1]
+    assert trial_metrics([([1], [NAN])])["final_return_iqm_ci"] is None  # no episode ended
+
+
 def test_experiment_table_sorts_best_first_and_unscored_last():
     rows = experiment_table(
         [({"lr": 1}, {"score": 1.0}), ({"lr": 2}, {"score": None}), ({"lr": 3}, {"score": 5.0})]

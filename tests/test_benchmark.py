@@ -283,3 +283,20 @@ def test_every_shipped_suite_resolves_with_robust_seeds_and_references(path):
         assert trial.spec.meta.max_session >= 4
     if not suite.bands:  # (the bands suite checks one seed against bands set over five)
         assert len({t.random_seed for t in suite.trials}) >= 3
+
+
+def test_a_benchmark_on_ray_runs_its_trials_as_tune_trials(tmp_path):
+    """``--address`` (here ``local``: a new loopback-only Ray) sends each Trial to a Ray
+    worker, which trains the Trial's own resolved spec from the plan."""
+    suite = {**SUITE, "grids": []}  # PPO only: two Trials
+    result = jaxlab.benchmark(
+        write_suite(tmp_path, suite), tmp_path / "data", shrink=True, address="local"
+    )
+    assert result.summary["status_counts"] == {"complete": 2}
+    assert (result.exp_dir / "tune").is_dir()  # Tune's own records: it ran them
+    plan = json.loads((result.exp_dir / "experiment.json").read_text())
+    for name in ("PPO__CartPole-v1__seed1", "PPO__CartPole-v1__seed2"):
+        saved = yaml.safe_load((result.exp_dir / name / "spec.yaml").read_text())
+        assert saved == plan["specs"][name]  # the worker trained the plan's spec as it is
+    (row,) = result.summary["rows"]
+    assert row["sessions"] == 4 and row["iqm"] is not None

@@ -34,7 +34,8 @@ PROBE_TIMEOUT_S = 5.0
 
 
 def init_ray(address: str | None, quiet: bool) -> None:
-    """Join ``address`` (or ``RAY_ADDRESS``), else start an embedded local Ray, quietly.
+    """Join ``address`` (or ``RAY_ADDRESS``), else start an embedded local Ray, quietly
+    (``address="local"`` also starts one: a benchmark uses it to run its Trials on Ray).
 
     The embedded Ray listens on 127.0.0.1 only, with Ray's token authentication on (Ray's
     default for a new local cluster): a search never exposes a cluster to the network.
@@ -45,21 +46,22 @@ def init_ray(address: str | None, quiet: bool) -> None:
     minutes of Ray's reconnect warnings.
     """
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address is None:
+    embedded = address in (None, "local")  # "local": a new Ray here, as with no address
+    if embedded:
         os.environ[LOOPBACK_ONLY] = "0"
-    elif address not in ("auto", "local"):
+    elif address != "auto":
         probe(address)
     import ray
     from ray._private import ray_constants
 
-    if address is None:  # Ray imported earlier in this process: its constant is already read
+    if embedded:  # Ray imported earlier in this process: its constant is already read
         ray_constants.ENABLE_RAY_CLUSTER = False
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     kw: dict[str, Any] = {"log_to_driver": not quiet, "logging_level": logging.ERROR}
     if quiet:  # a failed trial's traceback is in its error.txt; the driver prints one line
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
-    if address is None:
+    if embedded:
         kw["include_dashboard"] = False
     with warnings.catch_warnings():  # Ray forks its daemons; the JAX threads are idle then
         warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
