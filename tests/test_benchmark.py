@@ -300,3 +300,22 @@ def test_a_benchmark_on_ray_runs_its_trials_as_tune_trials(tmp_path):
         assert saved == plan["specs"][name]  # the worker trained the plan's spec as it is
     (row,) = result.summary["rows"]
     assert row["sessions"] == 4 and row["iqm"] is not None
+
+
+def test_a_trial_failing_outside_its_training_is_recorded_too(tmp_path, monkeypatch):
+    """An error that escapes before training records anything still fails only its Trial."""
+    from jaxlab.experiment import worker
+
+    real = worker.run_group
+
+    def broken(exp_dir, names, *args, **kw):
+        if names == ["PPO__CartPole-v1__seed1"]:
+            raise OSError("injected: disk gone")
+        return real(exp_dir, names, *args, **kw)
+
+    monkeypatch.setattr(worker, "run_group", broken)
+    suite = {**SUITE, "grids": []}
+    result = jaxlab.benchmark(write_suite(tmp_path, suite), tmp_path / "data", shrink=True)
+    assert result.summary["status_counts"] == {"error": 1, "complete": 1}
+    error = result.exp_dir / "PPO__CartPole-v1__seed1" / "error.txt"
+    assert "injected: disk gone" in error.read_text()

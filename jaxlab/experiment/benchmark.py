@@ -21,12 +21,12 @@ resumes: finished Trials are kept, started ones continue from their checkpoints.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from jaxlab.experiment.driver import (
 from jaxlab.experiment.plan import ExperimentPlan, write_json
 from jaxlab.experiment.raytune import check_resources, init_ray
 from jaxlab.logging.trackers import require_trackers
+from jaxlab.runtime.errors import error_line, write_error
 from jaxlab.runtime.lock import locked
 from jaxlab.runtime.provenance import git_info, new_folder, versions
 from jaxlab.spec.suite import Suite, load_suite
@@ -103,8 +104,9 @@ class Benchmark(Experiment):
         """The pending Trials one by one in this process; stops at the first interrupt."""
         from tqdm import tqdm
 
-        main = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, lambda *_: sigterm_as_sigint(self.stops))
+        main = threading.current_thread() is threading.main_thread()  # where signals go
+        if main:
+            previous = signal.signal(signal.SIGTERM, lambda *_: sigterm_as_sigint(self.stops))
         todo = self.plan.pending()
         bar = tqdm(
             total=len(self.plan.settings),
@@ -123,16 +125,21 @@ class Benchmark(Experiment):
             self.stops = self.stops or ["SIGINT"]
         finally:
             bar.close()
-            signal.signal(signal.SIGTERM, main)
+            if main:
+                signal.signal(signal.SIGTERM, previous)
         return self.finish(self.stops[0] if self.stops else None)
 
     def run_trial(self, name: str) -> bool:
         """Train (or resume) one Trial and record it; False when it was interrupted."""
         from jaxlab.experiment.worker import run_group
 
-        with contextlib.suppress(Exception):  # error.txt holds it; the suite goes on
+        folder = self.exp_dir / name
+        try:
             run_group(self.exp_dir, [name], [{}], self.plan.specs[name], progress=self.progress)
-        status = trial_status(self.exp_dir / name)
+        except Exception as err:  # noqa: BLE001 - the Trial fails, the suite goes on
+            if error_line(folder) is None:  # run_group records what it catches itself
+                write_error(folder, err)
+        status = trial_status(folder)
         self.mark(name, status)
         if status == "interrupted":
             self.stops = self.stops or [self.stop_signal_of(name)]
