@@ -130,19 +130,26 @@ def score_matrices(
 
 
 def aggregate(matrices: dict[str, tuple[list[str], np.ndarray]]) -> dict[str, Any]:
-    """rliable's aggregate estimates per algorithm; probability of improvement on the envs
-    every algorithm has; performance profiles."""
-    if not matrices:
-        return {"envs": {}, "estimates": {}, "improvement": {}, "common_envs": []}
+    """rliable's aggregate estimates per algorithm (over the envs it has), and the
+    probability of improvement of each pair of algorithms on the envs both have."""
+    pairs, shared = {}, {}
+    names = list(matrices)
+    for i, x in enumerate(names):
+        for y in names[i + 1 :]:
+            (ex, mx), (ey, my) = matrices[x], matrices[y]
+            common = [e for e in ex if e in ey]
+            if common:
+                pairs[f"{x},{y}"] = (
+                    mx[:, [ex.index(e) for e in common]],
+                    my[:, [ey.index(e) for e in common]],
+                )
+                shared[f"{x},{y}"] = common
     scores = {a: m for a, (_, m) in matrices.items()}
-    common = sorted(set.intersection(*(set(e) for e, _ in matrices.values())))
-    shared = {a: m[:, [e.index(x) for x in common]] for a, (e, m) in matrices.items()}
-    improvement = probability_of_improvement(shared) if common and len(shared) > 1 else {}
     return {
         "envs": {a: e for a, (e, _) in matrices.items()},
-        "estimates": aggregate_estimates(scores),
-        "improvement": improvement,
-        "common_envs": common,
+        "estimates": aggregate_estimates(scores) if scores else {},
+        "improvement": probability_of_improvement(pairs),
+        "improvement_envs": shared,
     }
 
 
@@ -207,7 +214,7 @@ def write_graphs(
             plot_improvement(
                 agg["improvement"],
                 out / "probability_of_improvement.png",
-                title=f"{name}: P(X > Y) on {len(agg['common_envs'])} envs",
+                title=f"{name}: P(X > Y) on the envs both ran",
             )
         )
     return [str(Path("graphs") / Path(p).name) for p in paths]
@@ -292,14 +299,11 @@ def _aggregate_lines(agg: dict[str, Any], references: dict[str, Reference]) -> l
         cells = [f"{e['point']:.3f} [{e['low']:.3f}, {e['high']:.3f}]" for e in est.values()]
         lines.append(f"| {algo} | {len(agg['envs'][algo])} | " + " | ".join(cells) + " |")
     if agg["improvement"]:
-        lines += [
-            "",
-            f"Probability of improvement on {', '.join(agg['common_envs'])}:",
-            "",
-            "| X | Y | P(X > Y) [95% CI] |",
-            "|---|---|---|",
-        ]
+        lines += ["", "Probability of improvement, on the envs both ran:", ""]
+        lines += ["| X | Y | envs | P(X > Y) [95% CI] |", "|---|---|---|---|"]
         for pair, p in agg["improvement"].items():
             x, y = pair.split(",")
-            lines.append(f"| {x} | {y} | {p['point']:.3f} [{p['low']:.3f}, {p['high']:.3f}] |")
+            envs = ", ".join(agg["improvement_envs"][pair])
+            cell = f"{p['point']:.3f} [{p['low']:.3f}, {p['high']:.3f}]"
+            lines.append(f"| {x} | {y} | {envs} | {cell} |")
     return lines

@@ -113,22 +113,16 @@ def aggregate_estimates(
 
 
 def probability_of_improvement(
-    score_dict: Mapping[str, np.ndarray], reps: int = 500, seed: int = 0
+    pairs: Mapping[str, tuple[np.ndarray, np.ndarray]], reps: int = 500, seed: int = 0
 ) -> dict[str, dict[str, float]]:
-    """``P(X > Y)`` with its CI for each pair of algorithms, keyed ``"X,Y"`` with X before
-    Y in ``score_dict``'s order (``P(Y > X) = 1 - P(X > Y)``: ties count half).
+    """``P(X > Y)`` with its CI for each pair ``"X,Y" -> (scores of X, scores of Y)``
+    (``P(Y > X) = 1 - P(X > Y)``: ties count half).
 
-    Both matrices must cover the same tasks in the same column order; runs may differ.
-    Each pair's bootstrap recomputes a Mann-Whitney U per task, so ``reps`` is smaller.
+    The two matrices of a pair cover the same tasks in the same column order; runs may
+    differ. Each resample recomputes a Mann-Whitney U per task, so ``reps`` is smaller.
     """
     from rliable import metrics
 
-    names = list(score_dict)
-    pairs = {
-        f"{x},{y}": (score_dict[x], score_dict[y])
-        for i, x in enumerate(names)
-        for y in names[i + 1 :]
-    }
     if not pairs:
         return {}
     point, interval = _estimates(pairs, metrics.probability_of_improvement, reps, seed)
