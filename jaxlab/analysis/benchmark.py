@@ -221,7 +221,10 @@ def write_graphs(
 
 
 def _num(v: Any, digits: int = 1) -> str:
-    return "n/a" if v is None else f"{v:,.{digits}f}"
+    """``1,234.5``; returns under 10 in magnitude (Catch's) get 3 decimals."""
+    if v is None:
+        return "n/a"
+    return f"{v:.3f}" if digits == 1 and abs(v) < 10 else f"{v:,.{digits}f}"
 
 
 def format_markdown(
@@ -252,7 +255,7 @@ def format_markdown(
         lines.append(
             f"| {r['algorithm']} | {r['env']} | {mean} | {ci} | {r['sessions']} | "
             f"{_num(r['frames_per_session'], 0)} | {_num(r['env_steps_per_s'], 0)} | "
-            f"{_num(r['compile_s'])} | {r['status']} | {r['git_sha']} |"
+            f"{_num(r['compile_s'], 2)} | {r['status']} | {r['git_sha']} |"
         )
     lines += _published_lines(rows, published) + _aggregate_lines(agg, references)
     lines += ["", "## Graphs", ""] + [f"![{g}]({g})" for g in graphs]

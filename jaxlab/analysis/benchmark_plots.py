@@ -28,6 +28,15 @@ from jaxlab.analysis.plots import (
 from jaxlab.analysis.stats import AGGREGATES, curve_band
 
 
+def palette(n: int) -> list[Any]:
+    """``n`` distinct colours: matplotlib's 10-colour cycle, or tab20 beyond 10."""
+    if n <= 10:
+        return [f"C{i}" for i in range(n)]
+    from matplotlib import colormaps
+
+    return [colormaps["tab20"](i % 20) for i in range(n)]
+
+
 def plot_env_curves(
     rows: Mapping[str, Sequence[Curves]],
     path: str | Path,
@@ -40,7 +49,7 @@ def plot_env_curves(
     average of ``window`` log points) with the 95% bootstrap band of that mean."""
     with _figure(WIDTH, HEIGHT) as fig:
         ax = fig.add_subplot()
-        drawn, frames = False, []
+        drawn, frames, colors = False, [], palette(len(rows))
         for i, (label, sessions) in enumerate(rows.items()):
             x, values = _aligned(_smoothed(sessions, window))
             frames.extend(s["frame"] for s in sessions)
@@ -48,9 +57,9 @@ def plot_env_curves(
                 continue
             mean, low, high = curve_band(values)
             ok = np.isfinite(low) & np.isfinite(high)
-            ax.fill_between(x[ok], low[ok], high[ok], color=f"C{i}", alpha=0.2, lw=0)
+            ax.fill_between(x[ok], low[ok], high[ok], color=colors[i], alpha=0.2, lw=0)
             n = len(sessions)
-            drawn |= _line(ax, x, mean, color=f"C{i}", lw=1.8, label=f"{label} ({n} sessions)")
+            drawn |= _line(ax, x, mean, color=colors[i], lw=1.8, label=f"{label} ({n} sessions)")
         _return_axes(ax, frames, baseline, empty=not drawn)
         ax.set_title(title)
         return _save(fig, path)
@@ -62,13 +71,14 @@ def plot_aggregates(
     """IQM, median, mean and optimality gap of normalised scores, a point and its 95% CI
     per algorithm (``estimates`` from :func:`jaxlab.analysis.stats.aggregate_estimates`)."""
     algos = list(estimates)
+    colors = palette(len(algos))
     with _figure(WIDTH * 1.5, 0.6 + 0.35 * len(algos) + 0.6) as fig:
         axes = fig.subplots(1, len(AGGREGATES), sharey=True)
         for ax, metric in zip(axes, AGGREGATES, strict=True):
             for y, algo in enumerate(algos):
                 e = estimates[algo][metric]
                 ax.barh(
-                    y, e["high"] - e["low"], left=e["low"], height=0.6, color=f"C{y}", alpha=0.75
+                    y, e["high"] - e["low"], left=e["low"], height=0.6, color=colors[y], alpha=0.75
                 )
                 ax.vlines(e["point"], y - 0.3, y + 0.3, color="k", lw=1.2)
             ax.set_title(metric)
@@ -91,7 +101,7 @@ def plot_profiles(
 
     with _figure(WIDTH, HEIGHT) as fig:
         ax = fig.add_subplot()
-        colors = {a: f"C{i}" for i, a in enumerate(profiles)}
+        colors = dict(zip(profiles, palette(len(profiles)), strict=True))
         plot_utils.plot_performance_profiles(
             dict(profiles), taus, performance_profile_cis=dict(cis), ax=ax, colors=colors,
             xlabel=r"normalised score $\tau$", ylabel=r"fraction of runs with score $> \tau$",
