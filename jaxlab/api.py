@@ -299,13 +299,21 @@ def enjoy(
 
 def report(path: str | Path, *, plots: bool = True) -> dict[str, Any] | list[dict[str, Any]]:
     """Rebuild a run's metrics (``trial_metrics.json``, returned) and graphs from its CSVs,
-    or an experiment's table (its rows returned, best first) and per-trial reports
-    (``python -m jaxlab report``). Raises FileNotFoundError for anything else."""
+    an experiment's table (its rows returned, best first) and per-trial reports, or a
+    benchmark's ``benchmark.md``/``.csv``/``.json`` and graphs (the ``benchmark.json``
+    mapping returned) (``python -m jaxlab report``). Raises FileNotFoundError for
+    anything else."""
     from jaxlab.analysis.report import is_run, write_experiment_report, write_report
+    from jaxlab.experiment.benchmark import is_benchmark_dir
 
     path = Path(path)
     if is_run(path):
         return write_report(path, plots=plots)
+    if is_benchmark_dir(path):
+        from jaxlab.analysis.benchmark import write_benchmark_report
+        from jaxlab.experiment.plan import ExperimentPlan
+
+        return write_benchmark_report(path, ExperimentPlan.load(path))
     return write_experiment_report(path, plots=plots)
 
 

@@ -135,7 +135,10 @@ def _report(args: argparse.Namespace) -> int:
         result = api.report(args.run, plots=not args.no_plots)
     except FileNotFoundError as err:
         return _fail("report", err)
-    if isinstance(result, dict):
+    if isinstance(result, dict) and "rows" in result:  # a benchmark
+        print((Path(args.run) / "benchmark.md").read_text().split("\n## Graphs")[0])
+        where = "benchmark.md, benchmark.csv, benchmark.json, graphs/"
+    elif isinstance(result, dict):
         print(format_report(result))
         where = "trial_metrics.json" + ("" if args.no_plots else " and graphs/")
     else:

@@ -111,6 +111,19 @@ def test_a_benchmark_runs_every_row_and_seed_and_writes_its_table(bench):
         assert (exp_dir / "graphs" / f"{graph}.png").stat().st_size > 10_000
 
 
+def test_report_rebuilds_a_benchmarks_table_and_graphs(bench, capsys):
+    exp_dir, summary = bench
+    (exp_dir / "benchmark.md").unlink()
+    for png in (exp_dir / "graphs").glob("*.png"):
+        png.unlink()
+    assert cli.main(["report", str(exp_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "| PPO | CartPole-v1 |" in out and "benchmark.md" in out
+    assert (exp_dir / "benchmark.md").is_file() and (exp_dir / "graphs" / "aggregate.png").is_file()
+    rebuilt = json.loads((exp_dir / "benchmark.json").read_text())
+    assert [r["iqm"] for r in rebuilt["rows"]] == [r["iqm"] for r in summary["rows"]]
+
+
 def test_a_row_outside_its_recorded_band_is_named(bench):
     exp_dir, summary = bench
     assert summary["out_of_band"] == ["REINFORCE on CartPole-v1"]
