@@ -249,6 +249,19 @@ BAD_SUITES = [
     ),
     ({"name": "empty"}, "an empty suite"),
     (
+        {"random_seeds": [1, 1], "specs": ["specs/ppo/ppo_cartpole.yaml"]},
+        "random_seeds: lists a seed twice: [1, 1]",
+    ),
+    (
+        {
+            "specs": [
+                "specs/ppo/ppo_cartpole.yaml",
+                {"spec": "specs/ppo/ppo_cartpole.yaml", "label": "PPO "},
+            ]
+        },
+        "specs[1]: its Trial folder 'PPO__CartPole-v1__seed42' is another row's too",
+    ),
+    (
         {
             "specs": ["specs/ppo/ppo_cartpole.yaml"],
             "bands": [{"algorithm": "DQN", "env": "CartPole-v1", "low": 1}],

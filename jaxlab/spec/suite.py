@@ -117,6 +117,8 @@ class SuiteFile:
         require_positive(self, path, "sessions", "max_frame")
         if self.random_seeds is not None and not self.random_seeds:
             raise SpecError("random_seeds", "must list at least one seed")
+        if self.random_seeds and len(set(self.random_seeds)) < len(self.random_seeds):
+            raise SpecError("random_seeds", f"lists a seed twice: {list(self.random_seeds)}")
         if not self.specs and not self.grids:
             raise SpecError("", "an empty suite: list specs under 'specs:' or 'grids:'")
 
@@ -206,6 +208,8 @@ def load_suite(path: str | Path, *, shrink: bool = False) -> Suite:
                     raise SpecError(where, f"row {row} is also {seen[row]}: give one a label")
                 seen[row] = where
             name = f"{_slug(row[0])}__{_slug(row[1])}__seed{spec.meta.random_seed}"
+            if any(t.name == name for t in trials):
+                raise SpecError(where, f"its Trial folder {name!r} is another row's too")
             trials.append(SuiteTrial(name, row[0], row[1], spec.meta.random_seed, spec))
     for i, band in enumerate(suite.bands):
         if (band.algorithm, band.env) not in seen:
