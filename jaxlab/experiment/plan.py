@@ -6,8 +6,9 @@ experiment's resolved spec and its provenance. A benchmark
 (:mod:`jaxlab.experiment.benchmark`) keeps the same file, with each Trial's own spec in
 ``specs``. The driver owns it; the Ray Tune callback changes it only through
 :meth:`ExperimentPlan.record_status`, :meth:`ExperimentPlan.add_setting` and
-:meth:`ExperimentPlan.add_group`, and the driver writes it back (:meth:`ExperimentPlan.save`) after each change, so an interrupted
-Experiment resumes from it. It pickles, so Ray hands it to the workers as it is.
+:meth:`ExperimentPlan.add_group`, and the driver writes it back
+(:meth:`ExperimentPlan.save`) after each change, so an interrupted Experiment resumes
+from it. It pickles, so Ray hands it to the workers as it is.
 """
 
 from __future__ import annotations
