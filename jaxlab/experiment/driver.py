@@ -242,12 +242,18 @@ class Experiment:
 
     def settle(self) -> dict[str, int]:
         """Record the outcome of trials that finished unseen (a trial Tune ended while
-        stopping may have completed), save the plan; returns the count per status."""
+        stopping may have completed), save the plan; returns the count per status.
+
+        While a signal stops the search, an ``error.txt`` that appeared unseen is the
+        worker being torn down mid-save, not a faulty trial (real failures reach
+        :meth:`mark` through Tune's callback as they happen): the trial resumes later.
+        """
+        outcomes = ("complete", "diverged") if self.stops else ("complete", "error", "diverged")
         for name in self.plan.settings:
             known = self.plan.status.get(name)
             if known in (None, "stopped") and (self.exp_dir / name).is_dir():
                 status = trial_status(self.exp_dir / name)
-                if status in ("complete", "error", "diverged"):
+                if status in outcomes:
                     self.plan.record_status(name, status)
         self.save()
         counts: dict[str, int] = {}
