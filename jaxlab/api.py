@@ -34,7 +34,8 @@ import numpy as np
 
 from jaxlab.spec import Spec, SpecError, spec_from_dict
 from jaxlab.spec import load_spec as _load_spec
-from jaxlab.spec.load import Overrides, override_strings, shrunk
+from jaxlab.spec.load import Overrides, override_strings
+from jaxlab.spec.smoke import shrunk
 
 __all__ = [
     "Run",

@@ -29,7 +29,7 @@ from jaxlab.algorithms import get_algorithm, registered
 from jaxlab.lab.trial import Trial
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec import SpecError, spec_from_dict
-from jaxlab.spec.schema import shrink
+from jaxlab.spec.smoke import shrink
 from tests.probes import register_probes
 
 register_probes()

@@ -20,7 +20,7 @@ import pytest
 
 from jaxlab.algorithms import registered
 from jaxlab.spec import SpecError, spec_from_dict
-from jaxlab.spec.schema import shrink
+from jaxlab.spec.smoke import shrink
 from tests.test_conformance import MEMORIES, TINY_CRITICS, check_contract, for_actions
 
 # One cheap env per suite, with short episodes so they end within the run. Craftax

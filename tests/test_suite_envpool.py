@@ -19,7 +19,8 @@ from jaxlab.envs import check_env, make_env
 from jaxlab.lab.trial import Trial
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec import SpecError, spec_from_dict
-from jaxlab.spec.schema import EnvSpec, shrink
+from jaxlab.spec.schema import EnvSpec
+from jaxlab.spec.smoke import shrink
 from tests.test_conformance import _equal, for_actions
 from tests.test_conformance_suites import every_algorithm, raw_spec
 

@@ -21,7 +21,7 @@ from jaxlab.config.parse import apply_overrides, flatten
 from jaxlab.config.tunable import tunable, tunable_paths
 from jaxlab.lab.batching import hyper_keys
 from jaxlab.spec import spec_from_dict
-from jaxlab.spec.schema import shrink
+from jaxlab.spec.smoke import shrink
 from tests.test_conformance import CASES, LEARN_CASES, probe_raw
 
 # Each algorithm and action space once, and prioritized replay (whose numbers only it reads).

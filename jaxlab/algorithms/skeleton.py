@@ -98,7 +98,7 @@ class AlgorithmConfig:
         """The algorithm's own cross-section rules (none by default)."""
 
     def fit_envs(self, spec: Spec) -> AlgorithmConfig:
-        """This config for ``spec``'s env count (after :func:`~jaxlab.spec.schema.shrink`
+        """This config for ``spec``'s env count (after :func:`~jaxlab.spec.smoke.shrink`
         cut it): itself, unless a size must divide into the envs."""
         return self
 

@@ -13,8 +13,8 @@ from jaxlab.spec.schema import (
     OptimSpec,
     Spec,
     parse_spec,
-    shrink,
 )
+from jaxlab.spec.smoke import shrink
 
 __all__ = [
     "AgentSpec",

@@ -13,7 +13,6 @@ Resolution order:
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import Any
 import yaml
 
 from jaxlab.config.parse import SpecError, apply_overrides, join
-from jaxlab.spec.schema import SECTIONS, Spec, parse_spec, shrink
+from jaxlab.spec.schema import SECTIONS, Spec, parse_spec
+from jaxlab.spec.smoke import shrunk
 
 Overrides = Mapping[str, Any] | Sequence[str] | None
 
@@ -191,12 +191,3 @@ def _yaml_text(value: Any) -> str:
         return value
     text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"))
     return text.removesuffix("\n...\n").strip()  # a bare scalar ends its document with ...
-
-
-def shrunk(spec: Spec, overrides: Sequence[str] = ()) -> Spec:
-    """``shrink(spec)`` for ``dev`` and ``--shrink``, except that a ``meta.compile`` given
-    with ``-s`` on the same command line is kept (shrink would set ``fast``)."""
-    small = shrink(spec)
-    if any(o.split("=", 1)[0].strip() == "meta.compile" for o in overrides):
-        small = small.replace(meta=dataclasses.replace(small.meta, compile=spec.meta.compile))
-    return small

@@ -17,7 +17,7 @@ from jaxlab.algorithms import get_algorithm
 from jaxlab.algorithms.skeleton import AlgorithmConfig
 from jaxlab.config.parse import SpecError, build, did_you_mean, join, require_positive, to_dict
 from jaxlab.config.tunable import tunable
-from jaxlab.envs import check_env, make_env, seeded_params, shrink_params
+from jaxlab.envs import check_env, make_env, seeded_params
 from jaxlab.logging.trackers import LOGGERS
 from jaxlab.spec.search import check_search, parse_search
 
@@ -389,47 +389,3 @@ def parse_spec(raw: Any) -> Spec:
     if dims:
         check_search(dims, spec.to_dict(), parse_spec)
     return spec
-
-
-def shrink(spec: Spec, sessions: int = 2, updates: int = 3) -> Spec:
-    """A tiny-scale copy of ``spec`` for smoke tests and ``dev`` mode.
-
-    The algorithm shrinks its own loop sizes (keeping every divisibility rule), the trial
-    keeps at most ``sessions`` seeds and runs ``updates`` updates, one per log point; a
-    replay memory keeps at most 1024 transitions and minibatches of 32.
-    Network widths and all tunable numbers are kept, so the same code paths run; the
-    program is compiled fast (``meta.compile``), as so few updates do not repay XLA's
-    optimisation, except a convolutional one: XLA's unoptimised CPU convolutions run
-    orders of magnitude slower (PPO on 84x84 Atari frames: 98 s against 10 s for the
-    same three updates).
-    """
-    memory = spec.agent.memory
-    memory = dataclasses.replace(
-        memory, capacity=min(memory.capacity, 1024), batch_size=min(memory.batch_size, 32)
-    )
-    small = spec.replace(
-        agent=dataclasses.replace(
-            spec.agent, algorithm=spec.agent.algorithm.shrink(), memory=memory
-        ),
-        env=dataclasses.replace(
-            spec.env,
-            num_envs=min(spec.env.num_envs, 4),
-            params=shrink_params(spec.env.name, spec.env.params),
-        ),
-    )
-    algorithm = small.agent.algorithm.fit_envs(small)
-    small = small.replace(agent=dataclasses.replace(small.agent, algorithm=algorithm))
-    fpu = algorithm.frames_per_update(small)
-    small = small.replace(
-        env=dataclasses.replace(small.env, max_frame=updates * fpu),
-        meta=dataclasses.replace(
-            small.meta,
-            max_session=min(spec.meta.max_session, sessions),
-            log_frequency=fpu,
-            eval_frequency=fpu,
-            checkpoint_frequency=fpu,
-            compile="optimized" if spec.agent.net.type == "Conv" else "fast",
-        ),
-    )
-    small.agent.algorithm.validate_spec(small)
-    return small
