@@ -9,7 +9,8 @@ each ``jit(lax.scan(...))`` over ``--steps`` steps of ``--envs`` envs:
 * **own**: the suite's own batched, auto-resetting step, as the suite ships it
   (:func:`own_step`): Brax's ``training.wrap`` (episode and auto-reset wrappers, reset to
   the first state), Playground's ``wrap_for_brax_training``, Craftax's auto-reset env,
-  Jumanji's ``VmapAutoResetWrapper``, navix's ``step`` (it resets ended episodes
+  Jumanji's ``VmapAutoResetWrapper`` with ``next_obs_in_extras`` (the true final
+  observation, which the adapter also returns: the only suite here that can), navix's ``step`` (it resets ended episodes
   itself), xminigrid's ``GymAutoResetWrapper``; each ``vmap``ped where the suite does
   not batch itself;
 * **raw**: the suite's bare step, ``vmap``ped, with no reset at all (the adapter's
@@ -97,7 +98,7 @@ def own_step(suite: str, name: str, env: Any) -> tuple[Any, Any]:
         import jumanji
         from jumanji.wrappers import VmapAutoResetWrapper
 
-        jm = VmapAutoResetWrapper(jumanji.make(env_id))
+        jm = VmapAutoResetWrapper(jumanji.make(env_id), next_obs_in_extras=True)
         return lambda key: jm.reset(jax.random.split(key, n)), lambda s, a, k: (
             lambda out: (out, out[1].reward)
         )(jm.step(s[0], a))

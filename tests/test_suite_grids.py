@@ -176,13 +176,44 @@ def test_reaching_the_goal_terminates_before_and_at_the_limit(suite):
     _check_end(rig, steps[5], [False, True], [False, False])
 
 
+def _with_health(state, env: int, health: int):
+    """``state`` with env ``env``'s craftax player at ``health`` (0 dies on its next step)."""
+    current = state.env_state.current
+    current = current.replace(player_health=current.player_health.at[env].set(health))
+    return state.replace(env_state=state.env_state.replace(current=current))
+
+
 def test_craftax_death_terminates_before_and_at_the_limit():
-    rig = (
-        Rig(CRAFTAX)
-        if not hasattr(test_craftax_death_terminates_before_and_at_the_limit, "rig")
-        else None
-    )
-    del rig
+    rig, idle = rig_for(CRAFTAX), jnp.full((2,), IDLE[CRAFTAX], jnp.int32)
+    # env 0 dies on step 1 (before the limit of 3)
+    before = _with_health(rig.reset(jax.random.PRNGKey(0)), 0, 0)
+    key = jax.random.PRNGKey(100)
+    after, out = rig.step(key, before, idle)
+    _check_end(rig, (before, key, idle, after, out), [True, False], [False, False])
+    # env 1 dies on step 3, its limit: a death, not a time-out
+    after, _ = rig.step(jax.random.PRNGKey(101), after, idle)
+    before, key = _with_health(after, 1, 0), jax.random.PRNGKey(102)
+    after, out = rig.step(key, before, idle)
+    _check_end(rig, (before, key, idle, after, out), [False, True], [False, False])
+    np.testing.assert_array_equal(out.done_length, [0, LIMIT[CRAFTAX]])
+
+
+def test_navix_restarts_keep_the_render_cache_where_no_observation_draws_from_it():
+    """A restart gives navix's fresh initial observation; symbolic observations keep the
+    ended state's render cache (building one draws every tile), rgb ones draw a new one."""
+    for observation, keeps in (("symbolic", True), ("rgb", False)):
+        env = make_env(EnvSpec(name=NAVIX, num_envs=1, params={"observation": observation}))
+        ended, _ = env.reset_one(jax.random.PRNGKey(1))
+        ended = ended.replace(
+            state=ended.state.replace(cache=jax.tree.map(jnp.zeros_like, ended.state.cache))
+        )
+        with suite_code():
+            restarted, obs = env.restart_one(jax.random.PRNGKey(2), ended)
+            fresh, fresh_obs = env.reset_one(jax.random.PRNGKey(2))
+        np.testing.assert_array_equal(obs, fresh_obs)
+        kept = restarted.state.cache.patches
+        assert np.array_equal(kept, ended.state.cache.patches) is keeps
+        assert np.array_equal(kept, fresh.state.cache.patches) is not keeps
 
 
 @pytest.mark.parametrize(

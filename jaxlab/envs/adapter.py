@@ -168,11 +168,6 @@ class SuiteEnv:
     max_episode_steps: int = 1000
     action_repeat: int = 1
     reset_mode: str = "full"
-    # Restart ended envs under a ``lax.cond`` (only on steps where one ended): right when a
-    # reset costs many steps (MJX, Craftax's world generation). Where resets are cheap and
-    # the state large (navix carries its render cache), the cond's copies of the state
-    # cost more than resetting every step, as the suites' own auto-reset wrappers do.
-    reset_when_ended: bool = True
     params: Any = None  # nothing traced: suite options are fixed when the env is built
 
     # ------------------------------------------------------------------ suite hooks
@@ -182,6 +177,11 @@ class SuiteEnv:
 
     def step_one(self, key: jax.Array, state: Any, action: jax.Array) -> tuple:
         raise NotImplementedError
+
+    def restart_one(self, key: jax.Array, state: Any) -> tuple[Any, jax.Array]:
+        """A fresh initial ``(state, obs)`` to replace the ended ``state``: ``reset_one``
+        unless a suite can reuse parts of the old state (navix, its render cache)."""
+        return self.reset_one(key)
 
     def write_gif(self, states: Any, path: Any) -> None:
         raise CannotRender(f"{self.name} cannot be drawn")
@@ -226,22 +226,21 @@ class SuiteEnv:
         if self.reset_mode == "cached":
             return state.first
         count = -(-self.num_envs // POOL_RATIO) if self.reset_mode == "pool" else self.num_envs
-        fresh = jax.vmap(self.reset_one)(jax.random.split(key, count))
+        keys = jax.random.split(key, count)
         if self.reset_mode == "full":
-            return fresh
+            return jax.vmap(self.restart_one)(keys, state.current)
+        fresh = jax.vmap(self.reset_one)(keys)  # the pool's states go to other envs
         turn = (jnp.cumsum(done) - 1) % count  # the ended envs take the pool in turn
         return jax.tree.map(lambda x: x[turn], fresh)
 
     def _reset_ended(self, key: jax.Array, done: jax.Array, state: SuiteState, after: tuple):
         """``after = (states, obs)`` of the step, with the ended envs restarted: only on
-        steps where some episode ended when ``reset_when_ended`` (a ``lax.cond``; under
-        ``vmap`` over sessions it becomes a select and runs every step)."""
+        steps where some episode ended (a ``lax.cond``; under ``vmap`` over sessions it
+        becomes a select and runs every step)."""
 
         def restart(after: tuple) -> tuple:
             return where_done(done, self._restart(key, done, state), after)
 
-        if not self.reset_when_ended:
-            return restart(after)
         return jax.lax.cond(done.any(), restart, lambda after: after, after)
 
     def step(

@@ -40,11 +40,7 @@ SHRINK = {"max_steps": 50}  # --shrink: short episodes (evaluation scans one)
 
 class NavixEnv(SuiteEnv):
     """``num_envs`` copies of one navix env (a navix ``Environment``, fixed when built).
-    Its ``max_steps`` is both ``time_limit`` and ``max_episode_steps``. Resets are cheap
-    and the state large (it carries a render cache): ended envs restart on every step,
-    without a ``lax.cond`` (its copies of the state cost more)."""
-
-    reset_when_ended = False
+    Its ``max_steps`` is both ``time_limit`` and ``max_episode_steps``."""
 
     def __init__(self, env_id: str, num_envs: int, env: Any) -> None:
         self.name = f"navix/{env_id}"
@@ -55,10 +51,24 @@ class NavixEnv(SuiteEnv):
         self.observation_spec = ObservationSpec(tuple(int(d) for d in first.observation.shape))
         self.action_spec = ActionSpec(discrete=True, dim=len(env.action_set))
         self.time_limit = self.max_episode_steps = int(env.max_steps)
+        self.draws_from_cache = env.observation_fn in (
+            observations.rgb,
+            observations.rgb_first_person,
+        )
 
     def reset_one(self, key: jax.Array) -> tuple[Any, jax.Array]:
         """One env: ``key -> (navix Timestep, obs [obs_dim])``."""
         timestep = self.env.reset(key)
+        return timestep, flatten([timestep.observation])
+
+    def restart_one(self, key: jax.Array, state: Any) -> tuple[Any, jax.Array]:
+        """:meth:`reset_one`, keeping the ended state's render cache (as navix's own
+        auto-reset does) where the observation never reads it: building one draws every
+        tile of the grid. rgb observations draw from it, so they get a fresh one (navix's
+        own reuses a cache drawn for another episode's grid)."""
+        if self.draws_from_cache:
+            return self.reset_one(key)
+        timestep = self.env.reset(key, state.state.cache)
         return timestep, flatten([timestep.observation])
 
     def step_one(self, key: jax.Array, state: Any, action: jax.Array) -> tuple:
