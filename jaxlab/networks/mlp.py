@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -58,7 +59,7 @@ class TorsoDef:
     and the kernel initializer of its layers and of the heads built on it.
 
     ``conv_layers``: ``(filters, kernel, stride)`` per layer (Conv only), ``padding``
-    SAME or VALID. ``layer_norm``: a LayerNorm after each hidden layer, before its
+    SAME or VALID, ``conv_impl`` xla or patches (:func:`patch_conv`). ``layer_norm``: a LayerNorm after each hidden layer, before its
     activation. ``mask_dim``:
     the action-mask entries at the end of each observation (see
     :class:`~jaxlab.envs.ObservationSpec`); the torso does not read them."""
@@ -72,6 +73,7 @@ class TorsoDef:
     mask_dim: int = 0
     padding: str = "SAME"
     layer_norm: bool = False
+    conv_impl: str = "xla"
 
     @classmethod
     def from_spec(cls, net: object, obs_shape: Sequence[int], mask_dim: int = 0) -> TorsoDef:
@@ -86,7 +88,29 @@ class TorsoDef:
             mask_dim,
             net.conv_padding,  # type: ignore[attr-defined]
             net.layer_norm,  # type: ignore[attr-defined]
+            net.conv_impl,  # type: ignore[attr-defined]
         )
+
+
+def patch_conv(
+    lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
+    lhs_dilation: Any = None, rhs_dilation: Any = None, dimension_numbers: Any = None,
+    feature_group_count: int = 1, precision: Any = None,
+) -> jax.Array:  # fmt: skip
+    """``lax.conv_general_dilated`` of NHWC images ``lhs [B, H, W, C]`` and an HWIO kernel
+    ``rhs [kh, kw, C, F]`` as one matmul (im2col): the ``[B, H', W', C*kh*kw]`` patches
+    (features ordered ``(C, kh, kw)``) times the kernel as a ``[C*kh*kw, F]`` matrix.
+    Flax's ``nn.Conv`` calls it with its own arguments (undilated, one feature group)."""
+    assert feature_group_count == 1, feature_group_count
+    kh, kw, c, f = rhs.shape
+    patches = jax.lax.conv_general_dilated_patches(
+        lhs, (kh, kw), window_strides, padding, lhs_dilation, rhs_dilation,
+        dimension_numbers=("NHWC", "OIHW", "NHWC"), precision=precision,
+    )  # fmt: skip
+    return patches @ rhs.transpose(2, 0, 1, 3).reshape(c * kh * kw, f)
+
+
+CONV_IMPLS = {"xla": jax.lax.conv_general_dilated, "patches": patch_conv}
 
 
 class MLP(nn.Module):
@@ -127,6 +151,7 @@ class Torso(nn.Module):
                     filters, (kernel, kernel), (stride, stride), padding=d.padding,
                     kernel_init=kernel_init(d.kernel_init, math.sqrt(2)),
                     bias_init=nn.initializers.zeros,
+                    conv_general_dilated=CONV_IMPLS[d.conv_impl],
                 )(x)  # fmt: skip
                 x = act(nn.LayerNorm()(x) if d.layer_norm else x)
             x = x.reshape(lead + (-1,))

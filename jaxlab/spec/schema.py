@@ -61,7 +61,12 @@ class NetSpec:
     ``type`` MLP: dense layers ``hid_layers`` on the flat observation. ``type`` Conv: the
     observation keeps its image shape (MinAtar: ``[10, 10, C]``) and goes through
     ``conv_layers`` (``[filters, kernel, stride]`` each, ``conv_padding`` SAME or VALID:
-    the Nature CNN on 84x84 Atari frames is VALID) before the dense ``hid_layers``. ``dueling``: Q heads split into ``V(s) + A(s, a) - mean_a A(s, a)``.
+    the Nature CNN on 84x84 Atari frames is VALID) before the dense ``hid_layers``.
+    ``conv_impl``: ``xla`` (XLA's convolution) or ``patches`` (each convolution as one
+    matmul over the image's patches, im2col: the same function, rounded differently;
+    XLA's CPU convolution gradients run about 5x slower inside the training loop's
+    ``scan`` than at a program's top level, the matmul's do not).
+    ``dueling``: Q heads split into ``V(s) + A(s, a) - mean_a A(s, a)``.
     ``layer_norm``: a LayerNorm after every hidden layer, before its activation (PQN's
     network; Gallici et al., 2024).
     ``recurrent``: a GRU or LSTM cell of ``recurrent_size`` units after the torso (PPO
@@ -78,6 +83,7 @@ class NetSpec:
     hid_layers: tuple[int, ...] = (64, 64)
     conv_layers: tuple[tuple[int, ...], ...] = ((16, 3, 1),)
     conv_padding: Literal["SAME", "VALID"] = "SAME"
+    conv_impl: Literal["xla", "patches"] = "xla"
     dueling: bool = False
     activation: Literal["tanh", "relu", "elu", "gelu", "silu"] = "tanh"
     layer_norm: bool = False
