@@ -67,6 +67,15 @@ def test_the_torso_has_the_same_parameters_and_function_either_way():
     )
 
 
+def test_the_torso_scales_uint8_pixels_to_the_unit_interval():
+    """Bytes in, the same features as the float pixels ``x / 255`` (bit for bit)."""
+    pixels = jax.random.randint(jax.random.PRNGKey(2), (2, 10 * 10 * 4), 0, 256).astype(jnp.uint8)
+    torso = Torso(TorsoDef("Conv", (32,), "relu", ((16, 3, 1),), (10, 10, 4)))
+    params = torso.init(jax.random.PRNGKey(0), pixels.astype(jnp.float32))
+    scaled = pixels.astype(jnp.float32) * jnp.float32(1 / 255)
+    np.testing.assert_array_equal(torso.apply(params, pixels), torso.apply(params, scaled))
+
+
 def test_conv_impl_is_checked_against_its_names():
     with pytest.raises(SpecError, match="conv_impl"):
         build(NetSpec, {"conv_impl": "cudnn"}, "agent.net")

@@ -170,9 +170,29 @@ def test_atari_is_channels_last_with_sticky_actions_by_default():
     assert env.action_spec.discrete and env.action_spec.dim == 6
     assert env.config["repeat_action_probability"] == 0.25
     assert not env.config["full_action_space"]
+    assert env.observation_spec.dtype == "uint8"
     _, out = rollout(env, jnp.ones((3, 2), jnp.int32))
-    assert out.obs.shape == (3, 2, 84 * 84 * 4) and out.obs.dtype == jnp.float32
-    assert float(out.obs.min()) >= 0 and 0 < float(out.obs.max()) <= 1  # pixels / 255
+    assert out.obs.shape == (3, 2, 84 * 84 * 4)
+    assert out.obs.dtype == out.final_obs.dtype == jnp.uint8  # the pixels, as bytes
+    assert 1 < int(out.obs.max()) <= 255
+    assert make("HalfCheetah-v5", 2).observation_spec.dtype == "float32"
+
+
+def test_atari_frames_stay_bytes_in_the_replay_memory():
+    """DQN's replay of Pong frames: uint8 observations, a quarter of float32's memory
+    (the observation normaliser's statistics stay float32)."""
+    raw = raw_spec("DQN", "Replay", "envpool/Pong-v5", {})
+    raw["env"]["num_envs"] = 2
+    state = Trial(spec_from_dict(raw)).abstract_state()
+    frames = [
+        (jax.tree_util.keystr(path), leaf.dtype)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(state)
+        if leaf.shape
+        and leaf.shape[-1] == 84 * 84 * 4
+        and ".norm." not in jax.tree_util.keystr(path)
+    ]
+    assert any("memory" in p and "'next_obs'" in p for p, _ in frames), frames
+    assert all(dtype == jnp.uint8 for _, dtype in frames), frames
 
 
 def test_episodic_life_and_reward_clip_are_the_learners_only():

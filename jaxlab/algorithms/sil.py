@@ -55,10 +55,10 @@ class SelfImitation(ActorCriticOnPolicy):
         obs, actions = env.observation_spec, env.action_spec
         action = jnp.int32(0) if actions.discrete else jnp.zeros((actions.dim,), jnp.float32)
         steps = min(env.max_episode_steps, sil.max_episode)
-        item = {"obs": jnp.zeros((obs.dim,), jnp.float32), "action": action, "ret": jnp.float32(0)}
+        item = {"obs": jnp.zeros((obs.dim,), obs.dtype), "action": action, "ret": jnp.float32(0)}
         return SILState(
             **fields,
-            episodes=EpisodeBuffer.create(env.num_envs, steps, obs.dim, action),
+            episodes=EpisodeBuffer.create(env.num_envs, steps, obs.dim, action, obs.dtype),
             sil_memory=make_replay(True, item, sil.capacity, sil.batch_size),
         )
 

@@ -140,10 +140,10 @@ class Algorithm:
     def new_replay(self) -> Replay:
         """An empty replay memory (``agent.memory``) for this env's transitions
         (:func:`jaxlab.rl.rollout.replay_items`)."""
-        dim, actions = self.env.observation_spec.dim, self.env.action_spec
+        spec, actions = self.env.observation_spec, self.env.action_spec
         discrete = actions.discrete
         action = jnp.zeros((), jnp.int32) if discrete else jnp.zeros((actions.dim,), jnp.float32)
-        obs, zero = jnp.zeros((dim,), jnp.float32), jnp.float32(0)
+        obs, zero = jnp.zeros((spec.dim,), spec.dtype), jnp.float32(0)
         item = {"obs": obs, "action": action, "reward": zero, "terminated": zero, "next_obs": obs}
         mem = self.spec.agent.memory
         return make_replay(mem.name == "PrioritizedReplay", item, mem.capacity, mem.batch_size)

@@ -39,8 +39,9 @@ its envs' state itself, so a :class:`~jaxlab.envs.protocol.VecEnvState` here car
   as above. A resumed EnvPool run is therefore not bit-identical to an
   uninterrupted one; everything else in the state resumes exactly.
 
-Atari observations ``[stack, H, W]`` uint8 become ``[H, W, stack]`` float32 in ``[0,
-1]`` (channels last, for the conv torso); dict observations (DM Control) are flattened in
+Atari observations ``[stack, H, W]`` uint8 become ``[H, W, stack]`` uint8 (channels last,
+for the conv torso, which scales them to ``[0, 1]``; rollouts and replay memories keep the
+bytes, a quarter of float32's size); dict observations (DM Control) are flattened in
 key order. Atari ids default to ALE v5's sticky actions (``repeat_action_probability``
 0.25, where EnvPool's own default is 0) and the minimal action set
 (``full_action_space: false``). ``episodic_life`` and ``reward_clip`` are applied here,
@@ -140,30 +141,34 @@ class Pool:
         ids = np.flatnonzero(np.asarray(ended)).astype(np.int32)
         obs, info = self.pool.reset(ids)
         first = host_obs(obs)
-        out = np.zeros((self.size, first.shape[1]), np.float32)
+        out = np.zeros((self.size, first.shape[1]), first.dtype)
         out[info["env_id"]] = first
         return out
 
 
 def host_obs(obs: Any) -> np.ndarray:
     """EnvPool observations (an array or a dict of arrays, ``[B, ...]``) in the adapter's
-    layout ``[B, obs_dim]`` float32: images channels last and uint8 pixels scaled to
-    ``[0, 1]``, dicts in key order."""
+    layout ``[B, obs_dim]``: uint8 pixels kept as uint8, images channels last, anything
+    else float32, dicts in key order."""
     if isinstance(obs, dict):
         return np.concatenate([np.asarray(v, np.float32).reshape(len(v), -1) for v in obs.values()], 1)  # fmt: skip
     obs = np.asarray(obs)
-    scale = 1 / 255 if obs.dtype == np.uint8 else 1
     obs = np.moveaxis(obs, 1, -1) if obs.ndim == 4 else obs
-    return obs.reshape(len(obs), -1).astype(np.float32) * np.float32(scale)
+    return obs.reshape(len(obs), -1).astype(obs_dtype(obs.dtype))
 
 
 def device_obs(obs: Any) -> jax.Array:
     """:func:`host_obs` inside the program (traced under x64, so casts come first)."""
     if isinstance(obs, dict):
         return jnp.concatenate([v.astype(jnp.float32).reshape(v.shape[0], -1) for v in obs.values()], 1)  # fmt: skip
-    scale = 1 / 255 if obs.dtype == jnp.uint8 else 1
     obs = jnp.moveaxis(obs, 1, -1) if obs.ndim == 4 else obs
-    return obs.reshape(obs.shape[0], -1).astype(jnp.float32) * jnp.float32(scale)
+    return obs.reshape(obs.shape[0], -1).astype(obs_dtype(obs.dtype))
+
+
+def obs_dtype(raw: Any) -> str:
+    """The adapter's observation dtype for EnvPool's ``raw`` one: uint8 stays (pixels),
+    the rest is float32."""
+    return "uint8" if np.dtype(raw) == np.uint8 else "float32"
 
 
 def own_shape(space: Any) -> tuple[int, ...]:
@@ -187,7 +192,9 @@ class EnvPoolEnv:
         self.episodic_life = bool(self.config.pop("episodic_life", False))
         self.reward_clip = bool(self.config.pop("reward_clip", False))
         spec = envpool.make_spec(env_id, **self.config)
-        self.observation_spec = ObservationSpec(own_shape(spec.observation_space))
+        space = spec.observation_space
+        dtype = "float32" if hasattr(space, "spaces") else obs_dtype(space.dtype)
+        self.observation_spec = ObservationSpec(own_shape(space), dtype=dtype)
         space = spec.action_space
         self.action_dtype = np.dtype(np.int32)  # what EnvPool's XLA step takes
         if hasattr(space, "n"):
@@ -254,7 +261,8 @@ class EnvPoolEnv:
     def _fresh(self, pool: Pool, ended: jax.Array, after: jax.Array) -> jax.Array:
         """First observations ``[M, obs_dim]`` of the envs where ``ended``, zeros elsewhere;
         the callback runs once ``after`` (the pool's last outputs) exists."""
-        shape = jax.ShapeDtypeStruct((pool.size, self.observation_spec.dim), jnp.float32)
+        spec = self.observation_spec
+        shape = jax.ShapeDtypeStruct((pool.size, spec.dim), spec.dtype)
         return jax.pure_callback(lambda ended, _: pool.reset(ended), shape, ended, after)
 
     def _reset_pool(self, keys: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -1,7 +1,8 @@
 """The env protocol: what every algorithm, evaluation, ``enjoy`` and test sees of an env.
 
 An env here is ``num_envs`` copies of one environment, stepped together, pure and
-jittable. Observations are flattened to ``[N, obs_dim]`` float32. ``step`` auto-resets
+jittable. Observations are flattened to ``[N, obs_dim]``, float32 or, for pixels, uint8
+(:attr:`ObservationSpec.dtype`). ``step`` auto-resets
 ended episodes and returns, beside the reset observation, the *true* pre-reset successor
 ``final_obs``, ``terminated`` and ``truncated`` apart, and the return and length of every
 episode that ended, so learners bootstrap through truncation and cut only on termination:
@@ -29,13 +30,17 @@ from flax import struct
 @dataclass(frozen=True)
 class ObservationSpec:
     """``shape``: the env's own observation shape (``[H, W, C]`` for MinAtar); learners
-    see it flattened to ``dim`` float32 values. ``mask_dim``: where the env gives an
+    see it flattened to ``dim`` values. ``mask_dim``: where the env gives an
     action mask, its ``A`` entries (1 = allowed) follow the observation's, so
     ``dim = prod(shape) + mask_dim``; the torso reads the observation part, the policy and
-    Q heads the mask (:func:`jaxlab.networks.mask_actions`)."""
+    Q heads the mask (:func:`jaxlab.networks.mask_actions`). ``dtype``: ``float32``, or
+    ``uint8`` for pixels 0-255 (Atari): kept as bytes in observations, rollouts and
+    replay memories (a quarter of float32's memory), scaled to ``[0, 1]`` by the torso
+    (:func:`jaxlab.networks.mlp.pixels_to_float`)."""
 
     shape: tuple[int, ...]
     mask_dim: int = 0
+    dtype: str = "float32"
 
     @property
     def dim(self) -> int:
@@ -60,7 +65,7 @@ class VecEnvState:
     """Batched env state. ``episode_return``/``episode_length``: running, per env ``[N]``."""
 
     env_state: Any  # the suite's own state pytree, leading dim N
-    obs: jax.Array  # [N, obs_dim] float32, current (post-reset) observation
+    obs: jax.Array  # [N, obs_dim] (ObservationSpec.dtype), current (post-reset) observation
     episode_return: jax.Array  # [N] float32
     episode_length: jax.Array  # [N] int32
 

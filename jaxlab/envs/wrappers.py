@@ -66,8 +66,9 @@ class ObservationWrapper:
 
     @property
     def observation_spec(self) -> ObservationSpec:
-        width = len(self.keep) if self.keep is not None else self.env.observation_spec.dim
-        return ObservationSpec((self.stack * width,))
+        inner = self.env.observation_spec
+        width = len(self.keep) if self.keep is not None else inner.dim
+        return ObservationSpec((self.stack * width,), dtype=inner.dtype)
 
     def _view(self, obs: jax.Array) -> jax.Array:
         """The kept entries ``[N, d]`` of observations ``[N, D]``."""

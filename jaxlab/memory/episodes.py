@@ -34,11 +34,13 @@ class EpisodeBuffer:
     valid: jax.Array  # [N, L] bool
 
     @classmethod
-    def create(cls, envs: int, steps: int, obs_dim: int, action: Any) -> EpisodeBuffer:
+    def create(
+        cls, envs: int, steps: int, obs_dim: int, action: Any, obs_dtype: Any = jnp.float32
+    ) -> EpisodeBuffer:
         """Empty, for ``action`` shaped like one env's action (``()`` int or ``[A]``)."""
         a = jnp.asarray(action)
         return cls(
-            jnp.zeros((envs, steps, obs_dim), jnp.float32),
+            jnp.zeros((envs, steps, obs_dim), obs_dtype),
             jnp.zeros((envs, steps) + a.shape, a.dtype),
             jnp.zeros((envs, steps), jnp.float32),
             jnp.zeros((envs, steps), bool),

@@ -92,6 +92,14 @@ class TorsoDef:
         )
 
 
+def pixels_to_float(x: jax.Array) -> jax.Array:
+    """uint8 pixels ``[..., D]`` -> float32 in ``[0, 1]`` (``x * (1/255)``); float
+    observations pass unchanged."""
+    if x.dtype == jnp.uint8:
+        return x.astype(jnp.float32) * jnp.float32(1 / 255)
+    return x
+
+
 def patch_conv(
     lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
     lhs_dilation: Any = None, rhs_dilation: Any = None, dimension_numbers: Any = None,
@@ -138,6 +146,7 @@ class Torso(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         d = self.defn
+        x = pixels_to_float(x)
         if d.mask_dim:
             x = x[..., : -d.mask_dim]
         if d.kind == "Conv":
