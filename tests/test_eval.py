@@ -42,8 +42,9 @@ def test_episodes_are_cut_at_their_first_end():
     out = jax.jit(make_episodes(agent, env, record=True))(state, jax.random.PRNGKey(1))
     np.testing.assert_array_equal(out.returns, [5.0, 5.0, 5.0])
     np.testing.assert_array_equal(out.lengths, [5, 5, 5])
-    _, finished = out.trace
+    _, obs, finished = out.trace
     np.testing.assert_array_equal(finished, [False] * 5)  # the scan covers one full episode
+    assert obs.shape == (5, env.observation_spec.dim)  # what env 0's policy saw, per step
 
 
 def test_evaluation_is_logged_and_never_changes_training(tiny_raw, tmp_path):

@@ -16,6 +16,7 @@ import yaml
 
 from jaxlab.cli import main
 from jaxlab.envs import check_env, make_env
+from jaxlab.envs.protocol import CannotRender
 from jaxlab.lab.trial import Trial
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec import SpecError, spec_from_dict
@@ -272,6 +273,56 @@ def test_a_resumed_run_restarts_its_episodes_and_says_so(tmp_path, capsys):
     ]
     assert frames == [32, 64, 96, 128]
     assert json.loads((run / "trial_summary.json").read_text())["frames_per_session"] == 128
+
+
+def test_enjoy_draws_an_atari_episode_from_its_frames(tmp_path):
+    """``enjoy --render`` on a Pong run: the GIF shows the newest frame of each observation
+    the policy saw, one per step of episode 0, grey at twice the size; a MuJoCo run (no
+    frames) gets the one-line note."""
+    from PIL import Image  # noqa: PLC0415
+
+    from jaxlab.tools.enjoy import enjoy  # noqa: PLC0415
+
+    raw = {
+        "name": "envpool_enjoy",
+        "agent": {
+            "algorithm": {"name": "PPO", "time_horizon": 8, "minibatch_count": 2},
+            "net": {"hid_layers": [8]},
+            "memory": {"name": "OnPolicyBatch"},
+        },
+        "env": {
+            "name": "envpool/Pong-v5",
+            "num_envs": 2,
+            "max_frame": 16,
+            "params": {"max_episode_steps": 12},
+        },
+        "meta": {"max_session": 1, "log_frequency": 16, "eval_frequency": 0},
+    }
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    args = ["--data", str(tmp_path / "data"), "--no-progress", "--no-report"]
+    assert main(["train", str(spec), *args]) == 0
+    run = next(p for p in (tmp_path / "data").iterdir() if p.is_dir())
+    record = enjoy(run, episodes=1, render=True, checkpoint="latest")
+    assert record["gif"] and record["lengths"] == [12], record
+    gif = Image.open(record["gif"])
+    durations = []  # Pillow merges repeated frames (Pong's first ones), adding their times
+    for t in range(gif.n_frames):
+        gif.seek(t)
+        durations.append(gif.info["duration"])
+    assert sum(durations) == 12 * 50 and gif.size == (168, 168)  # 20 frames/s
+    # the frames are the observations' newest, exactly
+    env = make("Pong-v5", 1)
+    _, out = rollout(env, jnp.ones((5, 1), jnp.int32))
+    obs = np.asarray(out.obs[:, 0])
+    env.write_gif(obs, tmp_path / "pong.gif")
+    drawn = Image.open(tmp_path / "pong.gif")
+    drawn.seek(drawn.n_frames - 1)
+    newest = obs[-1].reshape(84, 84, 4)[..., -1]
+    np.testing.assert_array_equal(np.asarray(drawn.convert("L"))[::2, ::2], newest)
+    hopper = make("Hopper-v5", 1)
+    with pytest.raises(CannotRender, match="draws only Atari frames"):
+        hopper.write_gif(np.zeros((3, hopper.observation_spec.dim), np.float32), tmp_path / "x.gif")
 
 
 # The conformance contract as it holds for a host-stateful suite (EnvPool's C++ state is

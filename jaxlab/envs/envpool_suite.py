@@ -66,7 +66,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxlab.envs.adapter import check_like, env_action
+from jaxlab.envs.adapter import check_like, env_action, frame_steps, save_gif
 from jaxlab.envs.protocol import (
     ActionSpec,
     CannotRender,
@@ -219,8 +219,21 @@ class EnvPoolEnv:
     def with_params(self, params: Any) -> EnvPoolEnv:
         return self
 
-    def write_gif(self, states: Any, path: Any) -> None:
-        raise CannotRender(f"{self.name}: EnvPool keeps its states in C++, jaxlab cannot draw them")
+    draws_observations = True  # enjoy hands write_gif the observations, not the states
+
+    def write_gif(self, observations: Any, path: Any) -> None:
+        """Atari: one env's recorded observations ``[T, H*W*stack]`` uint8 drawn as the
+        newest frame of each stack, grey, at twice its size (at most 300 frames, evenly
+        spaced). Other ids keep their states in C++ and have no frames to draw."""
+        shape = self.observation_spec.shape
+        obs = np.asarray(observations)
+        if self.observation_spec.dtype != "uint8" or obs.ndim != 2:
+            raise CannotRender(
+                f"{self.name}: EnvPool keeps its states in C++; jaxlab draws only Atari frames"
+            )
+        frames = obs.reshape((-1, *shape))[..., -1]
+        grey = [np.repeat(np.repeat(frames[t], 2, 0), 2, 1) for t in frame_steps(obs)]
+        save_gif([np.stack([g] * 3, -1) for g in grey], path, fps=20)
 
     def reset(self, key: jax.Array) -> VecEnvState:
         """Every env restarted (EnvPool's seeds, not ``key``, decide its episodes: the key

@@ -31,7 +31,8 @@ class Episodes:
 
     returns: jax.Array
     lengths: jax.Array
-    trace: Any = None  # (env_state pytree [T, ...], done-before-step mask [T]) when recorded
+    # when recorded: (env_state pytree [T, ...], obs [T, obs_dim], done-before-step mask [T])
+    trace: Any = None
 
 
 def make_episodes(
@@ -62,7 +63,8 @@ def make_episodes(
             ret = ret + jnp.where(live, out.reward, 0.0)
             length = length + live.astype(jnp.int32)
             ended = out.terminated | out.truncated
-            trace = (jax.tree.map(lambda x: x[0], es.env_state), finished[0]) if record else None
+            seen = (es.env_state, es.obs, finished)
+            trace = jax.tree.map(lambda x: x[0], seen) if record else None
             mem = (mem, ended) if memory else (mem, first)
             return (new_es, finished | ended, ret, length, mem), trace
 

@@ -120,11 +120,14 @@ def _restore(run_dir: Path, trial: Trial, checkpoint: str) -> tuple[Any, dict[st
 
 def _render(env: Env, result: Any, gif: Path, record: dict[str, Any]) -> None:
     """Write the first episode of ``result`` as ``gif`` and note it (or why not) in
-    ``record``."""
+    ``record``: from its recorded env states, or its observations where the env draws
+    those (``draws_observations``: EnvPool's Atari frames, its states being in C++)."""
     steps = int(result.lengths[0])
-    states = jax.tree.map(lambda x: np.asarray(x[:steps]), result.trace[0])
+    states, observations = (
+        jax.tree.map(lambda x: np.asarray(x[:steps]), t) for t in result.trace[:2]
+    )
     try:
-        env.write_gif(states, gif)
+        env.write_gif(observations if getattr(env, "draws_observations", False) else states, gif)
         record["gif"] = str(gif)
     except CannotRender as err:
         record["render_note"] = str(err)
