@@ -1,6 +1,6 @@
 """CrossQ: batch renormalisation by hand (warm-up, r/d clipping, running statistics,
 evaluation mode), the critics' joint batch statistics over current and next states, the
-delayed actor and temperature, and spec errors."""
+delayed actor and temperature, discrete CrossQ's exact target, and spec errors."""
 
 from __future__ import annotations
 
@@ -128,10 +128,51 @@ def test_bad_settings_name_their_key(sets: dict, where: str):
         spec_from_dict(crossq_raw(**sets))
 
 
-def test_a_discrete_env_and_a_bad_adam_b1_are_spec_errors():
-    with pytest.raises(SpecError, match="CrossQ needs continuous actions; CartPole-v1"):
-        spec_from_dict(crossq_raw("CartPole-v1"))
+def test_a_bad_adam_b1_is_a_spec_error():
     raw = crossq_raw()
     raw["agent"]["net"]["optim"]["b1"] = 1.0
     with pytest.raises(SpecError, match=r"agent\.net\.optim\.b1: must lie in \[0, 1\)"):
         spec_from_dict(raw)
+
+
+def test_discrete_crossq_targets_the_exact_expectation_through_the_joint_pass():
+    """CartPole: ``Q_j(s, .)`` and ``Q_j(s', .)`` come from one train-mode pass over
+    ``[s; s']``; ``y = r + gamma (1 - term) sum_a pi(a|s') (min_j Q_j(s', a) - alpha log
+    pi(a|s'))`` and ``L_Q = sum_j mean_b (Q_j(s_b, a_b) - y_b)^2``, by hand in numpy."""
+    agent = get_algorithm("CrossQ").make(spec_from_dict(crossq_raw("CartPole-v1")))
+    assert agent.discrete
+    state = agent.init(jax.random.PRNGKey(0))
+    for _ in range(2):
+        state, _ = agent.update(state)
+    _, b, _ = state.memory.sample(jax.random.PRNGKey(5), 8, 1.0, 1.0)
+    crit, hp, alpha = state.params["critic"], state.hyper, jnp.float32(0.3)
+    nxt = agent._next_policy(state.params["actor"], b["next_obs"], alpha, None)
+    loss, (_, _, new_stats) = agent._joint_critic_loss(
+        crit["params"], crit["batch_stats"], b, nxt, jnp.ones(8), hp
+    )
+    joint = jnp.concatenate([b["obs"], b["next_obs"]])
+    q, _ = agent.critic_train.apply(crit, joint, mutable=["batch_stats"])  # [2, 16, A]
+    q, logp = np.asarray(q, np.float64), np.asarray(nxt[0], np.float64)
+    v = (np.exp(logp) * (q[:, 8:].min(0) - 0.3 * logp)).sum(-1)
+    y = np.asarray(b["reward"]) + float(hp.gamma) * (1 - np.asarray(b["terminated"])) * v
+    taken = q[:, :8][:, np.arange(8), np.asarray(b["action"])]  # [2, 8]
+    np.testing.assert_allclose(loss, ((taken - y[None]) ** 2).mean(1).sum(), rtol=1e-5)
+    # the next states' values are the joint pass's: a pass over s' alone normalises otherwise
+    alone, _ = agent.critic_train.apply(crit, b["next_obs"], mutable=["batch_stats"])
+    assert not np.allclose(alone, q[:, 8:], atol=1e-3)
+    mean = new_stats["BatchRenorm_0"]["mean"]  # the input layer's, over [s; s']
+    before = crit["batch_stats"]["BatchRenorm_0"]["mean"]
+    np.testing.assert_allclose(mean, 0.9 * before + 0.1 * joint.mean(0)[None], rtol=1e-5)
+
+
+def test_discrete_crossq_acts_greedily_and_values_by_the_policy():
+    agent = get_algorithm("CrossQ").make(spec_from_dict(crossq_raw("CartPole-v1")))
+    state = agent.init(jax.random.PRNGKey(2))
+    obs = jax.random.normal(jax.random.PRNGKey(3), (5, 4))
+    p = state.params
+    logits = agent.actor.apply(p["actor"], state.norm.observe(obs, agent.spec.env)).logits
+    greedy = agent.policy(state, obs, jax.random.PRNGKey(0), True)
+    np.testing.assert_array_equal(greedy, jnp.argmax(logits, -1))
+    q = agent.critic.apply(p["critic"], state.norm.observe(obs, agent.spec.env)).min(0)
+    want = (jax.nn.softmax(logits) * q).sum(-1)
+    np.testing.assert_allclose(agent.value(state, obs), want, rtol=1e-5)

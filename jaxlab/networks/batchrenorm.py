@@ -69,8 +69,9 @@ class BatchRenorm(nn.Module):
 
 
 class RenormQ(nn.Module):
-    """CrossQ's critic: ``(obs [B, D], action [B, A]) -> Q [B]``; the input and every
-    hidden layer batch-renormalised (dense -> BatchRenorm -> activation)."""
+    """CrossQ's critic: ``(obs [B, D], action [B, A]) -> Q [B]``, or with ``action_dim``
+    (discrete actions) ``obs [B, D] -> Q [B, action_dim]``; the input and every hidden
+    layer batch-renormalised (dense -> BatchRenorm -> activation)."""
 
     hid_layers: Sequence[int]
     train: bool
@@ -78,14 +79,17 @@ class RenormQ(nn.Module):
     kernel_init: str = "orthogonal"
     momentum: float = 0.99
     warmup_steps: int = 100_000
+    action_dim: int = 0
 
     @nn.compact
-    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+    def __call__(self, obs: jax.Array, action: jax.Array | None = None) -> jax.Array:
         norm = lambda: BatchRenorm(self.train, self.momentum, self.warmup_steps)  # noqa: E731
         act = ACTIVATIONS[self.activation]
-        x = norm()(jnp.concatenate([obs, action], axis=-1))
+        x = norm()(obs if self.action_dim else jnp.concatenate([obs, action], axis=-1))
         for width in self.hid_layers:
             x = act(norm()(dense(width, 2**0.5, self.kernel_init)(x)))
+        if self.action_dim:
+            return dense(self.action_dim, 1.0, self.kernel_init)(x)
         return dense(1, 1.0, self.kernel_init)(x)[..., 0]
 
 
