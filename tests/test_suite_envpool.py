@@ -18,6 +18,7 @@ from jaxlab.cli import main
 from jaxlab.envs import check_env, make_env
 from jaxlab.envs.protocol import CannotRender
 from jaxlab.lab.trial import Trial
+from jaxlab.rl.rollout import Transition, episode_metrics
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec import SpecError, spec_from_dict
 from jaxlab.spec.schema import EnvSpec
@@ -215,6 +216,16 @@ def test_episodic_life_and_reward_clip_are_the_learners_only():
     assert out.terminated[t, i] and out.done_length[t, i] == t + 1
     assert out.done_return[t, i] >= out.reward[: t + 1, i].sum()  # bricks score 1 to 7
     assert lost[:t, i].sum() == 4  # the game's first four lives
+    # the update's episode metrics count games, not lives: returns are games' scores
+    done = out.terminated | out.truncated
+    tr = Transition(out.obs, actions, out.reward, out.terminated, done, out.final_obs,
+                    out.done_return, out.done_length, {})  # fmt: skip
+    m = episode_metrics(tr)
+    games = np.asarray(out.done_length) > 0
+    assert float(m["ep_count"]) == games.sum() < done.sum()
+    assert float(m["ep_return_sum"]) / float(m["ep_count"]) == pytest.approx(
+        np.asarray(out.done_return)[games].mean()
+    )
     scored = make_env(
         env_spec("Breakout-v5", 2, episodic_life=True, reward_clip=True), evaluation=True
     )

@@ -175,12 +175,15 @@ def replay_items(tr: Transition) -> dict[str, jax.Array]:
 
 
 def episode_metrics(tr: Transition) -> dict[str, Any]:
-    """The episode sums every update reports, plus env 0's actions for a histogram."""
+    """The episode sums every update reports, plus env 0's actions for a histogram. An
+    episode is counted where the env reports one (``done_length > 0``), not at every
+    learner's ``done``: with EnvPool's ``episodic_life`` a lost life is ``terminated``
+    for the learner while the game, and the episode reported, goes on."""
     return {
         "actions": tr.action[:, 0].astype(jnp.float32),
         "ep_return_sum": tr.done_return.sum(),
         "ep_length_sum": tr.done_length.sum().astype(jnp.float32),
-        "ep_count": tr.done.sum().astype(jnp.float32),
+        "ep_count": (tr.done_length > 0).sum().astype(jnp.float32),
     }
 
 
