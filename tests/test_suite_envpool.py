@@ -219,7 +219,7 @@ def test_episodic_life_and_reward_clip_are_the_learners_only():
     # the update's episode metrics count games, not lives: returns are games' scores
     done = out.terminated | out.truncated
     tr = Transition(out.obs, actions, out.reward, out.terminated, done, out.final_obs,
-                    out.done_return, out.done_length, {})  # fmt: skip
+                    out.done_return, out.done_length, {}, env.episodic_life)  # fmt: skip
     m = episode_metrics(tr)
     games = np.asarray(out.done_length) > 0
     assert float(m["ep_count"]) == games.sum() < done.sum()

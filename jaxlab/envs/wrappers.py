@@ -61,6 +61,10 @@ class ObservationWrapper:
         return self.env.time_limit
 
     @property
+    def episodic_life(self) -> bool:
+        return bool(getattr(self.env, "episodic_life", False))
+
+    @property
     def max_episode_steps(self) -> int:
         return self.env.max_episode_steps
 

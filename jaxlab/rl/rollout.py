@@ -72,6 +72,9 @@ class Transition:
     done_return: jax.Array  # [T, N], an episode's raw return where it ended, else 0
     done_length: jax.Array  # [T, N] int32
     extra: dict[str, jax.Array]  # what ``act`` returned besides the action
+    # The learner's ``done`` also marks lost lives inside the episodes the env reports
+    # (EnvPool's ``episodic_life``): count episodes where ``done_length > 0`` instead.
+    lives: bool = struct.field(pytree_node=False, default=False)
 
 
 def collect(
@@ -94,6 +97,8 @@ def collect(
     a :data:`MemoryActFn`; after each step the memory becomes ``(act's carry, done)``, and
     the final memory is returned before the transitions.
     """
+
+    lives = bool(getattr(env, "episodic_life", False))
 
     def step(carry: tuple, k: jax.Array) -> tuple:
         env_state, norm, mem = carry
@@ -119,7 +124,7 @@ def collect(
             reward = ret_stats.scale(reward, spec.clip_reward)
             ret_acc = jnp.where(done, 0.0, ret_acc)
         row = Transition(obs, action, reward, out.terminated, done, next_obs,
-                         out.done_return, out.done_length, extra)  # fmt: skip
+                         out.done_return, out.done_length, extra, lives)  # fmt: skip
         mem = None if memory is None else (cell_carry, done)
         return (env_state, Normalizers(stats, ret_stats, ret_acc), mem), row
 
@@ -175,15 +180,18 @@ def replay_items(tr: Transition) -> dict[str, jax.Array]:
 
 
 def episode_metrics(tr: Transition) -> dict[str, Any]:
-    """The episode sums every update reports, plus env 0's actions for a histogram. An
-    episode is counted where the env reports one (``done_length > 0``), not at every
-    learner's ``done``: with EnvPool's ``episodic_life`` a lost life is ``terminated``
-    for the learner while the game, and the episode reported, goes on."""
+    """The episode sums every update reports, plus env 0's actions for a histogram.
+    Episodes are counted where the env reports one: at the learner's ``done``, or, with
+    lives (``tr.lives``: EnvPool's ``episodic_life``, where a lost life is ``terminated``
+    for the learner while the game, and the episode reported, goes on), where
+    ``done_length > 0``. (The same count either way elsewhere; kept as ``done`` there, as
+    any change to the compiled program may move XLA's rounding.)"""
+    ended = tr.done_length > 0 if tr.lives else tr.done
     return {
         "actions": tr.action[:, 0].astype(jnp.float32),
         "ep_return_sum": tr.done_return.sum(),
         "ep_length_sum": tr.done_length.sum().astype(jnp.float32),
-        "ep_count": (tr.done_length > 0).sum().astype(jnp.float32),
+        "ep_count": ended.sum().astype(jnp.float32),
     }
 
 
