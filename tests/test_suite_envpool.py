@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 from jaxlab.cli import main
-from jaxlab.envs import check_env, make_env
+from jaxlab.envs import check_env, envpool_suite, make_env, resumed_params
 from jaxlab.envs.protocol import CannotRender
 from jaxlab.lab.trial import Trial
 from jaxlab.rl.rollout import Transition, episode_metrics
 from jaxlab.runtime.checkpoint import Checkpointer
-from jaxlab.spec import SpecError, spec_from_dict
+from jaxlab.spec import SpecError, load_spec, spec_from_dict
 from jaxlab.spec.schema import EnvSpec
 from jaxlab.spec.smoke import shrink
 from tests.test_conformance import _equal, for_actions
@@ -254,9 +254,11 @@ def test_bad_envpool_params_are_refused(params, message):
         check_env("envpool/Hopper-v5", params, "env.name", "env.params")
 
 
-def test_a_resumed_run_restarts_its_episodes_and_says_so(tmp_path, capsys):
+def test_a_resumed_run_restarts_its_episodes_and_says_so(tmp_path, monkeypatch):
     """Train 2 of 4 updates, then resume with a larger budget: the run completes, its
-    history continues, and its summary says a resume here is not bit-identical."""
+    history continues, and its summary says a resume here is not bit-identical. The
+    resumed pools are seeded from the checkpointed keys (recorded in provenance.json), not
+    with the run's first seed, so the restarted episodes are new ones."""
     raw = {
         "name": "envpool_resume",
         "agent": {
@@ -277,7 +279,23 @@ def test_a_resumed_run_restarts_its_episodes_and_says_so(tmp_path, capsys):
     saved = yaml.safe_load((run / "spec.yaml").read_text())
     saved["env"]["max_frame"] = 128
     (run / "spec.yaml").write_text(yaml.safe_dump(saved))
+    made = []
+    real_init = envpool_suite.Pool.__init__
+
+    def spy(self, env_id, size, config):
+        made.append(config["seed"])
+        real_init(self, env_id, size, config)
+
+    monkeypatch.setattr(envpool_suite.Pool, "__init__", spy)
     assert main(["train", str(run), "--no-progress", "--no-report"]) == 0
+    monkeypatch.undo()
+    ckpt = Checkpointer(run / "checkpoints")
+    checkpointed, _ = ckpt.restore(Trial(load_spec(run / "spec.yaml")).abstract_state(), 64)
+    ckpt.close()
+    fresh = resumed_params("envpool/Hopper-v5", {}, np.asarray(checkpointed.key))["seed"]
+    resumed = json.loads((run / "provenance.json").read_text())["resumes"]
+    assert [r["env_seed"] for r in resumed] == [fresh] and fresh != saved["env"]["params"]["seed"]
+    assert made and made[-1] == fresh  # the pools the resumed run trained on
     frames = [
         int(r.split(",")[0])
         for r in (run / "session_0" / "metrics.csv").read_text().splitlines()[1:]

@@ -10,12 +10,15 @@ belongs to.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.util
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
+
+import numpy as np
 
 from jaxlab.config.parse import SpecError, did_you_mean
 from jaxlab.envs.adapter import check_reset
@@ -125,6 +128,11 @@ def wrapped(env: Env, keep: Sequence[int] | None, stack: int) -> Env:
     return ObservationWrapper(env, keep, stack)
 
 
+# Env seeds stay below 2**31 - 2**24, so EnvPool's per-env ``seed + j`` stays a C int for
+# 16M envs.
+SEED_RANGE = 2**31 - 2**24
+
+
 def seeded_params(name: str, params: Mapping[str, Any], random_seed: int) -> dict[str, Any]:
     """``params``, and for a suite whose envs keep their state outside jax and are seeded
     when made (EnvPool: ``seed``) without a seed in the spec, one derived from the spec's
@@ -132,8 +140,19 @@ def seeded_params(name: str, params: Mapping[str, Any], random_seed: int) -> dic
     streams): ``meta.random_seed`` seeds the envs too, as it does every jax suite's."""
     if not SUITES[split_name(name)[0]].host_state or "seed" in params:
         return dict(params)
-    # below 2**31 - 2**24, so EnvPool's per-env ``seed + j`` stays a C int for 16M envs
-    return {**params, "seed": random_seed * 2654435761 % (2**31 - 2**24)}
+    return {**params, "seed": random_seed * 2654435761 % SEED_RANGE}
+
+
+def resumed_params(name: str, params: Mapping[str, Any], keys: Any) -> dict[str, Any]:
+    """``params`` for a resumed run: for a suite whose episodes restart on resume (envs
+    seeded when made, state outside jax: :func:`resumes_exactly`), a fresh ``seed`` drawn
+    from the checkpointed state's RNG keys ``keys`` (any array; they advance every
+    update), so the restarted episodes are new ones, not a replay of the run's first,
+    and resuming the same checkpoint again gives the same seed. Other suites: unchanged."""
+    if resumes_exactly(name):
+        return dict(params)
+    digest = hashlib.sha256(np.ascontiguousarray(keys).tobytes()).digest()
+    return {**params, "seed": int.from_bytes(digest[:8], "little") % SEED_RANGE}
 
 
 def resumes_exactly(name: str) -> bool:
@@ -207,6 +226,7 @@ __all__ = [
     "check_env",
     "make_env",
     "max_truncations",
+    "resumed_params",
     "resumes_exactly",
     "seeded_params",
     "shrink_params",

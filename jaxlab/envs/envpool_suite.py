@@ -35,9 +35,10 @@ its envs' state itself, so a :class:`~jaxlab.envs.protocol.VecEnvState` here car
   (like a state from another env object) restarts every episode on its first step
   instead of stepping: the cut episodes are reported truncated with reward 0
   (``final_obs`` = the last observation, so learners bootstrap from it) and count no
-  episode return. The new episodes come from the pools of the resumed process, seeded
-  as above. A resumed EnvPool run is therefore not bit-identical to an
-  uninterrupted one; everything else in the state resumes exactly.
+  episode return. The new episodes come from the resumed process's pools, seeded from
+  the checkpointed RNG keys (:func:`jaxlab.envs.resumed_params`), so they are new ones.
+  A resumed EnvPool run is therefore not bit-identical to an uninterrupted one;
+  everything else in the state resumes exactly.
 
 Atari observations ``[stack, H, W]`` uint8 become ``[H, W, stack]`` uint8 (channels last,
 for the conv torso, which scales them to ``[0, 1]``; rollouts and replay memories keep the

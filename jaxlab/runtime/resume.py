@@ -6,7 +6,9 @@ and verifies (falling back past corrupt ones, see :mod:`jaxlab.runtime.checkpoin
 session's CSV/TensorBoard history back to that frame and runs the remaining chunks. The
 whole state (parameters, optimizer, env states, normalisers, RNG keys, counters) and the
 host loop state come back, so an interrupted run ends bit-identical to an uninterrupted
-one on the same machine and code.
+one on the same machine and code. The exception: envs whose state lives outside jax
+(EnvPool) restart their episodes, from pools seeded afresh from the checkpointed keys
+(:func:`reseeded_trial`).
 
 A checkpoint is refused, with the spec keys that differ, when ``spec.yaml`` was edited
 in a way that changes the state's shapes (``env.num_envs``, network sizes, sessions...)
@@ -16,6 +18,7 @@ allowed with a warning.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -28,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlab.config.parse import flatten
+from jaxlab.envs import resumed_params, resumes_exactly
 from jaxlab.lab.trial import Trial
 from jaxlab.logging.trackers import require_trackers
 from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError, NoCheckpoint
@@ -183,7 +187,11 @@ def _resume(run_dir: Path, progress: bool, report: bool, on_chunk: ChunkHook | N
         print(f"jaxlab: {run_dir} already finished at frame {frame:,}; nothing to resume")
         return RunResult(run_dir, summary, state)
     print(f"jaxlab: resuming {run_dir} from frame {frame:,}", file=sys.stderr, flush=True)
-    sha = record_resume(run_dir, prov, frame)
+    entry = {}
+    if not resumes_exactly(spec.env.name):
+        trial = reseeded_trial(trial, keys, state)
+        entry["env_seed"] = trial.spec.env.params["seed"]
+    sha = record_resume(run_dir, prov, frame, entry)
     t0 = time.perf_counter()
     trial.compile(state)
     compile_s = trial.trace_s + time.perf_counter() - t0  # as train counts it
@@ -260,11 +268,26 @@ def finished_summary(
     return summary
 
 
-def record_resume(run_dir: Path, prov: dict[str, Any], frame: int) -> str | None:
-    """Append this resume (time, frame, git SHA) to ``provenance.json``; returns the SHA."""
+def reseeded_trial(trial: Trial, keys: Any, state: Any) -> Trial:
+    """``trial`` again for an env whose episodes restart on resume (EnvPool, whose pools
+    are seeded when made): its spec's env seed drawn from ``state``'s checkpointed RNG
+    keys (:func:`jaxlab.envs.resumed_params`), so the pools it makes start new episodes
+    rather than replay the run's first ones."""
+    spec = trial.spec
+    params = resumed_params(spec.env.name, spec.env.params, jax.device_get(state.key))
+    spec = dataclasses.replace(spec, env=dataclasses.replace(spec.env, params=params))
+    return Trial(spec, keys)
+
+
+def record_resume(
+    run_dir: Path, prov: dict[str, Any], frame: int, extra: dict[str, Any] | None = None
+) -> str | None:
+    """Append this resume (time, frame, git SHA, and ``extra``: a restarted env's new
+    ``env_seed``) to ``provenance.json``; returns the SHA."""
     sha = git_info()["sha"]
     prov.setdefault("resumes", []).append(
         {"at": datetime.now().isoformat(timespec="seconds"), "frame": frame, "git_sha": sha}
+        | (extra or {})
     )
     (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2))
     return sha
