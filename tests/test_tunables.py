@@ -30,11 +30,16 @@ TUNABLE_CASES = [c for c in CASES if c in LEARN_CASES or c[2] == "PrioritizedRep
 NET = {"lr_schedule": {"name": "linear_decay", "end_val": 1.0e-4}, "clip_grad_val": 0.5}
 
 
-def lowered_update(spec: Any) -> tuple[str, Any]:
-    """The HLO text of the agent's ``update`` and its ``hyper`` leaves."""
+def lowered_update(spec: Any) -> str:
+    """The HLO text of the agent's ``update``."""
     agent = get_algorithm(spec.agent.algorithm.name).make(spec)
     state = jax.eval_shape(agent.init, jax.random.PRNGKey(0))
-    return jax.jit(agent.update).lower(state).as_text(), agent.hyper()
+    return jax.jit(agent.update).lower(state).as_text()
+
+
+def hyper_of(spec: Any) -> Any:
+    """The agent's ``hyper`` leaves."""
+    return get_algorithm(spec.agent.algorithm.name).make(spec).hyper()
 
 
 def two_values(value: Any) -> tuple[float, float]:
@@ -45,26 +50,38 @@ def two_values(value: Any) -> tuple[float, float]:
 
 
 def check_case(algo: str, continuous: bool, memory: str) -> tuple[list[str], set[str]]:
-    """(keys read as static values, keys that changed the hyper leaves) for one case."""
+    """(keys read as static values, keys that changed the hyper leaves) for one case.
+
+    The keys with a value are lowered together: once all at their first value, once all
+    at their second. A key read as a static value puts its value in the HLO as a constant,
+    so the two texts differ; only then is each key lowered on its own, to name it. Unset
+    optional keys (None) form a second group, lowered with the first group's keys as
+    resolved: setting one can switch a mode (a set ``target_entropy`` leaves
+    ``target_entropy_scale`` unread), so each group is checked in its own mode."""
     raw = probe_raw(algo, continuous, memory)
     raw["agent"]["net"].update(NET)
     resolved = spec_from_dict(raw).to_dict()  # every default written out
     values = flatten(resolved)
-    base = lowered_update(shrink(spec_from_dict(resolved)))
+    keys = hyper_keys(algo)
+    firsts = {k: two_values(values[k])[0] for k in keys}
+    seconds = {k: two_values(values[k])[1] for k in keys}
+    groups = [[k for k in keys if values[k] is not None], [k for k in keys if values[k] is None]]
     static, reached = [], set()
 
-    def lowered_with(key: str, value: float) -> tuple[str, Any]:
-        return lowered_update(shrink(spec_from_dict(apply_overrides(resolved, {key: value}))))
+    def spec_with(changes: dict[str, float]) -> Any:
+        return shrink(spec_from_dict(apply_overrides(resolved, changes)))
 
-    for key in hyper_keys(algo):
-        a, b = two_values(values[key])
-        hlo_a, hyper_a = base if values[key] == a else lowered_with(key, a)
-        hlo_b, hyper_b = lowered_with(key, b)
-        if hlo_a != hlo_b:
-            static.append(key)
-        leaves = zip(jax.tree.leaves(hyper_a), jax.tree.leaves(hyper_b), strict=True)
-        if not all(np.array_equal(x, y) for x, y in leaves):
-            reached.add(key)
+    for group in filter(None, groups):
+        first = {k: firsts[k] for k in group}
+        one_moved = {k: spec_with({**first, k: seconds[k]}) for k in group}
+        hlo = lowered_update(spec_with(first))
+        if lowered_update(spec_with({k: seconds[k] for k in group})) != hlo:
+            static += [k for k in group if lowered_update(one_moved[k]) != hlo]
+        hyper = jax.tree.leaves(hyper_of(spec_with(first)))
+        for key in group:
+            moved = jax.tree.leaves(hyper_of(one_moved[key]))
+            if not all(np.array_equal(x, y) for x, y in zip(hyper, moved, strict=True)):
+                reached.add(key)
     return static, reached
 
 
