@@ -21,9 +21,10 @@ PENDULUM = "brax/inverted_pendulum"
 
 @functools.cache
 def brax_env(**params):
-    """The env and its jitted step, built once per params (compiles dominate this file)."""
+    """The env and its jitted reset and step, built once per params (compiles dominate
+    this file; an eager reset dispatches, and compiles, op by op)."""
     env = make_env(EnvSpec(name=PENDULUM, num_envs=2, params={"backend": "mjx", **params}))
-    return env, jax.jit(env.step)
+    return env, jax.jit(env.reset), jax.jit(env.step)
 
 
 @functools.cache
@@ -40,8 +41,8 @@ def own_step(state, action):
 
 
 def run(env_step, actions, key=0):
-    env, step = env_step
-    state = env.reset(jax.random.PRNGKey(key))
+    _, reset, step = env_step
+    state = reset(jax.random.PRNGKey(key))
     outs = []
     for t, a in enumerate(actions):
         before = state
@@ -51,7 +52,7 @@ def run(env_step, actions, key=0):
 
 
 def test_brax_specs_and_limits():
-    env, _ = brax_env(episode_length=10, action_repeat=3)
+    env, _, _ = brax_env(episode_length=10, action_repeat=3)
     assert env.observation_spec.shape == (4,) and env.action_spec.dim == 1
     np.testing.assert_array_equal(env.action_spec.low, [-1.0])
     assert env.time_limit == env.max_episode_steps == 4  # ceil(10 / 3)
@@ -94,7 +95,7 @@ def test_pool_reset_hands_fresh_starts_to_the_ended_envs_in_turn():
         EnvSpec(name=PENDULUM, num_envs=20, params={"episode_length": 1, "reset": "pool"})
     )
     assert env.reset_mode == "pool"
-    state = env.reset(jax.random.PRNGKey(0))
+    state = jax.jit(env.reset)(jax.random.PRNGKey(0))
     new, out = jax.jit(env.step)(jax.random.PRNGKey(1), state, jnp.zeros((20, 1)))
     assert out.truncated.all()
     starts = np.asarray(new.obs)
@@ -116,7 +117,7 @@ def test_playground_task_and_its_limits():
     )
     assert env.observation_spec.shape == (5,) and env.action_spec.dim == 1
     np.testing.assert_array_equal(env.action_spec.high, [1.0])
-    state = env.reset(jax.random.PRNGKey(0))
+    state = jax.jit(env.reset)(jax.random.PRNGKey(0))
     step = jax.jit(env.step)
     state, out = step(jax.random.PRNGKey(1), state, jnp.zeros((2, 1)))
     assert not (out.terminated | out.truncated).any()
@@ -148,8 +149,8 @@ def test_bad_params_are_named(name, params, message):
 
 def test_a_recorded_episode_is_drawn_by_mujoco(tmp_path):
     """``enjoy --render``'s path: env 0's recorded states -> a GIF (headless EGL)."""
-    env, step = brax_env(episode_length=3)
-    state = env.reset(jax.random.PRNGKey(0))
+    env, reset, step = brax_env(episode_length=3)
+    state = reset(jax.random.PRNGKey(0))
     trace = []
     for t in range(3):
         trace.append(jax.tree.map(lambda x: np.asarray(x[0]), state.env_state))
