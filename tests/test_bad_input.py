@@ -7,6 +7,8 @@ data folder, or end in a Python traceback (issue: hardening).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import sys
 import pytest
 import yaml
 
+from jaxlab.cli import main
 from tests.conftest import REPO
 
 BASE = {
@@ -48,11 +51,29 @@ OVERRIDES = [
 ]
 
 
+def train_args(tmp_path, spec_path, *extra):
+    return ["train", str(spec_path), "--data", str(tmp_path / "data"), "--no-progress", *extra]
+
+
 def run_cli(tmp_path, spec_path, *extra):
+    """``jaxlab train`` in this process, through the CLI's ``main`` (what ``python -m
+    jaxlab`` calls): its exit code, stdout and stderr. A fresh interpreter per case cost
+    3-20 s of imports each; :func:`run_cli_process` runs a few cases that way too, to
+    check the process itself (its exit status, nothing printed on the way)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(train_args(tmp_path, spec_path, *extra))
+        except SystemExit as stop:  # argparse's own refusals
+            code = stop.code
+    return subprocess.CompletedProcess("jaxlab", code, out.getvalue(), err.getvalue())
+
+
+def run_cli_process(tmp_path, spec_path, *extra):
+    """``python -m jaxlab train`` in a fresh interpreter."""
     env = {**os.environ, "JAXLAB_XLA_CACHE": "off"}
     return subprocess.run(
-        [sys.executable, "-m", "jaxlab", "train", str(spec_path), "--data", str(tmp_path / "data"),
-         "--no-progress", *extra],
+        [sys.executable, "-m", "jaxlab", *train_args(tmp_path, spec_path, *extra)],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
     )  # fmt: skip
 
@@ -72,6 +93,22 @@ def test_a_bad_override_is_one_line_and_writes_nothing(tmp_path, override, messa
     spec.write_text(yaml.safe_dump(BASE))
     before = sorted(p.name for p in tmp_path.parent.iterdir())
     assert_refused(run_cli(tmp_path, spec, "-s", override), message, tmp_path, before)
+
+
+# A spec error, an env-suite error and a malformed override, each in a fresh interpreter.
+PROCESS_CASES = [
+    (["-s", "meta.random_seed=4294967296"], "meta.random_seed: must lie in [0, 4294967295]"),
+    (["-s", "env.name=brax/antt"], "env.name: unknown brax environment 'antt'"),
+    (["-s", "no_equals_sign"], "-s no_equals_sign"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), PROCESS_CASES, ids=["spec", "suite", "override"])
+def test_the_process_exits_2_with_one_line(tmp_path, extra, message):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(BASE))
+    before = sorted(p.name for p in tmp_path.parent.iterdir())
+    assert_refused(run_cli_process(tmp_path, spec, *extra), message, tmp_path, before)
 
 
 def test_a_duplicate_key_names_its_path_and_lines(tmp_path):
