@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from jaxlab.analysis.plots import (
+    common_windows,
     moving_average,
     plot_comparison,
     plot_experiment,
@@ -140,6 +141,21 @@ def test_trial_comparison_and_experiment_figures(trial, tmp_path):
     for k in (1, 2, 3):
         path = plot_experiment(rows, varied[:k], tmp_path / f"exp{k}.png", title="t")
         assert size(path)[0] >= SINGLE[0]
+
+
+def test_compared_runs_are_averaged_over_the_same_frames():
+    """Logged every 1,000 and every 4,000 frames: 10 and 2-3 points, 10,000 frames each;
+    a run of one log point keeps the window it was given."""
+    fine = [{"frame": np.arange(1, 21) * 1000.0, "return": np.zeros(20)}]
+    coarse = [{"frame": np.arange(1, 6) * 4000.0, "return": np.zeros(5)}]
+    lone = [{"frame": np.array([500.0]), "return": np.zeros(1)}]
+    assert common_windows([fine, coarse, lone], 10) == [10, 2, 10]
+    assert common_windows([coarse], 10) == [10]
+    # The coarse run's last point averages its last 8,000 frames, not the whole run.
+    steps = np.array([-1000.0, -800.0, -600.0, -200.0, -180.0])
+    runs = [fine, [{"frame": coarse[0]["frame"], "return": steps}]]
+    window = common_windows(runs, 10)[1]
+    assert moving_average(steps, window)[-1] == -190.0
 
 
 @pytest.mark.parametrize("edge", sorted(EDGES))

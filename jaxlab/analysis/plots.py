@@ -280,16 +280,36 @@ def plot_comparison(
     window: int = 10,
     baseline: float | None = None,
 ) -> Path:
-    """Several runs overlaid: per run, the mean +- std band of moving-average returns."""
+    """Several runs overlaid: per run, the mean +- std band of moving-average returns,
+    each averaged over the same span of frames (:func:`common_windows`)."""
+    windows = common_windows([sessions for _, sessions in runs], window)
     with _figure(WIDTH, HEIGHT) as fig:
         ax = fig.add_subplot()
         drawn = False
-        for i, (label, sessions) in enumerate(runs):
-            smooth = _smoothed(sessions, window)
+        for i, ((label, sessions), w) in enumerate(zip(runs, windows, strict=True)):
+            smooth = _smoothed(sessions, w)
             drawn |= _band(ax, smooth, color=f"C{i % 10}", label=f"{label} (n={len(sessions)})")
         _return_axes(ax, [s["frame"] for _, ss in runs for s in ss], baseline, empty=not drawn)
         ax.set_title(title)
         return _save(fig, path)
+
+
+def common_windows(runs: Sequence[Sequence[Curves]], window: int) -> list[int]:
+    """Per run, the moving-average window in log points that spans ``window`` log
+    intervals of the most often logged run (at least 1 point): runs logged every 1,000 and
+    every 4,000 frames average over 10 and 2-3 points, 10,000 frames each. A window in
+    points alone would average a sparsely logged run over far more frames, and its curve
+    would lag the others'."""
+    steps = [_log_interval(sessions) for sessions in runs]
+    finest = min((s for s in steps if s > 0), default=0.0)
+    return [max(1, round(window * finest / s)) if s > 0 and finest > 0 else window for s in steps]
+
+
+def _log_interval(sessions: Sequence[Curves]) -> float:
+    """The median frames between a run's log points (0 with fewer than two)."""
+    gaps = [np.diff(np.asarray(s["frame"], dtype=float)) for s in sessions]
+    gaps = np.concatenate(gaps) if gaps else np.zeros(0)
+    return float(np.median(gaps)) if gaps.size else 0.0
 
 
 def _is_number(v: Any) -> bool:
