@@ -84,14 +84,15 @@ def test_the_critic_step_normalises_current_and_next_states_as_one_batch():
     """The input layer's running mean moves by (1 - m) times the mean of the joint batch:
     over its observation features, the mean of ``[s; s']`` of the sampled minibatch."""
     agent = get_algorithm("CrossQ").make(spec_from_dict(crossq_raw()))
-    state = agent.init(jax.random.PRNGKey(0))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
+    update = jax.jit(agent.update)
     for _ in range(2):  # 8 transitions: learning starts at the next update
-        state, _ = agent.update(state)
+        state, _ = update(state)
     lrn = (state.params, state.target, state.opt)
     memory, key = state.memory, jax.random.PRNGKey(5)
     keys = jax.random.split(key, 3)
     _, b, _ = memory.sample(keys[0], 8, state.hyper.per_alpha, state.hyper.per_beta)
-    new, _, _ = agent.grad_step(lrn, b, jnp.ones(8), keys[1:], state.hyper, (1e-3,) * 3)
+    new, _, _ = jax.jit(agent.grad_step)(lrn, b, jnp.ones(8), keys[1:], state.hyper, (1e-3,) * 3)
     before = state.params["critic"]["batch_stats"]["BatchRenorm_0"]["mean"]  # [2 twins, D+A]
     after = new[0]["critic"]["batch_stats"]["BatchRenorm_0"]["mean"]
     joint = jnp.concatenate([b["obs"], b["next_obs"]]).mean(0)  # [D]
@@ -101,13 +102,14 @@ def test_the_critic_step_normalises_current_and_next_states_as_one_batch():
 
 def test_actor_and_temperature_move_every_policy_delay_steps():
     agent = get_algorithm("CrossQ").make(spec_from_dict(crossq_raw(policy_delay=2)))
-    state = agent.init(jax.random.PRNGKey(1))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(1))
+    update = jax.jit(agent.update)
     for _ in range(2):  # the second update holds 8 transitions and takes critic step 1
-        state, _ = agent.update(state)
+        state, _ = update(state)
     assert int(state.opt.critic_steps) == 1
     moves = []
     for _ in range(4):
-        after, _ = agent.update(state)
+        after, _ = update(state)
         assert not _equal(state.params["critic"], after.params["critic"])
         moves.append(not _equal(state.params["actor"], after.params["actor"]))
         assert moves[-1] == (float(after.params["log_alpha"]) != float(state.params["log_alpha"]))
@@ -141,9 +143,10 @@ def test_discrete_crossq_targets_the_exact_expectation_through_the_joint_pass():
     pi(a|s'))`` and ``L_Q = sum_j mean_b (Q_j(s_b, a_b) - y_b)^2``, by hand in numpy."""
     agent = get_algorithm("CrossQ").make(spec_from_dict(crossq_raw("CartPole-v1")))
     assert agent.discrete
-    state = agent.init(jax.random.PRNGKey(0))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
+    update = jax.jit(agent.update)
     for _ in range(2):
-        state, _ = agent.update(state)
+        state, _ = update(state)
     _, b, _ = state.memory.sample(jax.random.PRNGKey(5), 8, 1.0, 1.0)
     crit, hp, alpha = state.params["critic"], state.hyper, jnp.float32(0.3)
     nxt = agent._next_policy(state.params["actor"], b["next_obs"], alpha, None)
@@ -167,7 +170,7 @@ def test_discrete_crossq_targets_the_exact_expectation_through_the_joint_pass():
 
 def test_discrete_crossq_acts_greedily_and_values_by_the_policy():
     agent = get_algorithm("CrossQ").make(spec_from_dict(crossq_raw("CartPole-v1")))
-    state = agent.init(jax.random.PRNGKey(2))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(2))
     obs = jax.random.normal(jax.random.PRNGKey(3), (5, 4))
     p = state.params
     logits = agent.actor.apply(p["actor"], state.norm.observe(obs, agent.spec.env)).logits
