@@ -37,10 +37,12 @@ def agent_for(algo: str = "PPO", cell: str = "GRU", shared: bool = False, **env)
 
 
 def rollout(agent):
-    state = agent.init(jax.random.PRNGKey(0))
+    """(state before, state after, rollout) of one collect after one update, compiled (an
+    eager rollout dispatches every op of every step)."""
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
     state, _ = jax.jit(agent.update)(state)  # parameters that are not the initial ones
     before = state
-    state, ro = agent._collect(state, jax.random.PRNGKey(5))
+    state, ro = jax.jit(agent._collect)(state, jax.random.PRNGKey(5))
     return before, state, ro
 
 
@@ -71,10 +73,10 @@ def test_sequence_minibatches_replay_the_rollouts_hidden_states(cell, shared):
     agent = agent_for(cell=cell, shared=shared)
     before, after, ro = rollout(agent)
     assert bool(ro.done.any()) and bool(ro.extra["first"][1:].any()), "no episode starts"
-    batch = agent.learn_layout(agent._advantages(after, ro))
+    batch = jax.jit(lambda a, r: agent.learn_layout(agent._advantages(a, r)))(after, ro)
     envs = np.array([3, 1])
     mb = jax.tree.map(lambda x: x[envs], batch)
-    pi, value = agent.forward(before.params, mb)
+    pi, value = jax.jit(agent.forward)(before.params, mb)
     np.testing.assert_allclose(pi.log_prob(mb.action), mb.log_prob, atol=1e-5)
     np.testing.assert_allclose(value, mb.value, atol=1e-5)
     for row, env in enumerate(envs):
@@ -107,7 +109,7 @@ def test_truncated_steps_bootstrap_from_the_carry_the_episode_ended_with():
     the carry of step t (the next step's raw carry), read as a continuing step."""
     agent = agent_for()
     _, after, ro = rollout(agent)
-    next_value = agent.bootstrap(after, ro)
+    next_value = jax.jit(agent.bootstrap)(after, ro)
     truncated = np.argwhere(np.asarray(ro.done & ~ro.terminated)[:-1])
     assert len(truncated), "no truncation inside the rollout"
     for t, n in truncated:
@@ -125,7 +127,7 @@ def test_truncated_steps_bootstrap_from_the_carry_the_episode_ended_with():
 @pytest.mark.parametrize("algo", ["PPO", "A2C"])
 def test_update_trains_and_evaluation_carries_the_state(algo):
     agent = agent_for(algo)
-    state = agent.init(jax.random.PRNGKey(1))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(1))
     state, metrics = jax.jit(agent.update)(state)
     assert all(np.isfinite(np.asarray(v)).all() for v in metrics.values())
     seen = []
