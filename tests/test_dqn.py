@@ -209,7 +209,7 @@ def test_no_learning_before_learning_starts():
     uniform replay, Huber loss and the hard target copy run here."""
     agent = DQN(spec_from_dict(dqn_raw()))
     update = jax.jit(agent.update)
-    state = agent.init(jax.random.PRNGKey(0))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
     params0 = state.params
     for _ in range(2):
         state, metrics = update(state)

@@ -38,7 +38,7 @@ def test_episodes_are_cut_at_their_first_end():
     }
     agent = PPO(spec_from_dict(raw))
     env = make("ConstantReward-probe", 3, {})
-    state = agent.init(jax.random.PRNGKey(0))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
     out = jax.jit(make_episodes(agent, env, record=True))(state, jax.random.PRNGKey(1))
     np.testing.assert_array_equal(out.returns, [5.0, 5.0, 5.0])
     np.testing.assert_array_equal(out.lengths, [5, 5, 5])

@@ -63,7 +63,7 @@ def test_tiny_spec_trains_with_finite_metrics(algo, tmp_path):
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_update_reports_learner_and_episode_metrics(algo):
     spec, agent = make_agent(algo)
-    state = agent.init(jax.random.PRNGKey(0))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
     new_state, metrics = jax.eval_shape(agent.update, state)
     expected = LEARNER_METRICS[algo.split("-")[0]]
     if algo == "SARSA-boltzmann":
@@ -81,7 +81,7 @@ def test_value_estimates_and_policy_shapes():
     obs = np.zeros((3, 4), np.float32)
     for algo in ("A2C", "SARSA", "REINFORCE"):
         _, agent = make_agent(algo)
-        state = agent.init(jax.random.PRNGKey(0))
+        state = jax.jit(agent.init)(jax.random.PRNGKey(0))
         action = agent.policy(state, obs, jax.random.PRNGKey(1), deterministic=False)
         assert action.shape == (3,)
         if algo == "REINFORCE":
@@ -124,7 +124,7 @@ def test_sarsa_hard_target_copies_params_exactly_every_k_updates():
     _, agent = make_agent("SARSA", overrides)
     assert agent.target_every == 3
     update = jax.jit(agent.update)
-    state = agent.init(jax.random.PRNGKey(0))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
     init_params = state.params
     same = lambda a, b: all(  # noqa: E731
         np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
@@ -144,7 +144,7 @@ def test_sarsa_polyak_target_moves_by_tau():
     _, agent = make_agent(
         "SARSA", ["agent.algorithm.target_update=polyak", "agent.algorithm.tau=0.25"]
     )
-    state = agent.init(jax.random.PRNGKey(0))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
     new, _ = jax.jit(agent.update)(state)
     expected = jax.tree.map(lambda p, t: 0.25 * p + 0.75 * t, new.params, state.target_params)
     for x, y in zip(jax.tree.leaves(new.target_params), jax.tree.leaves(expected), strict=True):

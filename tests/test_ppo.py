@@ -129,7 +129,7 @@ def test_shared_torso_has_one_mlp(tiny_raw):
 
     def torsos(shared: bool) -> set[str]:
         agent = PPO(spec_from_dict(tiny_raw, [f"agent.net.shared={str(shared).lower()}"]))
-        params = agent.init(jax.random.PRNGKey(0)).params["params"]
+        params = jax.jit(agent.init)(jax.random.PRNGKey(0)).params["params"]
         return {k for k in params if "torso" in k}
 
     assert torsos(False) == {"actor_torso", "critic_torso"}

@@ -41,7 +41,7 @@ def pqn_raw(env: str = "CartPole-v1", layer_norm: bool = True, **algo) -> dict:
 def test_layer_norm_normalises_every_hidden_layer():
     for on in (True, False):
         agent = get_algorithm("PQN").make(spec_from_dict(pqn_raw(layer_norm=on)))
-        params = agent.init(jax.random.PRNGKey(0)).params["params"]
+        params = jax.jit(agent.init)(jax.random.PRNGKey(0)).params["params"]
         torso = params["Torso_0"]["MLP_0"]
         assert sorted(k for k in torso if k.startswith("LayerNorm")) == (
             ["LayerNorm_0", "LayerNorm_1"] if on else []
@@ -63,14 +63,15 @@ def test_update_regresses_on_q_lambda_targets_of_the_rollout_parameters():
     so it is 0.5 mean (Q(s, a) - R)^2 with R the Q(lambda) returns of the rollout's own Q."""
     raw = pqn_raw(lam=0.7, gamma=0.9, minibatch_count=1)
     agent = get_algorithm("PQN").make(spec_from_dict(raw))
-    state, ended = agent.init(jax.random.PRNGKey(3)), 0.0
+    state, ended = jax.jit(agent.init)(jax.random.PRNGKey(3)), 0.0
+    update, collect = jax.jit(agent.update), jax.jit(lambda s: rollout_of(agent, s))
     for _ in range(4):
-        ro = rollout_of(agent, state)
+        ro = collect(state)
         q = agent.net.apply(state.params, ro.obs)
         v_next = agent.net.apply(state.params, ro.next_obs).max(-1)
         target = q_lambda_returns(ro.reward, v_next, ro.terminated, ro.done, 0.9, 0.7)
         q_sa = jnp.take_along_axis(q, ro.action[..., None], -1)[..., 0]
-        state, metrics = agent.update(state)
+        state, metrics = update(state)
         np.testing.assert_allclose(metrics["loss"], 0.5 * ((q_sa - target) ** 2).mean(), rtol=1e-5)
         ended += float(metrics["ep_count"])
     assert ended > 0  # episode ends were inside the checked rollouts
@@ -80,10 +81,10 @@ def test_epsilon_follows_its_schedule_over_frames():
     raw = pqn_raw(explore_var={"name": "linear_decay", "start_val": 1.0, "end_val": 0.0,
                                "start_step": 0, "end_step": 320})  # fmt: skip
     agent = get_algorithm("PQN").make(spec_from_dict(raw))
-    state = agent.init(jax.random.PRNGKey(0))
+    state, update = jax.jit(agent.init)(jax.random.PRNGKey(0)), jax.jit(agent.update)
     seen = []
     for _ in range(4):  # 32 frames per update
-        state, metrics = agent.update(state)
+        state, metrics = update(state)
         seen.append(float(metrics["epsilon"]))
     np.testing.assert_allclose(seen, [1.0, 0.9, 0.8, 0.7], atol=1e-6)
 

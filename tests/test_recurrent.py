@@ -88,7 +88,7 @@ def test_sequence_minibatches_replay_the_rollouts_hidden_states(cell, shared):
 
 def test_an_episode_start_forgets_the_carry():
     agent = agent_for()
-    params = agent.init(jax.random.PRNGKey(0)).params
+    params = jax.jit(agent.init)(jax.random.PRNGKey(0)).params
     obs = jnp.ones((2, 1, 4))
     noise = jax.tree.map(lambda c: c + 3.0, agent.net.initial_carry(2))
     fresh = agent.net.initial_carry(2)

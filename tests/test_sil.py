@@ -108,7 +108,7 @@ def sil_raw(algo: str, **sil) -> dict:
 @pytest.mark.parametrize("algo", ["PPO", "A2C"])
 def test_finished_episodes_fill_the_memory_and_train_it(algo):
     agent = get_algorithm(algo).make(spec_from_dict(sil_raw(algo)))
-    state = agent.init(jax.random.PRNGKey(0))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
     update = jax.jit(agent.update)
     for _ in range(6):
         state, metrics = update(state)

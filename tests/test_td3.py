@@ -71,13 +71,14 @@ def td3_raw(env: str = "Pendulum-v1", **algo) -> dict:
 def test_the_actor_and_the_targets_move_every_policy_delay_critic_steps(delay: int):
     spec = spec_from_dict(td3_raw(policy_delay=delay))
     agent = get_algorithm("TD3").make(spec)
-    state = agent.init(jax.random.PRNGKey(0))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0))
+    update = jax.jit(agent.update)
     for _ in range(3):  # 12 transitions: learning starts at the third update
-        state, _ = agent.update(state)
+        state, _ = update(state)
     before = state
     moves = []
     for _ in range(2 * delay):
-        after, metrics = agent.update(before)
+        after, metrics = update(before)
         assert not _equal(before.params["critic"], after.params["critic"])
         moves.append(not _equal(before.params["actor"], after.params["actor"]))
         assert moves[-1] != _equal(before.target, after.target)
@@ -99,7 +100,7 @@ def test_ddpg_is_one_critic_and_twin_is_two():
 def test_policy_actions_stay_in_the_box():
     spec = spec_from_dict(td3_raw(explore_var=5.0))
     agent = get_algorithm("TD3").make(spec)
-    state = agent.init(jax.random.PRNGKey(1))
+    state = jax.jit(agent.init)(jax.random.PRNGKey(1))
     obs = jax.random.normal(jax.random.PRNGKey(2), (256, 3)) * 10
     noisy = agent.policy(state, obs, jax.random.PRNGKey(3), deterministic=False)
     greedy = agent.policy(state, obs, jax.random.PRNGKey(3))
