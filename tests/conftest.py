@@ -39,11 +39,12 @@ def _on_gymnax(path: Path) -> bool:
 GYMNAX_SPECS = [p for p in SPECS if _on_gymnax(p)]
 SUITE_SPECS = [p for p in SPECS if not _on_gymnax(p)]
 
-# The slowest test files, longest first (their seconds in a 2-core CI run, roughly: 600,
-# 250, 180 ... 60). With ``--dist loadfile`` a file is one unit of work and pytest-xdist
-# hands units out in collection order (``--no-loadscope-reorder``; its own reorder sorts
-# by test count, which put single slow tests such as test_bands last): longest first,
-# the many short files then even out the two workers' ends.
+# The slowest test files, longest first (by their tests' summed durations in a full run on
+# 2 cores; test_cli_suites alone is about 10 minutes). With ``--dist loadfile`` a file is
+# one unit of work and pytest-xdist hands units out in collection order
+# (``--no-loadscope-reorder``; its own reorder sorts by test count, which put single slow
+# tests such as test_bands last): longest first, the many short files then even out the
+# two workers' ends.
 SLOWEST_FILES = (
     "test_cli_suites", "test_search", "test_cli", "test_tunables", "test_suite_mjx",
     "test_conformance_suites", "test_conformance_probes", "test_bad_input", "test_resume",
