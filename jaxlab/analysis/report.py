@@ -2,7 +2,8 @@
 
 ``python -m jaxlab report data/<run>`` reads ``spec.yaml``, ``provenance.json`` and each
 ``session_<k>/metrics.csv``, and writes ``trial_metrics.json`` plus ``graphs/`` (a session
-graph per session and the trial graph). It works on finished and interrupted runs alike
+graph for each of the first :data:`SESSION_GRAPHS` sessions, and the trial graph, which
+draws every session). It works on finished and interrupted runs alike
 (sessions may have different lengths). An Experiment directory (a folder whose
 subfolders are runs) also gets ``experiment_table.csv`` (varied hyperparameters and trial
 metrics, best first), ``experiment_graph.png`` and ``best_spec.yaml``. ``train`` calls
@@ -33,6 +34,9 @@ from jaxlab.spec import SpecError
 from jaxlab.spec.schema import EnvSpec
 
 GRAPHS = "graphs"
+# Session graphs drawn per run: each takes ~1-2 s of host time, so a 4096-seed Trial
+# would otherwise spend hours and write thousands of files (the trial graph has them all).
+SESSION_GRAPHS = 8
 
 
 def is_run(path: Path) -> bool:
@@ -111,7 +115,7 @@ def write_report(run_dir: str | Path, plots: bool = True) -> dict[str, Any]:
     (out / "trial_metrics.json").write_text(json.dumps(metrics, indent=2))
     if plots:
         title, baseline = title_of(run), metrics["random_baseline"]
-        for k, curves in enumerate(run["sessions"]):
+        for k, curves in enumerate(run["sessions"][:SESSION_GRAPHS]):
             plot_session(curves, out / GRAPHS / f"session_{k}.png", title=f"{title} · session {k}")
         plot_trial(run["sessions"], out / GRAPHS / "trial.png", title=title, baseline=baseline)
     return metrics
