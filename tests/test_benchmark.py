@@ -109,6 +109,8 @@ def test_a_benchmark_runs_every_row_and_seed_and_writes_its_table(bench):
         "probability_of_improvement",
     ):
         assert (exp_dir / "graphs" / f"{graph}.png").stat().st_size > 10_000
+    for trial in ("PPO__CartPole-v1__seed1", "REINFORCE__CartPole-v1__seed2"):
+        assert [p.name for p in (exp_dir / trial / "graphs").iterdir()] == ["trial.png"]
 
 
 def test_report_rebuilds_a_benchmarks_table_and_graphs(bench, capsys):

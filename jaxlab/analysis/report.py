@@ -107,15 +107,18 @@ def analyze(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_report(run_dir: str | Path, plots: bool = True) -> dict[str, Any]:
-    """Rebuild ``trial_metrics.json`` and ``graphs/*.png`` of one run; returns the metrics."""
+def write_report(
+    run_dir: str | Path, plots: bool = True, session_graphs: int = SESSION_GRAPHS
+) -> dict[str, Any]:
+    """Rebuild ``trial_metrics.json`` and ``graphs/*.png`` of one run (the trial graph, and
+    a graph of each of the first ``session_graphs`` sessions); returns the metrics."""
     run = load_run(run_dir)
     metrics = analyze(run)
     out = run["dir"]
     (out / "trial_metrics.json").write_text(json.dumps(metrics, indent=2))
     if plots:
         title, baseline = title_of(run), metrics["random_baseline"]
-        for k, curves in enumerate(run["sessions"][:SESSION_GRAPHS]):
+        for k, curves in enumerate(run["sessions"][:session_graphs]):
             plot_session(curves, out / GRAPHS / f"session_{k}.png", title=f"{title} · session {k}")
         plot_trial(run["sessions"], out / GRAPHS / "trial.png", title=title, baseline=baseline)
     return metrics

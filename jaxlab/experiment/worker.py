@@ -7,6 +7,10 @@ gets ``error.txt`` and the rest of its group still trains; an exception while tr
 writes ``error.txt`` into every folder of the group and fails the Ray trial. After every
 chunk the group reports ``return_mean`` (the best mean return among its settings) and
 ``frame`` to Tune, which drives the ASHA scheduler and the Optuna searcher.
+
+Each setting's report is its metrics and trial graph, without session graphs: an
+experiment of many Trials would spend a second or two of host time on each session's
+(``python -m jaxlab report <trial folder>`` draws them).
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ def run_group(
             continue
         if is_run_dir(folder) and any((folder / "checkpoints").glob("[0-9]*")):
             try:
-                resume(folder, progress=progress, on_chunk=hook)
+                resume(folder, progress=progress, session_graphs=0, on_chunk=hook)
             except Exception as err:  # noqa: BLE001
                 record_failure([folder], err)
             continue
@@ -112,7 +116,10 @@ def run_group(
     if not todo:
         return
     try:
-        train_batch(specs, run_dirs=[exp_dir / n for n in todo], progress=progress, on_chunk=hook)
+        train_batch(
+            specs, run_dirs=[exp_dir / n for n in todo], progress=progress, session_graphs=0,
+            on_chunk=hook,
+        )  # fmt: skip
     except Exception as err:
         record_failure([exp_dir / n for n in todo], err)
         raise

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from jaxlab.analysis.report import write_report
+from jaxlab.analysis.report import SESSION_GRAPHS, write_report
 from jaxlab.lab.evaluate import EVAL_METRICS
 from jaxlab.lab.trial import Trial
 from jaxlab.runtime.outputs import TrialOutputs, run_status, take
@@ -86,7 +86,8 @@ class Loop:
     ``on_chunk(chunk, frame, returns)`` (``returns``: each Trial's per-session mean
     episode return of the chunk) runs after every chunk is recorded; when it returns
     True the loop stops like a signal would (after the group in flight), but with status
-    ``stopped``. ``report=False`` skips the end-of-run metrics and graphs.
+    ``stopped``. ``report=False`` skips the end-of-run metrics and graphs; ``session_graphs`` caps
+    the session graphs it draws.
 
     A sync point's host work (histograms, ``best`` and the checkpoint: :meth:`sync`) runs
     on a worker thread once the next group is dispatched, and the loop waits for it before
@@ -108,11 +109,13 @@ class Loop:
         dev: bool = False,
         progress: bool = True,
         report: bool = True,
+        session_graphs: int = SESSION_GRAPHS,
         on_chunk: ChunkHook | None = None,
     ) -> None:
         self.trial, self.outputs = trial, outputs
         self.spec, self.derived = trial.spec, trial.derived
         self.compile_s, self.dev, self.report, self.on_chunk = compile_s, dev, report, on_chunk
+        self.session_graphs = session_graphs
         # the state after the group in flight, and that group's metrics (device arrays)
         self.state, self.pending = state, None
         self.first, self.count = start, 1  # the group in flight: chunks first..first+count-1
@@ -288,15 +291,15 @@ class Loop:
             summary = out.summary(self.frames_done, self.compile_s, self.stop_by, self.trial.init_s)
             (out.run_dir / "trial_summary.json").write_text(json.dumps(summary, indent=2))
             if self.report:
-                write_report_safely(out.run_dir)
+                write_report_safely(out.run_dir, self.session_graphs)
             results.append(RunResult(out.run_dir, summary, take(self.state, out.rows)))
         return results
 
 
-def write_report_safely(run_dir: Path) -> None:
+def write_report_safely(run_dir: Path, session_graphs: int = SESSION_GRAPHS) -> None:
     """Write the run's metrics and graphs; a failure here is reported, never fatal."""
     try:
-        write_report(run_dir)
+        write_report(run_dir, session_graphs=session_graphs)
     except Exception as err:  # noqa: BLE001 - the run itself is safe on disk already
         print(
             f"jaxlab: warning: report failed ({err}); retry: python -m jaxlab report {run_dir}",

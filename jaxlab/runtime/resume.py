@@ -25,11 +25,12 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from jaxlab.analysis.report import SESSION_GRAPHS
 from jaxlab.config.parse import flatten
 from jaxlab.envs import resumed_params, resumes_exactly
 from jaxlab.lab.trial import Trial
@@ -42,6 +43,14 @@ from jaxlab.runtime.provenance import git_info
 from jaxlab.runtime.run import train
 from jaxlab.spec import SpecError, load_spec, spec_from_dict
 from jaxlab.spec.schema import Spec
+
+
+class Reporting(NamedTuple):
+    """What a resumed run writes when it ends: its report (``on``), with a graph of each of
+    its first ``session_graphs`` sessions."""
+
+    on: bool
+    session_graphs: int
 
 
 def warn(msg: str) -> None:
@@ -152,18 +161,21 @@ def resume(
     *,
     progress: bool = True,
     report: bool = True,
+    session_graphs: int = SESSION_GRAPHS,
     on_chunk: ChunkHook | None = None,
 ) -> RunResult:
     """Continue ``run_dir`` from its latest good checkpoint to the end of its spec
-    (``on_chunk`` as in :class:`jaxlab.runtime.loop.Loop`)."""
+    (``report``, ``session_graphs`` and ``on_chunk`` as in :class:`jaxlab.runtime.loop.Loop`)."""
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
         raise CheckpointError(f"{run_dir} is not a jaxlab run directory (no spec.yaml/checkpoints)")
     with locked(run_dir):  # one writer per run folder (jaxlab.runtime.lock)
-        return _resume(run_dir, progress, report, on_chunk)
+        return _resume(run_dir, progress, Reporting(report, session_graphs), on_chunk)
 
 
-def _resume(run_dir: Path, progress: bool, report: bool, on_chunk: ChunkHook | None) -> RunResult:
+def _resume(
+    run_dir: Path, progress: bool, report: Reporting, on_chunk: ChunkHook | None
+) -> RunResult:
     where = run_dir / "spec.yaml"
     spec = load_spec(where)
     require_trackers(spec.meta.loggers)
@@ -205,8 +217,9 @@ def _resume(run_dir: Path, progress: bool, report: bool, on_chunk: ChunkHook | N
     if out.best is not None:  # a best saved after the checkpoint belongs to the rolled-back part
         out.best.prune_after(frame)
     loop = Loop(
-        trial, [out], state, start, compile_s, progress=progress, report=report, on_chunk=on_chunk
-    )
+        trial, [out], state, start, compile_s, progress=progress, report=report.on,
+        session_graphs=report.session_graphs, on_chunk=on_chunk,
+    )  # fmt: skip
     return loop.run()[0]
 
 
@@ -214,7 +227,7 @@ STALE = ("checkpoints", "best", "graphs", "trial_summary.json", "trial_metrics.j
 
 
 def start_over(
-    run_dir: Path, spec: Spec, keys: Any, why: str, progress: bool, report: bool,
+    run_dir: Path, spec: Spec, keys: Any, why: str, progress: bool, report: Reporting,
     on_chunk: ChunkHook | None,
 ) -> RunResult:  # fmt: skip
     """A run without a usable checkpoint (killed before its first one, or every one
@@ -239,8 +252,9 @@ def start_over(
         elif path.exists():
             path.unlink()
     return train(
-        spec, keys=keys, run_dir=run_dir, progress=progress, report=report, on_chunk=on_chunk
-    )
+        spec, keys=keys, run_dir=run_dir, progress=progress, report=report.on,
+        session_graphs=report.session_graphs, on_chunk=on_chunk,
+    )  # fmt: skip
 
 
 def finished_summary(
@@ -250,7 +264,7 @@ def finished_summary(
     ckpt: Checkpointer,
     host: HostState,
     frame: int,
-    report: bool,
+    report: Reporting,
 ) -> dict[str, Any]:
     """The summary of a run whose last checkpoint is its last chunk, written (with the
     report) when the run was killed before it wrote its own."""
@@ -263,8 +277,8 @@ def finished_summary(
     summary = out.summary(frame, 0.0, None)
     out.close()
     done.write_text(json.dumps(summary, indent=2))
-    if report:
-        write_report_safely(run_dir)
+    if report.on:
+        write_report_safely(run_dir, report.session_graphs)
     return summary
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxlab.analysis.report import SESSION_GRAPHS
 from jaxlab.lab.batching import check_batchable, stack_hypers
 from jaxlab.lab.trial import Trial, default_keys
 from jaxlab.logging import columns_for
@@ -33,6 +34,7 @@ def train(
     keys: jax.Array | None = None,
     state_fn: Any = None,
     report: bool = True,
+    session_graphs: int = SESSION_GRAPHS,
     run_dir: Path | None = None,
     on_chunk: ChunkHook | None = None,
 ) -> RunResult:
@@ -41,13 +43,14 @@ def train(
 
     ``state_fn``, if given, maps the freshly initialised Trial state to the one trained
     (to load pretrained parameters, or to inject a fault in tests). ``report=False`` skips
-    the end-of-run metrics and graphs (``python -m jaxlab report`` makes them later).
+    the end-of-run metrics and graphs (``python -m jaxlab report`` makes them later);
+    ``session_graphs`` caps the session graphs drawn (the trial graph has every session).
     ``on_chunk`` is called after every chunk (see :class:`Loop`).
     """
     dirs = None if run_dir is None else [run_dir]
     results = train_batch(
         [spec], root=root, dev=dev, progress=progress, keys=keys, state_fn=state_fn,
-        report=report, run_dirs=dirs, on_chunk=on_chunk,
+        report=report, session_graphs=session_graphs, run_dirs=dirs, on_chunk=on_chunk,
     )  # fmt: skip
     return results[0]
 
@@ -61,6 +64,7 @@ def train_batch(
     keys: jax.Array | None = None,
     state_fn: Any = None,
     report: bool = True,
+    session_graphs: int = SESSION_GRAPHS,
     run_dirs: list[Path] | None = None,
     on_chunk: ChunkHook | None = None,
 ) -> list[RunResult]:
@@ -96,7 +100,7 @@ def train_batch(
             raise
         loop = Loop(
             trial, outputs, state, 0, compile_s, dev=dev, progress=progress, report=report,
-            on_chunk=on_chunk,
+            session_graphs=session_graphs, on_chunk=on_chunk,
         )  # fmt: skip
         return loop.run()
 
