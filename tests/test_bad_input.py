@@ -129,6 +129,25 @@ def test_a_binary_spec_file_is_one_line(tmp_path):
     assert_refused(run_cli(tmp_path, spec), "not a text (UTF-8) spec file", tmp_path, before)
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "jaxlab: the following arguments are required: MODE (see jaxlab --help)"),
+        (["fly"], "jaxlab: argument MODE: invalid choice: 'fly'"),
+        (["train"], "jaxlab train: the following arguments are required: spec (see jaxlab train"),
+        (["enjoy", "run", "--episodes", "x"], "jaxlab enjoy: argument --episodes: invalid int"),
+        (["train", "spec.yaml", "--frobnicate"], "jaxlab: unrecognized arguments: --frobnicate"),
+    ],
+    ids=["no-mode", "unknown-mode", "no-spec", "not-an-int", "unknown-flag"],
+)
+def test_command_line_mistakes_are_one_line_not_a_usage_block(capsys, args, message):
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.startswith(message) and err.count("\n") == 1, err
+
+
 # Env suites (issue: env suites): each refused up front, in one line, with no run folder.
 SUITE_CASES = [
     (["env.name=brx/ant"], "env.name: unknown env suite 'brx' (did you mean 'brax'?)"),

@@ -104,6 +104,21 @@ def cli_error(tmp_path, capsys, raw, *extra):
             "'agent.algorithm.gama' is not a key of the spec",
         ),
         (lambda r: r["env"].pop("name"), "env.name: is required"),
+        (
+            lambda r: r["agent"]["net"].update(type="Conv"),
+            "agent.net.type: Conv needs image observations ([height, width] or [height, "
+            "width, channels]); CartPole-v1 gives shape [4]: use MLP",
+        ),
+        (
+            lambda r: (
+                r["env"].update(name="Breakout-MinAtar"),
+                r["agent"]["net"].update(
+                    type="Conv", conv_layers=[[8, 3, 1], [8, 9, 1]], conv_padding="VALID"
+                ),
+            ),
+            "agent.net.conv_layers[1]: leaves no pixels of Breakout-MinAtar's 10x10 image "
+            "(VALID padding): use smaller kernels or strides",
+        ),
     ],
 )
 def test_invalid_specs_exit_2_with_one_line(tmp_path, capsys, tiny_raw, mutate, expected):
@@ -122,15 +137,42 @@ def test_unreadable_yaml_and_missing_file(tmp_path, capsys):
     assert "list" in cli_error(tmp_path, capsys, "- just\n- a list\n")
 
 
-def test_bad_override_and_undefined_variable(tmp_path, capsys, tiny_raw):
-    assert "env.num_envs: must be an integer" in cli_error(
-        tmp_path, capsys, tiny_raw, "-s", "env.num_envs=abc"
-    )
-    assert "-s lr: no ${lr} placeholder" in cli_error(tmp_path, capsys, tiny_raw, "-s", "lr=0.1")
-    tiny_raw["agent"]["net"]["optim"]["lr"] = "${lr}"
-    assert "agent.net.optim.lr: undefined variable ${lr}: set it with -s lr=VALUE" in cli_error(
-        tmp_path, capsys, tiny_raw
-    )
+# An alias "bomb": each level is nine aliases of the one before, 9**8 lists at the bottom.
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{key}: &{key} [{', '.join([f'*{prev}'] * 9)}]\n"
+    for prev, key in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("env: &e {name: CartPole-v1, nested: [*e]}\n", "env.nested[0]: a YAML alias used inside"),
+        ("agent: " + "[" * 3000 + "]" * 3000 + "\n", "YAML nested deeper than 64 levels"),
+        ("agent: " + "[" * 100 + "]" * 100 + "\n", "YAML nested deeper than 64 levels"),
+        (ALIAS_BOMB, "YAML expands to more than 100,000 values (through aliases)"),
+    ],
+    ids=["self-alias", "deep-for-yaml", "deep", "alias-bomb"],
+)
+def test_yaml_that_would_recurse_or_explode_is_refused_in_one_line(
+    tmp_path, capsys, text, expected
+):
+    """Each of these used to end in a RecursionError, or (the bomb) in minutes of walking."""
+    assert expected in cli_error(tmp_path, capsys, text)
+
+
+def test_aliases_that_expand_to_a_real_spec_still_load(tmp_path):
+    text = """
+agent:
+  algorithm: {name: PPO, time_horizon: &steps 8, minibatch_count: 2}
+  net: {hid_layers: &width [16, 16]}
+env: {name: CartPole-v1, num_envs: 4, max_frame: 320}
+meta: {max_session: 2, log_frequency: 64}
+search: {agent.net.hid_layers__choice: [*width, [32, 32]], agent.algorithm.time_horizon__choice: [*steps, 16]}
+"""
+    spec = load_spec(write(tmp_path, text))
+    assert spec.agent.net.hid_layers == (16, 16)
+    assert spec.search["agent.net.hid_layers__choice"] == [[16, 16], [32, 32]]
 
 
 def test_cli_subprocess_no_traceback(tmp_path, tiny_raw):

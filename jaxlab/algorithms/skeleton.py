@@ -79,7 +79,10 @@ class AlgorithmConfig:
                 f"{spec.env.max_frame} is less than one update ({batch} frames = {how})",
             )
         one_kind = self.DISCRETE_ONLY or self.CONTINUOUS_ONLY
-        env = make_env(spec.env, 1) if one_kind or spec.env.normalize_obs else None
+        conv = spec.agent.net.type == "Conv"
+        env = make_env(spec.env, 1) if one_kind or spec.env.normalize_obs or conv else None
+        if conv:
+            check_conv(spec.agent.net, env.observation_spec.shape, spec.env.name)
         if self.DISCRETE_ONLY and not env.action_spec.discrete:
             raise SpecError("env.name", f"{algo} needs discrete actions; {spec.env.name} has none")
         if self.CONTINUOUS_ONLY and env.action_spec.discrete:
@@ -101,6 +104,30 @@ class AlgorithmConfig:
         """This config for ``spec``'s env count (after :func:`~jaxlab.spec.smoke.shrink`
         cut it): itself, unless a size must divide into the envs."""
         return self
+
+
+def check_conv(net: Any, shape: tuple[int, ...], env_name: str) -> None:
+    """A Conv torso needs image observations, ``[H, W]`` or ``[H, W, C]``, that each of its
+    ``conv_layers`` leaves at least one pixel of (VALID padding shrinks them:
+    ``(size - kernel) // stride + 1``; SAME gives ``ceil(size / stride)``)."""
+    if len(shape) not in (2, 3):
+        raise SpecError(
+            "agent.net.type",
+            f"Conv needs image observations ([height, width] or [height, width, channels]); "
+            f"{env_name} gives shape {list(shape)}: use MLP",
+        )
+    size = shape[:2]
+    for i, (_, kernel, stride) in enumerate(net.conv_layers):
+        if net.conv_padding == "VALID":
+            size = tuple((s - kernel) // stride + 1 for s in size)
+        else:
+            size = tuple(-(-s // stride) for s in size)
+        if min(size) < 1:
+            raise SpecError(
+                f"agent.net.conv_layers[{i}]",
+                f"leaves no pixels of {env_name}'s {shape[0]}x{shape[1]} image "
+                f"({net.conv_padding} padding): use smaller kernels or strides",
+            )
 
 
 def check_replay(spec: Spec, learning_starts: int) -> None:

@@ -44,29 +44,64 @@ _Loader.add_implicit_resolver(
 )
 
 
+# What a spec or suite file may grow to once its aliases are expanded: real ones hold a
+# few hundred values; an alias "bomb" (each level 9 aliases of the one before) expands to
+# billions, which every later step (overrides, validation, spec.yaml) would walk.
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+
+
 def yaml_load(text: str) -> Any:
     """Parse YAML text; a key repeated in one mapping is a SpecError naming its path (YAML
-    would silently keep the last one)."""
-    check_duplicates(yaml.compose(text, Loader=_Loader))  # noqa: S506 - a SafeLoader subclass
+    would silently keep the last one), and so are an alias inside itself, nesting deeper
+    than :data:`MAX_DEPTH` and more than :data:`MAX_VALUES` values after aliases expand."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise SpecError("", f"YAML nested deeper than {MAX_DEPTH} levels") from None
+    if _count_values(root, "", {}, set()) > MAX_VALUES:
+        raise SpecError("", f"YAML expands to more than {MAX_VALUES:,} values (through aliases)")
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
-def check_duplicates(node: yaml.Node | None, path: str = "") -> None:
-    """SpecError at the first key that appears twice in one mapping of ``node``'s tree."""
+def _count_values(node: yaml.Node | None, path: str, counted: dict, inside: set) -> int:
+    """How many values ``node`` expands to, aliases counted at each use (``counted``: by
+    node id, so each node is walked once; ``inside``: the ids on the path from the root).
+    SpecError at a key repeated in one mapping, an alias that contains itself, or nesting
+    deeper than :data:`MAX_DEPTH`."""
+    if id(node) in counted:
+        return counted[id(node)]
+    if id(node) in inside:
+        raise SpecError(path, "a YAML alias used inside its own anchor")
+    if path.count(".") + path.count("[") > MAX_DEPTH:
+        raise SpecError("", f"YAML nested deeper than {MAX_DEPTH} levels")
+    inside.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            name = str(key.value)
-            here = join(path, name)
-            if name in seen:
-                raise SpecError(
-                    here, f"duplicate key (lines {seen[name]} and {key.start_mark.line + 1})"
-                )
-            seen[name] = key.start_mark.line + 1
-            check_duplicates(value, here)
+        children = _mapping_children(node, path)
     elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            check_duplicates(item, f"{path}[{i}]")
+        children = [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+    else:
+        children = []
+    total = 1 + sum(_count_values(child, where, counted, inside) for child, where in children)
+    inside.discard(id(node))
+    counted[id(node)] = total
+    return total
+
+
+def _mapping_children(node: yaml.MappingNode, path: str) -> list[tuple[yaml.Node, str]]:
+    """A mapping's values with their key paths; SpecError at a key that appears twice."""
+    seen: dict[str, int] = {}
+    children = []
+    for key, value in node.value:
+        name = str(key.value)
+        here = join(path, name)
+        if name in seen:
+            raise SpecError(
+                here, f"duplicate key (lines {seen[name]} and {key.start_mark.line + 1})"
+            )
+        seen[name] = key.start_mark.line + 1
+        children.append((value, here))
+    return children
 
 
 def read_yaml(path: str | Path) -> Any:
