@@ -18,7 +18,9 @@ CleanRL's gains, with ``--kernel-init orthogonal``).
 Every (config, seed count) runs in its own subprocess, which builds both frameworks and
 interleaves their training runs (jaxlab, rejax, jaxlab, ...), so a shared machine's load
 hits both alike. Running out of memory (RESOURCE_EXHAUSTED, MemoryError, the process
-killed) is recorded as "OOM"; the sweep skips that framework's larger seed counts.
+killed) is recorded as "OOM"; the sweep skips that framework's larger seed counts. This
+parent process starts JAX (the device's name, the overhead runs) only after the sweep,
+so every row's subprocess has the whole device.
 
 * jaxlab trains through ``jaxlab.runtime.run.train`` (CSV/TensorBoard logging and checkpoints on);
   rejax trains ``jit(vmap(algo.train))`` with its evaluation a no-op. Evaluation is off on
@@ -389,6 +391,9 @@ def main() -> None:
     import jaxlab  # noqa: F401
     from jaxlab.runtime.provenance import device_info, git_info, versions
 
+    # This process starts JAX (device_info, the overhead runs) only once every row's
+    # subprocess has finished: on a GPU, JAX's first use pre-allocates 75% of the card,
+    # which the rows' subprocesses would then go without.
     git = git_info()
     from importlib import metadata
 
@@ -397,7 +402,7 @@ def main() -> None:
     except metadata.PackageNotFoundError:
         rejax_version = "not installed"
     meta = {
-        "device": device_info(),
+        "device": None,  # after the sweep (see above)
         "versions": versions(),
         "rejax": rejax_version,
         "git_sha": git["sha"],
@@ -413,6 +418,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     print(HEADER, flush=True)
     rows = sweep(args)
+    meta["device"] = device_info()
     overhead, overhead_line = None, None
     if not args.no_overhead:
         sys.path.insert(0, str(HERE))

@@ -162,7 +162,8 @@ def _as_spec(spec: Spec | str | Path, overrides: Overrides, shrink: bool) -> Spe
 
 def _warn_if_rerun(path: str | Path) -> None:
     """Warn when ``path`` is a saved run's ``spec.yaml`` and the code changed since."""
-    from jaxlab.runtime.resume import code_change_warning, saved_run_of, warn
+    from jaxlab.runtime.errors import warn
+    from jaxlab.runtime.resume import code_change_warning, saved_run_of
 
     run = saved_run_of(path)
     if run is not None:  # re-running a saved spec: is this the code that made it?
@@ -229,6 +230,7 @@ def search(
     """
     from jaxlab.experiment import driver
 
+    driver.keep_off_accelerator("the search driver")  # before _as_spec: parsing starts JAX
     if not isinstance(spec, Spec) and Path(spec).is_dir():
         if not driver.is_experiment_dir(spec):
             raise UsageError(f"{spec} is not an experiment (no experiment.json)")

@@ -13,7 +13,8 @@ writes ``data/benchmark_<suite>_<timestamp>/``:
 Trials run one after another in this process, each with its seeds vmapped, under a bar
 over the suite with each Trial's own bar beneath. With ``--address``/``RAY_ADDRESS``, or
 several local GPUs, they run as Ray Tune trials instead (one CPU, and one GPU where the
-cluster has any, each), exactly as ``search`` runs its trials. Either way a Trial that
+cluster has any, each), exactly as ``search`` runs its trials, and this process then
+keeps off the accelerator (its JAX pinned to the CPU). Either way a Trial that
 raises is recorded (``error.txt``) and the rest go on; Ctrl-C or SIGTERM stops the
 running Trial at a checkpoint, and ``python -m jaxlab benchmark data/benchmark_<...>/``
 resumes: finished Trials are kept, started ones continue from their checkpoints.
@@ -34,6 +35,7 @@ from typing import Any
 import yaml
 
 from jaxlab.analysis.benchmark import write_benchmark_report
+from jaxlab.experiment.devices import keep_off_accelerator
 from jaxlab.experiment.driver import (
     Experiment,
     ExperimentResult,
@@ -71,6 +73,16 @@ def distributed(address: str | None) -> bool:
     return bool(address or os.environ.get("RAY_ADDRESS")) or local_gpus() > 1
 
 
+def keep_driver_off_accelerator(address: str | None) -> bool:
+    """Pin this process's JAX to the CPU when its Trials run in Ray workers (before a
+    suite's specs are read: that starts JAX); Trials run here keep the accelerator.
+    Returns whether they go to Ray (:func:`distributed`)."""
+    on_ray = distributed(address)
+    if on_ray:
+        keep_off_accelerator("the benchmark driver")
+    return on_ray
+
+
 class Benchmark(Experiment):
     """The driver of one benchmark folder: runs its pending Trials, then the report."""
 
@@ -89,7 +101,7 @@ class Benchmark(Experiment):
 
     def run(self, address: str | None) -> ExperimentResult:
         """Locally, one Trial after another, or on Ray Tune (:func:`distributed`)."""
-        if not distributed(address):
+        if not keep_driver_off_accelerator(address):
             return self.run_local()
         import ray
 
@@ -208,6 +220,7 @@ def benchmark(
 ) -> ExperimentResult:
     """Run a new benchmark of the suite file ``suite_path`` (``shrink``: every Trial at
     the ``--shrink`` smoke-test scale)."""
+    keep_driver_off_accelerator(address)  # first: reading the suite starts JAX
     suite = load_suite(suite_path, shrink=shrink)  # a bad suite stops here, nothing written
     for trial in suite.trials:  # a tracker's missing package too, not in every Trial
         require_trackers(trial.spec.meta.loggers, f"{trial.name}: meta.loggers")
@@ -225,6 +238,7 @@ def resume_benchmark(
 ) -> ExperimentResult:
     """Continue a stopped benchmark: finished Trials kept, the others run or resume."""
     exp_dir = Path(exp_dir)
+    keep_driver_off_accelerator(address)
     with locked(exp_dir):
         plan = ExperimentPlan.load(exp_dir)
         left = len(plan.pending())

@@ -16,7 +16,8 @@ batches on devices. ``meta.search_alg: optuna`` lets Optuna's TPE suggest settin
 one, and ``meta.search_scheduler`` stops weak trials early with ASHA; both need one
 setting per Ray trial, so they turn batching off. Ray is embedded and quiet by default;
 ``--address``/``RAY_ADDRESS`` joins an existing cluster (the data folder must then be on
-storage every node sees).
+storage every node sees). The driver keeps off the accelerator (its JAX is pinned to the
+CPU, :mod:`jaxlab.experiment.devices`): the GPUs are the workers'.
 
 An interrupted search resumes with ``python -m jaxlab search data/<experiment>/``:
 finished trials (complete, stopped early, failed) are kept, started ones continue from
@@ -40,6 +41,7 @@ import yaml
 
 from jaxlab.analysis.report import is_run, write_experiment_report
 from jaxlab.config.parse import SpecError
+from jaxlab.experiment.devices import keep_off_accelerator
 from jaxlab.experiment.plan import PLAN, ExperimentPlan, write_json
 from jaxlab.experiment.raytune import (
     StatusCallback,
@@ -307,7 +309,13 @@ def final_score(folder: Path) -> float | None:
 def search(
     spec: Spec, *, root: str | Path = "data", address: str | None = None, quiet: bool = True
 ) -> ExperimentResult:
-    """Run a new Experiment of ``spec`` (it must have a ``search`` block)."""
+    """Run a new Experiment of ``spec`` (it must have a ``search`` block).
+
+    This process only drives Ray workers: its JAX is pinned to the CPU
+    (:func:`keep_off_accelerator`). Parsing ``spec`` starts JAX, so a caller that parses
+    it should call that first; here it only warns if JAX already holds an accelerator.
+    """
+    keep_off_accelerator("the search driver")
     dims = parse_search(spec.search)
     if not dims:
         raise SpecError("search", "search mode needs a 'search' block of key__dist entries")
@@ -369,7 +377,9 @@ def _start_search(
 def resume_search(
     exp_dir: str | Path, *, address: str | None = None, quiet: bool = True
 ) -> ExperimentResult:
-    """Continue an interrupted Experiment: finished trials kept, the others run/resume."""
+    """Continue an interrupted Experiment: finished trials kept, the others run/resume
+    (this process's JAX pinned to the CPU first, as in :func:`search`)."""
+    keep_off_accelerator("the search driver")
     exp_dir = Path(exp_dir)
     with locked(exp_dir):  # one writer per experiment folder (jaxlab.runtime.lock)
         return _resume_search(exp_dir, address, quiet)

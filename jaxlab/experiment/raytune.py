@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from jaxlab.config.parse import SpecError
+from jaxlab.experiment.devices import idle_gpu_warning
 from jaxlab.experiment.plan import ExperimentPlan
+from jaxlab.runtime.errors import warn
 
 
 def require_optuna() -> None:
@@ -96,13 +98,17 @@ def probe(address: str) -> None:
 
 def check_resources(resources: dict[str, float]) -> None:
     """Refuse, in one line, ``meta.search_resources`` that no node of the cluster has (Ray
-    would wait forever for them); the embedded Ray is shut down first."""
+    would wait forever for them); the embedded Ray is shut down first. Warns (one line)
+    when the trials ask for no GPU on a cluster that has some."""
     import ray
 
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     if any(
         r.get("CPU", 0) >= resources["cpu"] and r.get("GPU", 0) >= resources["gpu"] for r in nodes
     ):
+        message = idle_gpu_warning(resources, ray.cluster_resources().get("GPU", 0))
+        if message:
+            warn(message)
         return
     best = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
     ray.shutdown()

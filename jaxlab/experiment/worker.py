@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxlab.experiment.devices import memory_fraction, visible_card_bytes
 from jaxlab.experiment.plan import ExperimentPlan
 from jaxlab.runtime.errors import write_error
 from jaxlab.spec.schema import Spec, parse_spec
@@ -39,8 +40,11 @@ def setup_worker(resources: dict[str, float], cache_dir: Path | None) -> None:
     """Device settings for a fresh Ray worker, before JAX starts its backend.
 
     No GPU asked: JAX stays on the CPU (it never grabs GPU memory). A GPU fraction < 1:
-    JAX may use that fraction of the device's memory, so trials sharing it fit. Compiled
-    programs are shared between the experiment's workers through a persistent cache.
+    JAX may use that share of the card's memory less 1 GiB for this process's CUDA
+    context (:func:`jaxlab.experiment.devices.memory_fraction`; the card's size from
+    nvidia-smi, as JAX's own would start the backend first), so trials sharing it fit.
+    Compiled programs are shared between the experiment's workers through a persistent
+    cache.
     """
     import jax
 
@@ -48,7 +52,8 @@ def setup_worker(resources: dict[str, float], cache_dir: Path | None) -> None:
     if gpu == 0:
         jax.config.update("jax_platforms", "cpu")
     elif gpu < 1:
-        os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.95 * gpu:.3f}"
+        fraction = memory_fraction(gpu, visible_card_bytes())
+        os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{fraction:.3f}"
     if cache_dir is not None:
         jax.config.update("jax_compilation_cache_dir", str(cache_dir))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

@@ -36,6 +36,7 @@ from jaxlab.envs import resumed_params, resumes_exactly
 from jaxlab.lab.trial import Trial
 from jaxlab.logging.trackers import require_trackers
 from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError, NoCheckpoint
+from jaxlab.runtime.errors import warn
 from jaxlab.runtime.lock import locked
 from jaxlab.runtime.loop import ChunkHook, Loop, RunResult, write_report_safely
 from jaxlab.runtime.outputs import HostState, TrialOutputs, open_trackers, session_writers
@@ -51,10 +52,6 @@ class Reporting(NamedTuple):
 
     on: bool
     session_graphs: int
-
-
-def warn(msg: str) -> None:
-    print(f"jaxlab: warning: {msg}", file=sys.stderr, flush=True)
 
 
 def is_run_dir(path: str | Path) -> bool:
