@@ -15,6 +15,14 @@ os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"jaxlab-test-xla-{_RUN}")
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+# Tests run on the CPU, on a GPU machine too: one xdist worker per core would each
+# pre-allocate 75% of the card, and the tolerances assume float32 matmuls (a GPU runs
+# TF32). Subprocesses and Ray workers inherit it. ``JAXLAB_TEST_GPU=1 pytest -m gpu -n 0``
+# runs the tests marked ``gpu`` on the accelerator instead, growing its memory as needed.
+if os.environ.get("JAXLAB_TEST_GPU") == "1":
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+else:
+    os.environ["JAX_PLATFORMS"] = "cpu"
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

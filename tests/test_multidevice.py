@@ -21,7 +21,7 @@ from jaxlab.spec import spec_from_dict
 from tests.conftest import REPO, TINY
 
 CHILD = r"""
-import json, sys, tempfile
+import contextlib, io, json, sys, tempfile
 import jaxlab
 import jax
 import numpy as np
@@ -59,6 +59,12 @@ with tempfile.TemporaryDirectory() as root:
     out["restored_devices"] = devices_of(restored)
     out["train_equal"] = same(result.state, state)
     out["restored_equal"] = same(restored, state)
+for sessions in (6, 7):  # 6 shard over 3 of the 4 devices, 7 over none; each warns
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        odd = Trial(spec_from_dict({**raw, "meta": {**raw["meta"], "max_session": sessions}}))
+    used = 1 if odd.sharding is None else len(odd.sharding.mesh.devices.flat)
+    out[f"devices_for_{sessions}"] = [used, odd.per_device, err.getvalue().strip()]
 print(json.dumps(out))
 """
 
@@ -104,3 +110,9 @@ def test_seed_axis_sharded_over_four_devices_matches_one_device(tmp_path):
             np.testing.assert_array_equal(x, y)
     # train and its checkpoints carry the sharded state unchanged (bit for bit).
     assert out["train_equal"] and out["restored_equal"] and out["restored_devices"] == [4]
+    # A session count the devices do not divide uses the most of them that it fills.
+    warning = "jaxlab: warning: {} sessions do not divide over 4 devices: training on {} of them"
+    assert out["devices_for_6"][:2] == [3, 2]
+    assert out["devices_for_6"][2].startswith(warning.format(6, 3))
+    assert out["devices_for_7"][:2] == [1, 7]
+    assert out["devices_for_7"][2].startswith(warning.format(7, 1))

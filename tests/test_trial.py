@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 
 import jax
@@ -33,6 +34,7 @@ def leaves_equal(a, b) -> bool:
     return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb, strict=True))
 
 
+@pytest.mark.gpu
 def test_same_spec_and_seed_is_bit_identical(tiny_raw):
     spec = spec_from_dict(tiny_raw)
     a, b = run_trial(spec), run_trial(spec)
@@ -152,6 +154,44 @@ def test_group_program_compiles_with_the_modes_options(tiny_raw, monkeypatch):
         assert seen == [want]  # the group program alone (init is built by init())
     assert trial_module.OPTIMIZED_CPU_OPTIONS == {"xla_backend_optimization_level": 2}
     assert trial_module.group_options("optimized", "gpu") is None  # XLA's defaults there
+
+
+def test_each_backend_gets_its_own_compile_options():
+    """A GPU never gets the CPU's backend optimisation level 0 (it would run LLVM
+    unoptimised there): its fast build turns autotuning off, and ``meta.deterministic``
+    adds XLA's deterministic ops; CPU options are unchanged by either."""
+    fast_gpu = {"xla_gpu_autotune_level": 0}
+    deterministic = {"xla_gpu_deterministic_ops": True, "xla_gpu_autotune_level": 0}
+    for gpu in ("gpu", "cuda", "rocm"):
+        assert trial_module.group_options("fast", gpu) == fast_gpu
+        assert trial_module.group_options("optimized", gpu, deterministic=True) == deterministic
+        assert trial_module.group_options("fast", gpu, deterministic=True) == deterministic
+        assert trial_module.init_program(lambda k: k, 4, 100, gpu)[1] == fast_gpu
+    for det in (False, True):
+        assert trial_module.group_options("fast", "cpu", det) == trial_module.FAST_COMPILER_OPTIONS
+        assert trial_module.group_options("optimized", "tpu", det) is None
+    assert trial_module.init_program(lambda k: k, 4, 100, "tpu")[1] == {}
+
+
+@pytest.mark.gpu
+def test_deterministic_mode_traces_full_precision_matmuls_and_is_recorded(tiny_raw, tmp_path):
+    """``meta.deterministic`` traces the programs under float32 matmul precision (a GPU
+    would run TF32 otherwise) and the run's provenance.json says so. On CPU the results
+    are the same bits as without it; on a GPU, two deterministic runs are."""
+
+    def group_text(trial):  # what Trial.compile lowers
+        with trial_module.matmul_precision(trial.spec):
+            lowered = trial._chunk_jit.lower(trial.abstract_state(), *[trial_module.INDEX] * 2)
+        return lowered.as_text()
+
+    plain, exact = spec_from_dict(tiny_raw), spec_from_dict(tiny_raw, ["meta.deterministic=true"])
+    assert "precision = [HIGHEST, HIGHEST]" in group_text(Trial(exact))
+    assert "precision = [HIGHEST, HIGHEST]" not in group_text(Trial(plain))
+    on_cpu = jax.devices()[0].platform == "cpu"
+    assert leaves_equal(run_trial(exact), run_trial(plain if on_cpu else exact))
+    run = train(exact, root=tmp_path, progress=False, report=False).run_dir
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["numerics"] == {"deterministic": True, "matmul_precision": "highest"}
 
 
 def test_chunk_compiles_once_per_run(tiny_raw, tmp_path, caplog):

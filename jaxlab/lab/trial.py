@@ -1,13 +1,12 @@
 """A Trial: the Session vmapped over seeds, compiled once, and aggregation across seeds.
 
 With several local devices (GPUs, or CPU host devices forced with
-``--xla_force_host_platform_device_count``) and a session count they divide, the seed
-axis is sharded across them: every leaf of the state and the metrics, ``[S, ...]``, is
-split along ``S`` over a one-axis ``Mesh`` (``NamedSharding(mesh, P("seed"))``), and
-``shard_map`` runs the same vmapped init and chunk on each device's ``S / D`` sessions, so
+``--xla_force_host_platform_device_count``), the seed axis is sharded across them (the
+most of them that divide the session count, with a warning): every leaf of the state and
+the metrics, ``[S, ...]``, is split along ``S`` over a one-axis ``Mesh``
+(``NamedSharding(mesh, P("seed"))``), and ``shard_map`` runs the same vmapped init and chunk on each device's ``S / D`` sessions, so
 nothing crosses devices inside a chunk and each device computes exactly what one device
-given only those sessions would. On one device (or a session count the devices do not
-divide) nothing changes.
+given only those sessions would. On one device nothing changes.
 
 Where a program holds one session (a 1-seed Trial, or one session per device), it is not
 vmapped: the session axis is dropped on the way in and put back on the way out
@@ -24,6 +23,7 @@ CartPole), a cost per call, not per update.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -39,14 +39,23 @@ from jaxlab.algorithms import get_algorithm
 from jaxlab.lab.evaluate import make_evaluate
 from jaxlab.lab.session import make_chunk, session_key
 from jaxlab.memory.budget import check_fits
+from jaxlab.runtime.errors import warn
 from jaxlab.spec.schema import Spec
 
-# XLA options that trade run speed for compile speed: for the one-off init program
+# XLA options that trade run speed for compile speed on CPU: for the one-off init program
 # (Trial.init) always, and for the group program when ``meta.compile`` is ``fast``.
 FAST_COMPILER_OPTIONS = {
     "xla_backend_optimization_level": 0,
     "xla_cpu_use_fusion_emitters": False,  # a CPU codegen option; other backends ignore it
 }
+# The same on a GPU, where backend optimisation level 0 would run LLVM unoptimised (slow
+# kernels, no compile gain there): what costs compile time on a GPU is autotuning (trying
+# each convolution and matmul algorithm on the device).
+FAST_GPU_OPTIONS = {"xla_gpu_autotune_level": 0}
+# ``meta.deterministic`` on a GPU: deterministic implementations of scatters and
+# reductions, and no autotuning (whose timing-based choices can differ between runs).
+DETERMINISTIC_GPU_OPTIONS = {"xla_gpu_deterministic_ops": True, "xla_gpu_autotune_level": 0}
+GPU_PLATFORMS = ("gpu", "cuda", "rocm")
 # XLA options for the group program on CPU when ``meta.compile`` is ``optimized``: LLVM
 # at -O2 instead of XLA's default -O3. LLVM is ~90% of the group program's compile (its
 # HLO passes ~0.5 s of ~4.5 s), and -O2 cut that compile's CPU time by 22-25% with the
@@ -110,15 +119,37 @@ def init_program(
     """
     if platform == "cpu" and count * params >= INIT_BATCHED_PARAMS:
         return (lambda keys: jax.lax.map(init, keys, batch_size=INIT_BATCH)), INIT_BATCHED_OPTIONS
-    return over_sessions(init, count, (0,)), FAST_COMPILER_OPTIONS
+    return over_sessions(init, count, (0,)), fast_options(platform)
 
 
-def group_options(mode: str, platform: str) -> dict[str, Any] | None:
-    """XLA options for the group program: ``meta.compile`` ``mode`` (``fast`` or
-    ``optimized``) on ``platform`` (None: XLA's defaults)."""
-    if mode == "fast":
+def fast_options(platform: str) -> dict[str, Any]:
+    """The compile-speed XLA options for ``platform``: :data:`FAST_COMPILER_OPTIONS` on
+    CPU, :data:`FAST_GPU_OPTIONS` on a GPU, XLA's defaults elsewhere (TPU)."""
+    if platform == "cpu":
         return FAST_COMPILER_OPTIONS
-    return OPTIMIZED_CPU_OPTIONS if platform == "cpu" else None
+    return FAST_GPU_OPTIONS if platform in GPU_PLATFORMS else {}
+
+
+def group_options(mode: str, platform: str, deterministic: bool = False) -> dict[str, Any] | None:
+    """XLA options for the group program: ``meta.compile`` ``mode`` (``fast`` or
+    ``optimized``) on ``platform``, plus :data:`DETERMINISTIC_GPU_OPTIONS` on a GPU when
+    ``deterministic`` (None: XLA's defaults)."""
+    if mode == "fast":
+        options = fast_options(platform)
+    else:
+        options = OPTIMIZED_CPU_OPTIONS if platform == "cpu" else {}
+    if deterministic and platform in GPU_PLATFORMS:
+        options = {**options, **DETERMINISTIC_GPU_OPTIONS}
+    return options or None
+
+
+def matmul_precision(spec: Spec) -> contextlib.AbstractContextManager:
+    """The context to trace ``spec``'s programs in: float32 matmuls at full precision
+    under ``meta.deterministic`` (a GPU would otherwise run them as TF32), else jax's
+    default. It is thread-local: the init build on the background thread enters it too."""
+    if spec.meta.deterministic:
+        return jax.default_matmul_precision("highest")
+    return contextlib.nullcontext()
 
 
 def make_group(
@@ -237,10 +268,14 @@ class Trial:
         # Jitted so that sizing it here and building the program share one trace.
         one_init = jax.jit(self.agent.init)
         key = jax.ShapeDtypeStruct(keys.shape[1:], keys.dtype)
-        params = sum(x.size for x in jax.tree.leaves(jax.eval_shape(one_init, key).params))
+        with matmul_precision(spec):
+            params = sum(x.size for x in jax.tree.leaves(jax.eval_shape(one_init, key).params))
         platform = (devices[0] if devices else jax.devices()[0]).platform
         init, self._init_options = init_program(one_init, self.per_device, params, platform)
-        self.compiler_options = group_options(spec.meta.compile, platform)
+        deterministic = spec.meta.deterministic
+        if deterministic and platform in GPU_PLATFORMS:
+            self._init_options = {**self._init_options, **DETERMINISTIC_GPU_OPTIONS}
+        self.compiler_options = group_options(spec.meta.compile, platform, deterministic)
         if self.sharding is None:
             if devices is not None:
                 keys = jax.device_put(keys, devices[0])
@@ -259,7 +294,8 @@ class Trial:
         )
         self._init_job: Future | None = None  # the init program's build (_build_init)
         self.init_s = 0.0  # the last init()'s run (init docstring)
-        self._build_group(spec)
+        with matmul_precision(spec):
+            self._build_group(spec)
         self.trace_s = time.perf_counter() - built  # tracing init and the chunk
 
     def _build_group(self, spec: Spec) -> None:
@@ -298,7 +334,9 @@ class Trial:
         return self._init_job
 
     def _compile_init(self) -> Any:
-        return self._init.lower(self.keys).compile(self._init_options)
+        with matmul_precision(self.spec):
+            lowered = self._init.lower(self.keys)
+        return lowered.compile(self._init_options)
 
     def init(self) -> Any:
         """The initial state of every session, ``[S, ...]`` leaves.
@@ -347,7 +385,8 @@ class Trial:
         ``jax.ShapeDtypeStruct`` leaves as from :meth:`abstract_state`), ahead of time and
         once. ``with_init``: :meth:`init` comes next, so build its program meanwhile."""
         abstract = all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(state))
-        lowered = self._chunk_jit.lower(state if abstract else self.place(state), INDEX, INDEX)
+        with matmul_precision(self.spec):
+            lowered = self._chunk_jit.lower(state if abstract else self.place(state), INDEX, INDEX)
         if with_init:  # overlaps the compile below, which leaves part of a core idle
             self._build_init()
         self._chunk = lowered.compile(self.compiler_options)
@@ -387,10 +426,17 @@ def seed_sharding(
 ) -> NamedSharding | None:
     """The leading (seed) axis split over ``devices`` (default: all local devices).
 
-    None when there is one device or ``num_sessions`` is not a multiple of their count
-    (then the Trial stays on the first device, as before sharding existed).
+    When ``num_sessions`` is not a multiple of their count, over the most of them it is a
+    multiple of (6 sessions on 4 devices: 3), with a warning naming the devices left idle;
+    None when that is one device (or there is only one).
     """
     devices = list(jax.local_devices() if devices is None else devices)
-    if len(devices) < 2 or num_sessions % len(devices):
+    used = max(d for d in range(1, len(devices) + 1) if num_sessions % d == 0)
+    if used < len(devices):
+        warn(
+            f"{num_sessions} sessions do not divide over {len(devices)} devices: training on "
+            f"{used} of them; make meta.max_session a multiple of {len(devices)} to use all"
+        )
+    if used < 2:
         return None
-    return NamedSharding(Mesh(np.array(devices), ("seed",)), PartitionSpec("seed"))
+    return NamedSharding(Mesh(np.array(devices[:used]), ("seed",)), PartitionSpec("seed"))

@@ -78,6 +78,17 @@ def device_info() -> dict[str, Any]:
     }
 
 
+def numerics_info(spec: Spec) -> dict[str, Any]:
+    """How the run's float32 matmuls were computed: ``highest`` (full float32) under
+    ``meta.deterministic``, else jax's setting (``default``: float32 on CPU, TF32 on
+    recent NVIDIA GPUs), and whether XLA's deterministic GPU ops were asked for."""
+    precision = jax.config.jax_default_matmul_precision or "default"
+    return {
+        "deterministic": spec.meta.deterministic,
+        "matmul_precision": "highest" if spec.meta.deterministic else str(precision),
+    }
+
+
 def make_run_dir(spec: Spec, root: str | Path = "data") -> Path:
     """``<root>/<spec name>_<timestamp>`` (:func:`new_folder`)."""
     return new_folder(spec.name, root)
@@ -112,6 +123,7 @@ def write_provenance(spec: Spec, run_dir: Path, keys: jax.Array) -> dict[str, An
         "git_dirty": git["dirty"],
         "versions": versions(),
         "device": device_info(),
+        "numerics": numerics_info(spec),
         "random_seed": spec.meta.random_seed,
         "session_keys": np.asarray(jax.random.key_data(keys)).tolist(),
         "started": datetime.now().isoformat(timespec="seconds"),

@@ -239,6 +239,10 @@ class MetaSpec:
     ``Run.metrics`` read. A listed tracker whose package is missing is refused, naming its
     pip extra, when a run starts (not here: a W&B run's spec still loads for ``enjoy``
     where wandb is not installed).
+
+    ``deterministic``: build the programs so that a rerun on a GPU gives the same bits:
+    XLA's deterministic ops, no autotuning, float32 matmuls at full precision (not TF32).
+    Slower on a GPU; on CPU it changes nothing (its programs are deterministic already).
     """
 
     max_session: int = 4
@@ -255,6 +259,7 @@ class MetaSpec:
     search_batch: int = 0
     compile: Literal["optimized", "fast"] = "optimized"
     loggers: tuple[str, ...] = ("csv", "tensorboard")
+    deterministic: bool = False
 
     def validate(self, path: str) -> None:
         require_positive(self, path, "max_session", "max_trial", "log_frequency", "eval_episodes")
