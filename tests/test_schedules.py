@@ -10,6 +10,7 @@ import pytest
 
 from jaxlab.config.parse import build
 from jaxlab.memory import ReplayBuffer, check_fits, tree_bytes
+from jaxlab.memory.budget import check_program_fits, program_bytes
 from jaxlab.rl.schedules import ScheduleSpec
 from jaxlab.spec import SpecError
 
@@ -106,3 +107,29 @@ def test_memory_budget_refuses_a_state_that_cannot_fit() -> None:
         check_fits(sessions, 16, free=(32 * 2**20, "test device"))  # not even one fits
     # Sharded over 4 devices, each holds a quarter: that fits.
     assert check_fits(sessions, 16, devices=4, free=(512 * 2**20, "x")) == tree_bytes(sessions) // 4
+
+
+def test_the_compiled_program_and_a_checkpoint_copy_must_fit_too() -> None:
+    """After compiling, XLA's memory analysis counts the temporaries the state's size does
+    not show; on a GPU the checkpoint's host copy is checked against host RAM."""
+    state = jnp.zeros((1 << 20,), jnp.float32)  # 4 MiB, updated in place
+
+    def step(s):  # a 1024 x 1024 matmul's product is a temporary of the next one
+        a = s.reshape(1024, 1024)
+        return ((a @ a) @ a).ravel()
+
+    program = jax.jit(step, donate_argnums=0).lower(state).compile()
+    need, temp = program_bytes(program)
+    assert temp >= 4 << 20 and need >= temp + (4 << 20)
+    mib = 2**20
+    check_program_fits(program, 4 * mib, "env.num_envs", "cpu", free=(need + 4 * mib, "x"))
+    with pytest.raises(SpecError) as err:
+        check_program_fits(program, 4 * mib, "env.num_envs", "cpu", free=(need, "test device"))
+    msg = str(err.value)
+    assert msg.startswith("env.num_envs: the compiled training program needs ")
+    assert "and a 4.0 MiB copy of the state at checkpoints, but test device has" in msg
+    assert "lower meta.max_session or env.num_envs" in msg and "\n" not in msg
+    roomy = (1 << 40, "gpu")
+    check_program_fits(program, 4 * mib, "x", "gpu", free=roomy, host_free=(4 * mib, "host"))
+    with pytest.raises(SpecError, match=r"a checkpoint copies the 4.0 MiB state to the host"):
+        check_program_fits(program, 4 * mib, "x", "gpu", free=roomy, host_free=(mib, "host RAM"))

@@ -38,7 +38,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxlab.algorithms import get_algorithm
 from jaxlab.lab.evaluate import make_evaluate
 from jaxlab.lab.session import make_chunk, session_key
-from jaxlab.memory.budget import check_fits
+from jaxlab.memory.budget import check_fits, check_program_fits
 from jaxlab.runtime.errors import warn
 from jaxlab.spec.schema import Spec
 
@@ -270,7 +270,7 @@ class Trial:
         key = jax.ShapeDtypeStruct(keys.shape[1:], keys.dtype)
         with matmul_precision(spec):
             params = sum(x.size for x in jax.tree.leaves(jax.eval_shape(one_init, key).params))
-        platform = (devices[0] if devices else jax.devices()[0]).platform
+        self.platform = platform = (devices[0] if devices else jax.devices()[0]).platform
         init, self._init_options = init_program(one_init, self.per_device, params, platform)
         deterministic = spec.meta.deterministic
         if deterministic and platform in GPU_PLATFORMS:
@@ -389,7 +389,9 @@ class Trial:
             lowered = self._chunk_jit.lower(state if abstract else self.place(state), INDEX, INDEX)
         if with_init:  # overlaps the compile below, which leaves part of a core idle
             self._build_init()
-        self._chunk = lowered.compile(self.compiler_options)
+        chunk = lowered.compile(self.compiler_options)
+        check_program_fits(chunk, self.state_bytes, memory_knob(self.spec), self.platform)
+        self._chunk = chunk
 
     @property
     def executable(self) -> Any:

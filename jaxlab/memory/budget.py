@@ -7,6 +7,11 @@ while a checkpoint is written (on CPU both live in RAM) or the update's temporar
 accelerator. When ``2 x state`` exceeds what the device has free, :func:`check_fits`
 raises a one-line :class:`~jaxlab.spec.SpecError` that names the numbers and what to
 lower.
+
+Once the group program is compiled, :func:`check_program_fits` checks what it needs in
+all (XLA's ``memory_analysis()``: the state and metrics it reads and writes, less what it
+updates in place, plus its temporaries, which the state's size alone does not show) and,
+on an accelerator, that host RAM holds the one host copy of the state a checkpoint takes.
 """
 
 from __future__ import annotations
@@ -28,13 +33,20 @@ def tree_bytes(tree: Any) -> int:
 
 
 def available_bytes(device: jax.Device | None = None) -> tuple[int, str]:
-    """Free memory of ``device`` (default: the first local device) and a name for it."""
+    """Free memory of ``device`` (default: the first local device) and a name for it: an
+    accelerator's allocator limit less what is in use (other processes' memory is outside
+    that limit already), else (CPU, or an allocator that gives no limit) host RAM."""
     device = device or jax.local_devices()[0]
     if device.platform != "cpu":
         stats = device.memory_stats() or {}
         if "bytes_limit" in stats:
             free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
             return int(free), f"{device.device_kind} ({device.platform})"
+    return host_available_bytes()
+
+
+def host_available_bytes() -> tuple[int, str]:
+    """Host RAM available (``MemAvailable``), named ``host RAM``."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -79,4 +91,54 @@ def check_fits(
     return need
 
 
-__all__ = ["available_bytes", "check_fits", "tree_bytes"]
+def program_bytes(executable: Any) -> tuple[int, int] | None:
+    """``(total, temporaries)`` bytes a compiled program needs while it runs: arguments +
+    outputs - what it updates in place (donated) + temporaries, from XLA's
+    ``memory_analysis()``; None where the backend gives no analysis."""
+    try:
+        stats = executable.memory_analysis()
+    except Exception:  # noqa: BLE001 - a backend without the analysis
+        return None
+    if stats is None:
+        return None
+    temp = int(stats.temp_size_in_bytes)
+    total = stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
+    return int(total) + temp, temp
+
+
+def check_program_fits(
+    executable: Any,
+    state_bytes: int,
+    memory_path_hint: str,
+    platform: str,
+    free: tuple[int, str] | None = None,
+    host_free: tuple[int, str] | None = None,
+) -> None:
+    """Raise SpecError when the compiled group program (:func:`program_bytes`) and the copy
+    of the state (``state_bytes``) the host loop takes at checkpoint and eval points do
+    not fit in the device's free memory; on an accelerator, also when host RAM cannot hold
+    the host copy a checkpoint writes from. ``free``/``host_free`` override the measured
+    ``(bytes, name)`` (for tests)."""
+    needs = program_bytes(executable)
+    if needs is None:
+        return
+    need, temp = needs
+    have, where = free if free is not None else available_bytes()
+    if need + state_bytes > have:
+        raise SpecError(
+            memory_path_hint,
+            f"the compiled training program needs {gib(need)} ({gib(temp)} of it "
+            f"temporaries) and a {gib(state_bytes)} copy of the state at checkpoints, but "
+            f"{where} has {gib(have)} free; lower meta.max_session or {memory_path_hint}",
+        )
+    if platform != "cpu":
+        have, where = host_free if host_free is not None else host_available_bytes()
+        if state_bytes > have:
+            raise SpecError(
+                memory_path_hint,
+                f"a checkpoint copies the {gib(state_bytes)} state to the host, but {where} "
+                f"has {gib(have)} free; lower meta.max_session or {memory_path_hint}",
+            )
+
+
+__all__ = ["available_bytes", "check_fits", "check_program_fits", "program_bytes", "tree_bytes"]
