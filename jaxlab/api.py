@@ -162,7 +162,7 @@ def _as_spec(spec: Spec | str | Path, overrides: Overrides, shrink: bool) -> Spe
 
 def _warn_if_rerun(path: str | Path) -> None:
     """Warn when ``path`` is a saved run's ``spec.yaml`` and the code changed since."""
-    from jaxlab.runtime.errors import warn
+    from jaxlab.logging.console import warn
     from jaxlab.runtime.resume import code_change_warning, saved_run_of
 
     run = saved_run_of(path)

@@ -20,7 +20,7 @@ import os
 import shutil
 import subprocess
 
-from jaxlab.runtime.errors import warn
+from jaxlab.logging.console import warn
 
 GIB = 2**30
 # Per process, outside XLA's pool: the CUDA context, cuBLAS/cuDNN handles and workspaces.

@@ -13,7 +13,7 @@ from typing import Any
 from jaxlab.config.parse import SpecError
 from jaxlab.experiment.devices import idle_gpu_warning
 from jaxlab.experiment.plan import ExperimentPlan
-from jaxlab.runtime.errors import warn
+from jaxlab.logging.console import warn
 
 
 def require_optuna() -> None:

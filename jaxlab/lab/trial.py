@@ -38,8 +38,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxlab.algorithms import get_algorithm
 from jaxlab.lab.evaluate import make_evaluate
 from jaxlab.lab.session import make_chunk, session_key
+from jaxlab.logging.console import warn
 from jaxlab.memory.budget import check_fits, check_program_fits
-from jaxlab.runtime.errors import warn
 from jaxlab.spec.schema import Spec
 
 # XLA options that trade run speed for compile speed on CPU: for the one-off init program

@@ -4,18 +4,12 @@ workers use it)."""
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import traceback
 from datetime import datetime
 from pathlib import Path
 
 ERROR_FILE = "error.txt"
-
-
-def warn(msg: str) -> None:
-    """One ``jaxlab: warning: ...`` line on stderr."""
-    print(f"jaxlab: warning: {msg}", file=sys.stderr, flush=True)
 
 
 def error_text(err: BaseException) -> str:

@@ -34,9 +34,9 @@ from jaxlab.analysis.report import SESSION_GRAPHS
 from jaxlab.config.parse import flatten
 from jaxlab.envs import resumed_params, resumes_exactly
 from jaxlab.lab.trial import Trial
+from jaxlab.logging.console import warn
 from jaxlab.logging.trackers import require_trackers
 from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError, NoCheckpoint
-from jaxlab.runtime.errors import warn
 from jaxlab.runtime.lock import locked
 from jaxlab.runtime.loop import ChunkHook, Loop, RunResult, write_report_safely
 from jaxlab.runtime.outputs import HostState, TrialOutputs, open_trackers, session_writers

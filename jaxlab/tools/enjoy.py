@@ -20,8 +20,8 @@ import numpy as np
 from jaxlab.envs import CannotRender, Env, make_env
 from jaxlab.lab.evaluate import make_episodes
 from jaxlab.lab.trial import Trial
+from jaxlab.logging.console import warn
 from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError
-from jaxlab.runtime.errors import warn
 from jaxlab.runtime.resume import is_run_dir, session_keys
 from jaxlab.spec import load_spec
 
