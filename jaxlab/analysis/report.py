@@ -2,12 +2,12 @@
 
 ``python -m jaxlab report data/<run>`` reads ``spec.yaml``, ``provenance.json`` and each
 ``session_<k>/metrics.csv``, and writes ``trial_metrics.json`` plus ``graphs/`` (a session
-graph for each of the first :data:`SESSION_GRAPHS` sessions, and the trial graph, which
-draws every session). It works on finished and interrupted runs alike
-(sessions may have different lengths). An Experiment directory (a folder whose
-subfolders are runs) also gets ``experiment_table.csv`` (varied hyperparameters and trial
-metrics, best first), ``experiment_graph.png`` and ``best_spec.yaml``. ``train`` calls
-:func:`write_report` at the end of every run.
+graph for each of the first ``meta.detailed_sessions`` sessions, at most
+:data:`SESSION_GRAPHS`, and the trial graph, which draws every session). It works on
+finished and interrupted runs alike (sessions may have different lengths). An Experiment
+directory (a folder whose subfolders are runs) also gets ``experiment_table.csv``
+(varied hyperparameters and trial metrics, best first), ``experiment_graph.png`` and
+``best_spec.yaml``. ``train`` calls :func:`write_report` at the end of every run.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ from jaxlab.spec import SpecError
 from jaxlab.spec.schema import EnvSpec
 
 GRAPHS = "graphs"
-# Session graphs drawn per run: each takes ~1-2 s of host time, so a 4096-seed Trial
-# would otherwise spend hours and write thousands of files (the trial graph has them all).
+# At most this many session graphs per run (fewer where the spec's
+# ``meta.detailed_sessions`` says so): each takes ~1-2 s of host time, so a 4096-seed
+# Trial would otherwise spend hours and write thousands of files (the trial graph has
+# them all).
 SESSION_GRAPHS = 8
 
 
@@ -107,18 +109,28 @@ def analyze(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def graphed_sessions(raw_spec: dict[str, Any], session_graphs: int = SESSION_GRAPHS) -> int:
+    """How many sessions (the first ones) of a run get a graph: its spec's
+    ``meta.detailed_sessions`` (:data:`SESSION_GRAPHS` for a spec from before that key),
+    at most ``session_graphs`` (0 for the Trials of a search or benchmark)."""
+    meta = raw_spec.get("meta") or {}
+    return max(0, min(int(meta.get("detailed_sessions", SESSION_GRAPHS)), session_graphs))
+
+
 def write_report(
     run_dir: str | Path, plots: bool = True, session_graphs: int = SESSION_GRAPHS
 ) -> dict[str, Any]:
     """Rebuild ``trial_metrics.json`` and ``graphs/*.png`` of one run (the trial graph, and
-    a graph of each of the first ``session_graphs`` sessions); returns the metrics."""
+    a graph of each of its first :func:`graphed_sessions` sessions: ``detailed_sessions``,
+    at most ``session_graphs``); returns the metrics."""
     run = load_run(run_dir)
     metrics = analyze(run)
     out = run["dir"]
     (out / "trial_metrics.json").write_text(json.dumps(metrics, indent=2))
     if plots:
         title, baseline = title_of(run), metrics["random_baseline"]
-        for k, curves in enumerate(run["sessions"][:session_graphs]):
+        drawn = graphed_sessions(run["spec"], session_graphs)
+        for k, curves in enumerate(run["sessions"][:drawn]):
             plot_session(curves, out / GRAPHS / f"session_{k}.png", title=f"{title} · session {k}")
         plot_trial(run["sessions"], out / GRAPHS / "trial.png", title=title, baseline=baseline)
     return metrics

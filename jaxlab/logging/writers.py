@@ -1,4 +1,5 @@
-"""Host-side metric sinks: one CSV and one TensorBoard event stream per session.
+"""Host-side metric sinks: one CSV per session, a TensorBoard event stream for each of the
+first ``meta.detailed_sessions`` (:func:`jaxlab.runtime.outputs.session_writers`).
 
 Rows and events are buffered in memory and appended to disk on :meth:`SessionWriter.flush`
 (the host loop flushes before every checkpoint, at the end, and every

@@ -8,7 +8,10 @@ own rows ``rows`` of the combined state and metrics.
 
 ``meta.loggers`` decides what is written besides ``metrics.csv``: TensorBoard's event files
 and the experiment trackers (:mod:`jaxlab.logging.trackers`), which get each flush's rows
-and are closed with the Trial's status (:func:`run_status`, or ``failed``).
+and are closed with the Trial's status (:func:`run_status`, or ``failed``). Only the first
+``meta.detailed_sessions`` sessions (:func:`detailed_sessions`) get their own TensorBoard
+scalars and histograms; every session writes its ``metrics.csv`` rows and counts in the
+Trial's aggregates (``tb_trial``).
 """
 
 from __future__ import annotations
@@ -124,6 +127,15 @@ def open_trackers(
     return Trackers.open(spec.meta.loggers, run_dir, info)
 
 
+def detailed_sessions(spec: Spec, sessions: int) -> int:
+    """How many of a Trial's ``sessions`` (the first ones) write their own TensorBoard
+    scalars and histograms: ``meta.detailed_sessions`` of them, none without
+    ``tensorboard`` in ``meta.loggers``."""
+    if "tensorboard" not in spec.meta.loggers:
+        return 0
+    return max(0, min(spec.meta.detailed_sessions, sessions))
+
+
 def session_writers(
     spec: Spec,
     run_dir: Path,
@@ -133,11 +145,13 @@ def session_writers(
     resume_frame: int | None = None,
     track: bool = False,
 ) -> list[SessionWriter]:
-    """Session k's writer in ``run_dir/session_<k>``: TensorBoard as ``meta.loggers`` says,
-    rows kept for the trackers when ``track``."""
-    tb = "tensorboard" in spec.meta.loggers
+    """Session k's writer in ``run_dir/session_<k>``: TensorBoard for the first
+    :func:`detailed_sessions` sessions, rows kept for the trackers when ``track``."""
+    tb = detailed_sessions(spec, sessions)
     return [
-        SessionWriter(run_dir / f"session_{k}", columns, resume_frame, tensorboard=tb, track=track)
+        SessionWriter(
+            run_dir / f"session_{k}", columns, resume_frame, tensorboard=k < tb, track=track
+        )
         for k in range(sessions)
     ]
 
@@ -153,6 +167,8 @@ class TrialOutputs:
     ``rows`` selects this Trial's sessions in the driver's state and metrics (``None``:
     all of them). ``extra`` is merged into the summary (e.g. the batch it trained in).
     ``trackers``: the experiment trackers fed at every flush (None: none listed).
+    ``detailed``: how many of its first sessions get TensorBoard scalars and histograms
+    (:func:`detailed_sessions`).
     """
 
     def __init__(
@@ -173,6 +189,7 @@ class TrialOutputs:
         self.writers, self.ckpt, self.host, self.rows = writers, ckpt, host, rows
         self.derived = spec.derived
         self.num_sessions = len(host.final_returns)
+        self.detailed = min(detailed_sessions(spec, self.num_sessions), len(writers))
         self.extra = extra or {}
         self.trackers = trackers
         self.trial_tb = TrialWriter(
@@ -214,7 +231,9 @@ class TrialOutputs:
         metrics = dict(metrics)
         for key in SAMPLE_METRICS:
             if key in metrics:
-                write_histograms(self.writers, key, metrics.pop(key), frame)
+                values, d = metrics.pop(key), self.detailed
+                if d:
+                    write_histograms(self.writers[:d], key, values[:d], frame)
         for k in np.flatnonzero(metrics.pop("nonfinite") > 0):
             if host.diverged_at[k] is None:
                 host.diverged_at[k] = frame
@@ -257,9 +276,19 @@ class TrialOutputs:
             self.flush()  # the rows it was chosen on are on disk before it
             self.best.save(frame, state, {**self.meta(i), "eval_score": score})
 
+    def detailed_rows(self) -> slice | None:
+        """The rows of the driver's state holding this Trial's :attr:`detailed` sessions
+        (None: there are none), so only they need to leave the device for histograms."""
+        if not self.detailed:
+            return None
+        start = 0 if self.rows is None else self.rows.start
+        return slice(start, start + self.detailed)
+
     def histograms(self, params: Any, frame: int) -> None:
-        """Parameter histograms per session (``params``: this Trial's rows, on the host)."""
-        write_param_histograms(self.writers, params, frame)
+        """Parameter histograms of the :attr:`detailed` sessions (``params``: their rows,
+        :meth:`detailed_rows`, on the host; leaves ``[detailed, ...]``)."""
+        if self.detailed:
+            write_param_histograms(self.writers[: self.detailed], params, frame)
 
     def save(self, i: int, frame: int, state: Any) -> None:
         """Checkpoint ``state`` (this Trial's rows) after chunk ``i``, rows flushed first."""

@@ -240,6 +240,11 @@ class MetaSpec:
     pip extra, when a run starts (not here: a W&B run's spec still loads for ``enjoy``
     where wandb is not installed).
 
+    ``detailed_sessions``: how many sessions (the first ones) get their own graphs,
+    TensorBoard scalars and parameter histograms; every session still writes its
+    ``metrics.csv`` rows and counts in the Trial's aggregates. At thousands of seeds the
+    per-session files would cost more host time than training.
+
     ``deterministic``: build the programs so that a rerun on a GPU gives the same bits:
     XLA's deterministic ops, no autotuning, float32 matmuls at full precision (not TF32).
     Slower on a GPU; on CPU it changes nothing (its programs are deterministic already).
@@ -259,10 +264,13 @@ class MetaSpec:
     search_batch: int = 0
     compile: Literal["optimized", "fast"] = "optimized"
     loggers: tuple[str, ...] = ("csv", "tensorboard")
+    detailed_sessions: int = 8
     deterministic: bool = False
 
     def validate(self, path: str) -> None:
         require_positive(self, path, "max_session", "max_trial", "log_frequency", "eval_episodes")
+        if self.detailed_sessions < 0:
+            raise SpecError(join(path, "detailed_sessions"), "must be >= 0")
         require_positive(self, path, "checkpoint_frequency", "checkpoint_keep")
         if self.eval_frequency < 0:
             raise SpecError(join(path, "eval_frequency"), "must be >= 0 (0 turns evaluation off)")
