@@ -417,3 +417,29 @@ def test_a_snapshot_is_a_copy_in_new_buffers_made_by_one_program():
         assert old.unsafe_buffer_pointer() != new.unsafe_buffer_pointer()
     loop_module._copy_state(jax.tree.map(lambda x: x + 1, state))  # same shapes: no new one
     assert programs() == before + 1
+
+
+def test_best_and_a_checkpoint_at_the_same_point_copy_the_state_to_the_host_once(
+    tiny_raw, tmp_path, monkeypatch
+):
+    """The last chunk evaluates (a first ``best``) and checkpoints: one host copy and one
+    fingerprint serve both saves, and both hold the same state."""
+    from jaxlab.runtime import checkpoint as checkpoint_module
+
+    copies = []
+    real = checkpoint_module.host_copy
+
+    def counted(state):
+        copies.append(1)
+        return real(state)
+
+    monkeypatch.setattr(checkpoint_module, "host_copy", counted)
+    monkeypatch.setattr(loop_module, "host_copy", counted)
+    run = train(spec_from_dict(tiny_raw), root=tmp_path, progress=False, report=False).run_dir
+    assert len(copies) == 1
+    (last,) = [p for p in (run / "checkpoints").iterdir() if p.name.isdigit()]
+    (best,) = [p for p in (run / "best").iterdir() if p.name.isdigit()]
+    prints = [
+        json.loads((p / "meta" / "metadata").read_text())["fingerprint"] for p in (last, best)
+    ]
+    assert last.name == best.name and prints[0] == prints[1]

@@ -20,6 +20,7 @@ import logging
 import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,23 @@ def _with_empty(restored: Any, template: Any) -> Any:
     return jax.tree.unflatten(treedef, full)
 
 
+@dataclass(frozen=True)
+class HostCopy:
+    """A state copied to the host for saving (:func:`host_copy`), with its fingerprint:
+    where ``best`` and a checkpoint are saved at the same point, the state leaves the
+    device, and is hashed, once for both."""
+
+    state: Any
+    fingerprint: list[int]
+
+
+def host_copy(state: Any) -> HostCopy:
+    """``state`` as host arrays, process-bound env state zeroed (:func:`portable`), and
+    its :func:`fingerprint`."""
+    state = portable(jax.device_get(state))
+    return HostCopy(state, fingerprint(state))
+
+
 class Checkpointer:
     """A wrapper over ``orbax.checkpoint.CheckpointManager`` (async saves).
 
@@ -145,8 +163,9 @@ class Checkpointer:
             )
 
     def save(self, frame: int, state: Any, meta: dict[str, Any]) -> None:
-        """Save ``state`` (device or host arrays) at ``frame``; returns once it is on the
-        host, writing in the background; :meth:`restore` returns device arrays again.
+        """Save ``state`` (device or host arrays, or a :class:`HostCopy` of them) at
+        ``frame``; returns once it is on the host, writing in the background;
+        :meth:`restore` returns device arrays again.
 
         The state is copied to the host (numpy) first, one transfer for the tree: Orbax
         writes numpy arrays at about half the cost of device arrays, whose per-leaf
@@ -154,17 +173,18 @@ class Checkpointer:
         134 ms per save, write included, mostly CPU on Orbax's threads, which on a CPU
         backend competes with training). Restoring reads either alike. Env state bound to
         this process (:class:`~jaxlab.envs.protocol.HostBound`) is saved as zeros."""
-        state = portable(jax.device_get(state))
+        copy = state if isinstance(state, HostCopy) else host_copy(state)
         meta = {
             **meta,
             "format_version": FORMAT_VERSION,
             "frame": frame,
-            "fingerprint": fingerprint(state),
+            "fingerprint": copy.fingerprint,
         }
         saved = self.manager.save(
             frame,
             args=ocp.args.Composite(
-                state=ocp.args.StandardSave(_without_empty(state)), meta=ocp.args.JsonSave(meta)
+                state=ocp.args.StandardSave(_without_empty(copy.state)),
+                meta=ocp.args.JsonSave(meta),
             ),
         )
         if not saved:  # orbax skips, silently, a step at or before one it already holds

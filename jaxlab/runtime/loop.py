@@ -39,6 +39,7 @@ from tqdm import tqdm
 from jaxlab.analysis.report import SESSION_GRAPHS, write_report
 from jaxlab.lab.evaluate import EVAL_METRICS
 from jaxlab.lab.trial import Trial
+from jaxlab.runtime.checkpoint import host_copy
 from jaxlab.runtime.outputs import TrialOutputs, run_status, take
 from jaxlab.runtime.signals import StopRequest
 
@@ -215,6 +216,8 @@ class Loop:
                 out.histograms(jax.device_get(params), frame)
             if out.best is not None and out.derived.is_eval_chunk(i) or save:
                 mine = take(state, out.rows)
+                if save and out.best_score(i) is not None:  # both save: one host copy
+                    mine = host_copy(mine)
                 out.maybe_save_best(i, frame, mine)
                 if save:
                     out.save(i, frame, mine)

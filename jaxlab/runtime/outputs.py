@@ -261,17 +261,24 @@ class TrialOutputs:
             self.flush()
         return ret
 
-    def maybe_save_best(self, i: int, frame: int, state: Any) -> None:
-        """Save ``state`` (this Trial's rows) as ``best`` if the mean eval return improved."""
+    def best_score(self, i: int) -> float | None:
+        """The Trial's mean eval return after chunk ``i`` if it makes a new ``best``
+        (ties go to the later checkpoint: same score, more training behind it), else None."""
         if self.best is None or not self.derived.is_eval_chunk(i):
-            return
+            return None
         ev = np.array([np.nan if v is None else v for v in self.host.last_eval], float)
         healthy = ~self.host.diverged & np.isfinite(ev)
         if not healthy.any():
-            return
+            return None
         score = float(ev[healthy].mean())
-        # ties go to the later checkpoint: same score, more training behind it
         if self.host.best_eval is None or score >= self.host.best_eval:
+            return score
+        return None
+
+    def maybe_save_best(self, i: int, frame: int, state: Any) -> None:
+        """Save ``state`` (this Trial's rows) as ``best`` if the mean eval return improved."""
+        score = self.best_score(i)
+        if score is not None:
             self.host.best_eval, self.host.best_frame = score, frame
             self.flush()  # the rows it was chosen on are on disk before it
             self.best.save(frame, state, {**self.meta(i), "eval_score": score})
