@@ -35,7 +35,7 @@ from jaxlab.algorithms.onpolicy import (
     SILSpec,
     check_self_imitation,
 )
-from jaxlab.algorithms.skeleton import AlgorithmConfig
+from jaxlab.algorithms.skeleton import AlgorithmConfig, frames_done
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.rl import gae, losses
@@ -160,7 +160,7 @@ class A2C(ActorCriticOnPolicy):
         key, k_roll = jax.random.split(state.key)
         hp = state.hyper
         lr = self.learning_rate(hp, state.update_step)
-        frame = state.update_step * self.frames_per_update
+        frame = frames_done(state.update_step, self.frames_per_update, self.num_updates)
         ent_coef = self.cfg.entropy_coef.value(hp.entropy_coef, frame)
         state, rollout = self._collect(state, k_roll)
         with jax.named_scope("advantages"):  # a phase of the profile (jaxlab.tools.profiling)

@@ -43,6 +43,7 @@ from jaxlab.algorithms.offpolicy import (
     ReplayACConfig,
     ReplayACState,
     ReplayActorCritic,
+    next_step,
     when_due,
 )
 from jaxlab.algorithms.registry import register
@@ -224,7 +225,8 @@ class CrossQ(SAC):
         log_alpha, alpha_opt = p["log_alpha"], opt.alpha
         if self.cfg.auto_alpha:
             log_alpha, alpha_opt = base.apply_gradients(self.tx, log_alpha, alpha_opt, g, lrs[2])
-        steps, delay = opt.critic_steps + 1, self.cfg.policy_delay
+        delay = self.cfg.policy_delay
+        steps = next_step(opt.critic_steps, delay, self.critic_steps_most())
         moved = (actor, actor_opt, log_alpha, alpha_opt)
         kept = (p["actor"], opt.actor, p["log_alpha"], opt.alpha)
         actor, actor_opt, log_alpha, alpha_opt = when_due(steps, delay, moved, kept)

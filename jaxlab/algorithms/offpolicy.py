@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jaxlab.algorithms import base
-from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig, check_replay
+from jaxlab.algorithms.skeleton import INT32_MAX, Algorithm, AlgorithmConfig, check_replay
 from jaxlab.envs import VecEnvState
 from jaxlab.memory import Replay
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics, replay_items
@@ -83,6 +83,22 @@ def when_due(steps: jax.Array, delay: int, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda n, o: jnp.where(due, n, o), new, old)
 
 
+def next_step(steps: jax.Array, period: int, most: int) -> jax.Array:
+    """``steps + 1`` for an int32 counter read only modulo ``period`` (:func:`when_due`)
+    that a run takes to at most ``most`` (static), never wrapped.
+
+    When ``most`` fits in int32 it is ``steps + 1``, the graph (and bits) of before.
+    Otherwise (e.g. ``gradient_steps`` per update past one frame per update, at ~2**31
+    frames) the count drops by ``span = (INT32_MAX // period) * period``, a multiple of
+    ``period``, on reaching ``INT32_MAX``: ``steps % period`` keeps its cadence, and below
+    ``INT32_MAX`` it is still exactly ``steps + 1``.
+    """
+    if most <= INT32_MAX:
+        return steps + 1
+    span = (INT32_MAX // period) * period
+    return jnp.where(steps < INT32_MAX, steps, steps - span) + 1
+
+
 class ReplayActorCritic(Algorithm):
     """Base of the replay actor-critics; see the module docstring. ``METRICS``: the names
     of the scalars :meth:`grad_step` returns (0 before learning starts)."""
@@ -107,6 +123,11 @@ class ReplayActorCritic(Algorithm):
         shape = (n, self.env.action_spec.dim)
         low, high = (jnp.broadcast_to(x, shape) for x in self.box())
         return low + (high - low) * jax.random.uniform(key, shape)
+
+    def critic_steps_most(self) -> int:
+        """The most gradient steps a run takes (``num_updates * gradient_steps``), which
+        bounds the int32 critic-step counters (:func:`next_step`)."""
+        return self.num_updates * self.cfg.gradient_steps
 
     def decay(self, hp: Any, step: jax.Array) -> jax.Array:
         """The learning rates' factor at update ``step``: 1, or linear to ``lr_end_frac``."""
@@ -178,4 +199,11 @@ class ReplayActorCritic(Algorithm):
         return state, {**metrics, "lr": lrs[0], **episode_metrics(ro)}
 
 
-__all__ = ["Learner", "ReplayACConfig", "ReplayACState", "ReplayActorCritic", "when_due"]
+__all__ = [
+    "Learner",
+    "ReplayACConfig",
+    "ReplayACState",
+    "ReplayActorCritic",
+    "next_step",
+    "when_due",
+]

@@ -36,7 +36,7 @@ from flax import struct
 from jaxlab.algorithms.base import clipped_step
 from jaxlab.algorithms.onpolicy import OnPolicy, OnPolicyState
 from jaxlab.algorithms.registry import register
-from jaxlab.algorithms.skeleton import AlgorithmConfig
+from jaxlab.algorithms.skeleton import AlgorithmConfig, frames_done
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.networks import Torso, TorsoDef
@@ -138,7 +138,8 @@ class Reinforce(OnPolicy):
         c, hp = self.cfg, state.hyper
         key, k_roll = jax.random.split(state.key)
         lr = self.learning_rate(hp, state.update_step)
-        ent_coef = c.entropy_coef.value(hp.entropy_coef, state.update_step * self.frames_per_update)
+        frame = frames_done(state.update_step, self.frames_per_update, self.num_updates)
+        ent_coef = c.entropy_coef.value(hp.entropy_coef, frame)
 
         def act(obs: jax.Array, k: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
             return self.net.apply(state.params, obs).sample(k), {}

@@ -40,7 +40,7 @@ from flax import struct
 
 from jaxlab.algorithms.base import minibatch_epochs
 from jaxlab.algorithms.registry import register
-from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig
+from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig, frames_done
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.envs import Env, VecEnvState
@@ -164,7 +164,7 @@ class Sarsa(Algorithm):
 
     def explore_var(self, state: SarsaState) -> jax.Array:
         """Epsilon or temperature at the session's current frame (a scalar)."""
-        frame = state.update_step * self.frames_per_update
+        frame = frames_done(state.update_step, self.frames_per_update, self.num_updates)
         return self.cfg.explore_var.value(state.hyper.explore_var, frame)
 
     def explore(self, q: jax.Array, var: jax.Array, key: jax.Array) -> jax.Array:

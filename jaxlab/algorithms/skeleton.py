@@ -36,6 +36,27 @@ from jaxlab.networks import TorsoDef, allowed
 if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs
     from jaxlab.spec.schema import Spec
 
+# The largest int32: update, frame and chunk counters are int32 in jitted code (no x64).
+INT32_MAX = 2**31 - 1
+
+
+def frames_done(update_step: jax.Array, frames_per_update: int, num_updates: int) -> jax.Array:
+    """Frames ``update_step * frames_per_update`` for schedules, never wrapped.
+
+    A run's ``update_step`` is at most ``num_updates``. When ``num_updates *
+    frames_per_update`` fits in int32 (every spec within ``env.max_frame``'s cap), no
+    reachable product wraps and this is the int32 product itself: the very graph, and so
+    the very bits, the algorithms computed before. Past that (a run longer than 2**31 - 1
+    frames) it is a float32 scalar: the int32 product rounded once while it fits, else
+    ``float32(update_step) * frames_per_update`` (within a few ulp of the true count).
+    The choice is static (Python ints), so a normal run's program does not change.
+    """
+    if num_updates * frames_per_update <= INT32_MAX:
+        return update_step * frames_per_update
+    fits = update_step <= INT32_MAX // frames_per_update
+    exact = (update_step * frames_per_update).astype(jnp.float32)  # wraps only where unused
+    return jnp.where(fits, exact, update_step.astype(jnp.float32) * frames_per_update)
+
 
 @dataclass(frozen=True)
 class AlgorithmConfig:
@@ -195,7 +216,11 @@ class Algorithm:
                 "max_grad_norm": jnp.float32(clip)}  # fmt: skip
 
     def frame(self, state: Any) -> jax.Array:
-        """Frames collected so far by this session (float32 scalar), for schedules."""
+        """Frames collected so far by this session (float32 scalar), for schedules: the
+        float32 product ``float32(update_step) * frames_per_update``, which cannot wrap.
+        (Past 2**24 updates it may round differently in the last bit from
+        :func:`frames_done`, which A2C, SARSA and REINFORCE use to keep their int32
+        frames; each algorithm keeps the values it always had.)"""
         return state.update_step.astype(jnp.float32) * self.frames_per_update
 
     def lr_end_frac(self) -> float:
@@ -213,4 +238,4 @@ class Algorithm:
         return learning_rate(schedule, hyper.lr, hyper.lr_end, step, self.num_updates)
 
 
-__all__ = ["Algorithm", "AlgorithmConfig", "check_replay"]
+__all__ = ["INT32_MAX", "Algorithm", "AlgorithmConfig", "check_replay", "frames_done"]

@@ -32,6 +32,7 @@ from jaxlab.algorithms.offpolicy import (
     ReplayACConfig,
     ReplayACState,
     ReplayActorCritic,
+    next_step,
     when_due,
 )
 from jaxlab.algorithms.registry import register
@@ -222,7 +223,7 @@ class TD3(ReplayActorCritic):
         actor, actor_opt = base.apply_gradients(self.tx, p["actor"], opt.actor, g, lrs[1])
         new = {"actor": actor, "critic": critic}
         moved = (actor, actor_opt, polyak_update(new, target, hp.tau))
-        steps = opt.critic_steps + 1
+        steps = next_step(opt.critic_steps, self.cfg.policy_delay, self.critic_steps_most())
         kept = (p["actor"], opt.actor, target)
         actor, actor_opt, target = when_due(steps, self.cfg.policy_delay, moved, kept)
         params = {"actor": actor, "critic": critic}

@@ -3,8 +3,8 @@
 ``init(key) -> state`` comes from the algorithm. :func:`make_chunk` builds the pure chunk
 ``chunk(state, chunk_index) -> (state, metrics)`` that ``lax.scan``s ``updates_per_chunk``
 updates. Updates past ``num_updates`` (only in the last chunk) are skipped with
-``lax.cond`` on the unbatched chunk index, so every chunk has one compiled shape and a
-run trains exactly ``num_updates`` updates.
+``lax.cond`` on the unbatched chunk index (:func:`active_update`), so every chunk has one
+compiled shape and a run trains exactly ``num_updates`` updates.
 
 On evaluation chunks (``Derived.is_eval_chunk``) the chunk ends with the deterministic
 evaluation of :mod:`jaxlab.lab.evaluate`, also behind a ``lax.cond`` on the chunk index (so
@@ -41,6 +41,20 @@ def all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
+def active_update(
+    chunk_index: jax.Array, i: jax.Array, updates_per_chunk: int, num_updates: int
+) -> jax.Array:
+    """Whether update ``i`` of chunk ``chunk_index`` is one of the run's, i.e.
+    ``chunk_index * updates_per_chunk + i < num_updates`` (``0 <= i < updates_per_chunk``),
+    decided without forming that int32 sum, which wraps negative past ``2**31 - 1`` (the
+    last chunk of a run near that many updates): with ``full, rest = divmod(num_updates,
+    updates_per_chunk)`` it is ``chunk_index < full or (chunk_index == full and i < rest)``.
+    The same boolean wherever the sum fits; ``num_updates`` may even pass int32 while
+    the chunk count (and so ``full``) fits."""
+    full, rest = divmod(num_updates, updates_per_chunk)
+    return (chunk_index < full) | ((chunk_index == full) & (i < rest))
+
+
 def make_chunk(
     agent: Agent,
     derived: Derived,
@@ -65,7 +79,7 @@ def make_chunk(
             return s, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
 
         def body(s: Any, i: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
-            active = chunk_index * upc + i < total
+            active = active_update(chunk_index, i, upc, total)
             s, metrics = jax.lax.cond(active, update, skip, s)
             return s, {**metrics, "active": active}
 
