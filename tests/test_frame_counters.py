@@ -218,3 +218,40 @@ def test_a_spec_at_the_max_frame_cap_trains_its_first_and_last_chunks():
     assert int(state.update_step[0]) == INT32_MAX  # exactly num_updates, no wrap
     assert 0.0 <= last["entropy_coef"][0] < 1e-6  # the decay's end, read at the true frame
     assert trial.frames_after(d.num_chunks - 1) == INT32_MAX
+
+
+def test_batch_renorm_stops_counting_at_its_warmup_where_a_run_could_wrap_it():
+    """CrossQ's BatchRenorm counts its training calls in int32 to end its warm-up; a run
+    that may call it 2**31 times (``saturate``) stops at ``warmup_steps`` instead of
+    wrapping negative (which would restart the warm-up)."""
+    from jaxlab.networks.batchrenorm import BatchRenorm
+
+    x = jnp.arange(12.0).reshape(4, 3)
+
+    def steps_after(saturate, start):
+        module = BatchRenorm(train=True, warmup_steps=10, saturate=saturate)
+        stats = module.init(jax.random.PRNGKey(0), x)["batch_stats"]
+        stats = {**stats, "steps": jnp.int32(start)}
+        variables = {
+            "params": module.init(jax.random.PRNGKey(0), x)["params"],
+            "batch_stats": stats,
+        }
+        _, new = module.apply(variables, x, mutable=["batch_stats"])
+        return int(new["batch_stats"]["steps"])
+
+    assert [steps_after(True, s) for s in (0, 9, 10, 11)] == [1, 10, 10, 11]
+    assert steps_after(False, INT32_MAX) < 0  # what the plain count does there
+    assert steps_after(True, INT32_MAX) == INT32_MAX
+
+
+def test_crossq_saturates_its_renorm_count_only_where_a_run_could_wrap_it():
+    from jaxlab.spec import load_spec
+    from tests.conftest import REPO
+
+    path = REPO / "specs" / "crossq" / "crossq_pendulum.yaml"
+    at_cap = ["env.num_envs=1", f"env.max_frame={INT32_MAX}", "agent.algorithm.train_freq=1"]
+    long = get_algorithm("CrossQ").make(
+        load_spec(path, [*at_cap, "agent.algorithm.gradient_steps=2"])
+    )
+    assert long.critic_steps_most() > INT32_MAX and long.critic_train.saturate
+    assert not get_algorithm("CrossQ").make(load_spec(path)).critic_train.saturate

@@ -48,6 +48,7 @@ from jaxlab.algorithms.offpolicy import (
 )
 from jaxlab.algorithms.registry import register
 from jaxlab.algorithms.sac import METRICS, SAC, SACHyper
+from jaxlab.algorithms.skeleton import INT32_MAX
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.envs import Env
@@ -131,7 +132,8 @@ class CrossQ(SAC):
         fields = dict(hid_layers=tuple(c.critic_layers), activation=net.activation,
                       kernel_init=net.kernel_init, momentum=c.bn_momentum,
                       warmup_steps=c.renorm_warmup_steps,
-                      action_dim=actions.dim if self.discrete else 0)  # fmt: skip
+                      action_dim=actions.dim if self.discrete else 0,
+                      saturate=self.critic_steps_most() > INT32_MAX)  # fmt: skip
         self.critic_train = ensemble(RenormQ, 2, train=True, **fields)
         self.critic = ensemble(RenormQ, 2, train=False, **fields)  # evaluation mode
 

@@ -13,6 +13,9 @@ running ones ``mu``, ``sigma`` (``sigma^2 = var + eps`` throughout):
 For the first ``warmup_steps`` training calls ``r = 1``, ``d = 0`` (plain batch norm) while
 the running statistics settle. The running ``mean``, ``var`` and the call count ``steps``
 are the ``batch_stats`` collection: state leaves, checkpointed like the parameters.
+``steps`` is int32: a run that may call it 2**31 times (``saturate``) stops counting at
+``warmup_steps``, where its only reader (``steps < warmup_steps``) no longer changes;
+other runs keep the plain count (and the program they always compiled).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class BatchRenorm(nn.Module):
     r_max: float = 3.0
     d_max: float = 5.0
     epsilon: float = 1e-3
+    saturate: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -64,7 +68,8 @@ class BatchRenorm(nn.Module):
                 m = self.momentum
                 mean.value = m * mean.value + (1 - m) * sg(batch_mean).reshape(feat)
                 var.value = m * var.value + (1 - m) * sg(batch_var).reshape(feat)
-                steps.value = steps.value + 1
+                more = (steps.value < self.warmup_steps).astype(jnp.int32) if self.saturate else 1
+                steps.value = steps.value + more
         return x_hat * scale.reshape(lead + (feat,)) + bias.reshape(lead + (feat,))
 
 
@@ -80,10 +85,13 @@ class RenormQ(nn.Module):
     momentum: float = 0.99
     warmup_steps: int = 100_000
     action_dim: int = 0
+    saturate: bool = False  # BatchRenorm's: the run may call it 2**31 times
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array | None = None) -> jax.Array:
-        norm = lambda: BatchRenorm(self.train, self.momentum, self.warmup_steps)  # noqa: E731
+        norm = lambda: BatchRenorm(  # noqa: E731
+            self.train, self.momentum, self.warmup_steps, saturate=self.saturate
+        )
         act = ACTIVATIONS[self.activation]
         x = norm()(obs if self.action_dim else jnp.concatenate([obs, action], axis=-1))
         for width in self.hid_layers:
