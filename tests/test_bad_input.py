@@ -46,6 +46,11 @@ OVERRIDES = [
     ("env.params.max_steps_in_episode=abc", "env.params.max_steps_in_episode: must be an integer"),
     # One session fits, a billion do not: the session count is named, before any allocation.
     ("meta.max_session=1000000000", "meta.max_session: the Trial state needs"),
+    # A network too large for one session names the network, not the env count.
+    (
+        "agent.net.hid_layers=[100000,100000]",
+        "agent.net.hid_layers: the Trial state needs 223.53 GiB (1 session x 223.53 GiB)",
+    ),
     ("agent.net.recurrent=RNN", "agent.net.recurrent: must be one of 'GRU', 'LSTM'"),
     ("agent.net.recurrent_size=0", "agent.net.recurrent_size: must be positive"),
 ]

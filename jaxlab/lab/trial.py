@@ -39,7 +39,7 @@ from jaxlab.algorithms import get_algorithm
 from jaxlab.lab.evaluate import make_evaluate
 from jaxlab.lab.session import make_chunk, session_key
 from jaxlab.logging.console import warn
-from jaxlab.memory.budget import check_fits, check_program_fits
+from jaxlab.memory.budget import check_fits, check_program_fits, tree_bytes
 from jaxlab.spec.schema import Spec
 
 # XLA options that trade run speed for compile speed on CPU: for the one-off init program
@@ -199,8 +199,13 @@ def default_keys(spec: Spec) -> jax.Array:
     return _keys_program(spec.meta.random_seed, spec.meta.max_session)()
 
 
-def memory_knob(spec: Spec) -> str:
-    """The spec key that sizes one session's state: the replay capacity, or the envs."""
+def memory_knob(spec: Spec, abstract_state: Any = None) -> str:
+    """The spec key that sizes one session's state: the network's layers when its
+    parameters are over a quarter of ``abstract_state`` (shapes; with Adam's two moments,
+    parameters and optimiser are then most of it), else the replay capacity, or the envs."""
+    params = getattr(abstract_state, "params", None)
+    if params is not None and 4 * tree_bytes(params) > tree_bytes(abstract_state):
+        return "agent.net.hid_layers"
     return "agent.memory.capacity" if spec.agent.memory.replay else "env.num_envs"
 
 
@@ -209,7 +214,8 @@ def check_state_fits(spec: Spec, sessions: int) -> int:
     fit, from shapes alone: nothing is allocated."""
     agent = get_algorithm(spec.agent.algorithm.name).make(spec)
     keys = jax.ShapeDtypeStruct((sessions, 2), jnp.uint32)
-    return check_fits(jax.eval_shape(jax.vmap(agent.init), keys), sessions, memory_knob(spec))
+    shapes = jax.eval_shape(jax.vmap(agent.init), keys)
+    return check_fits(shapes, sessions, memory_knob(spec, shapes))
 
 
 @functools.cache
@@ -289,8 +295,10 @@ class Trial:
         self.keys = keys
         self._chunk: Any = None
         # Refuse (one line) before compiling when seeds x state (replay) cannot fit.
+        shapes = self.abstract_state()
+        self.memory_knob = memory_knob(spec, shapes)
         self.state_bytes = check_fits(
-            self.abstract_state(), self.num_sessions, memory_knob(spec), devices=devices_used
+            shapes, self.num_sessions, self.memory_knob, devices=devices_used
         )
         self._init_job: Future | None = None  # the init program's build (_build_init)
         self.init_s = 0.0  # the last init()'s run (init docstring)
@@ -390,7 +398,7 @@ class Trial:
         if with_init:  # overlaps the compile below, which leaves part of a core idle
             self._build_init()
         chunk = lowered.compile(self.compiler_options)
-        check_program_fits(chunk, self.state_bytes, memory_knob(self.spec), self.platform)
+        check_program_fits(chunk, self.state_bytes, self.memory_knob, self.platform)
         self._chunk = chunk
 
     @property

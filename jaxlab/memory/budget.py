@@ -58,7 +58,10 @@ def host_available_bytes() -> tuple[int, str]:
 
 
 def gib(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**27 else f"{n / 2**20:.1f} MiB"
+    """``n`` bytes in GiB, MiB or KiB, whichever reads best."""
+    if n >= 2**27:
+        return f"{n / 2**30:.2f} GiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
 
 
 def check_fits(
@@ -84,9 +87,10 @@ def check_fits(
         one_fits = sessions > 1 and HEADROOM * per <= have
         raise SpecError(
             "meta.max_session" if one_fits else memory_path_hint,
-            f"the Trial state needs {gib(need)} ({sessions} sessions x {gib(per)}), about "
+            f"the Trial state needs {gib(need)} ({sessions} session{'s' * (sessions != 1)} x "
+            f"{gib(per)}), about "
             f"{gib(HEADROOM * need)} with checkpoint/update headroom, but {where} has "
-            f"{gib(have)} free; lower agent.memory.capacity, meta.max_session or env.num_envs",
+            f"{gib(have)} free; lower meta.max_session or {memory_path_hint}",
         )
     return need
 
