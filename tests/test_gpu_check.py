@@ -3,6 +3,7 @@ CPU, and reports one ``tag key=value`` line (the full run needs a GPU machine)."
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ def test_the_gpu_check_runs_every_check_in_smoke_mode():
         capture_output=True, text=True, cwd=REPO, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    lines = [line.split() for line in proc.stdout.splitlines() if line.strip()]
+    lines = [shlex.split(line) for line in proc.stdout.splitlines() if line.strip()]
     fields = {words[0]: dict(w.split("=", 1) for w in words[1:]) for words in lines}
     assert [words[0] for words in lines] == [*TAGS, "deterministic", "total"]
     assert all(fields[tag].get("ok") == "True" for tag in TAGS[2:] + ["deterministic"])
