@@ -106,6 +106,26 @@ def test_a_search_driver_pins_its_jax_to_the_cpu_and_its_children_do_not_inherit
     assert got["JAX_PLATFORMS"] is None and got["child"] == "None"
 
 
+def test_a_new_search_pins_its_jax_to_the_cpu_before_reading_its_spec_file(tmp_path):
+    """``api.search`` on a spec file: parsing it imports gymnax (an array on the default
+    device), so the pin must come first; JAX starts on the CPU only."""
+    raw = copy.deepcopy(TINY)
+    raw["search"] = {"agent.net.optim.lr__uniform": [1e-4, 1e-3]}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(raw))
+    got = probe(f"""
+        from jaxlab import api
+        from jaxlab.experiment import driver
+
+        def run(self, address):  # the driver's planning done; no Ray
+            return driver.ExperimentResult(self.exp_dir, {{}})
+
+        driver.Experiment.run = run
+        api.search({str(tmp_path / "spec.yaml")!r}, {str(tmp_path / "data")!r})
+        report()
+    """)
+    assert got["platforms_at_start"] == "cpu" and got["backends"] == ["cpu"]
+
+
 @pytest.mark.parametrize(("address", "pinned"), [("127.0.0.1:1", "cpu"), (None, None)])
 def test_a_benchmark_driver_keeps_off_the_accelerator_only_when_its_trials_go_to_ray(
     tmp_path, address, pinned
