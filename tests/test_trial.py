@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from jaxlab.lab import trial as trial_module
+from jaxlab.lab import xla_options
 from jaxlab.lab.evaluate import EVAL_METRICS
 from jaxlab.lab.session import session_key
 from jaxlab.lab.trial import Trial, over_sessions
@@ -92,11 +93,11 @@ def test_many_sessions_init_in_batches_to_the_same_state(tiny_raw, monkeypatch):
     remainder included (5 sessions in batches of 2)."""
     spec = spec_from_dict(tiny_raw, ["meta.max_session=5"])
     vmapped = Trial(spec)
-    assert vmapped._init_options == trial_module.FAST_COMPILER_OPTIONS
+    assert vmapped._init_options == xla_options.FAST_COMPILER_OPTIONS
     monkeypatch.setattr(trial_module, "INIT_BATCHED_PARAMS", 5 * 100)  # tiny_raw: > 100 each
     monkeypatch.setattr(trial_module, "INIT_BATCH", 2)
     batched = Trial(spec)
-    assert batched._init_options == trial_module.INIT_BATCHED_OPTIONS
+    assert batched._init_options == xla_options.INIT_BATCHED_OPTIONS
     # The map's loop at the program's top level: 2 batches of 2, the fifth session after.
     assert map_lengths(batched) == [2] and map_lengths(vmapped) == []
     got, want = batched.init(), vmapped.init()
@@ -144,16 +145,16 @@ def test_group_program_compiles_with_the_modes_options(tiny_raw, monkeypatch):
 
     monkeypatch.setattr(jax.stages.Lowered, "compile", recording)
     for mode, want in [
-        ("optimized", trial_module.OPTIMIZED_CPU_OPTIONS),
-        ("fast", trial_module.FAST_COMPILER_OPTIONS),
+        ("optimized", xla_options.OPTIMIZED_CPU_OPTIONS),
+        ("fast", xla_options.FAST_COMPILER_OPTIONS),
     ]:
         trial = Trial(spec_from_dict(tiny_raw, [f"meta.compile={mode}"]))
         assert trial.compiler_options == want
         seen.clear()
         trial.compile(trial.abstract_state())
         assert seen == [want]  # the group program alone (init is built by init())
-    assert trial_module.OPTIMIZED_CPU_OPTIONS == {"xla_backend_optimization_level": 2}
-    assert trial_module.group_options("optimized", "gpu") is None  # XLA's defaults there
+    assert xla_options.OPTIMIZED_CPU_OPTIONS == {"xla_backend_optimization_level": 2}
+    assert xla_options.group_options("optimized", "gpu") is None  # XLA's defaults there
 
 
 def test_each_backend_gets_its_own_compile_options():
@@ -163,13 +164,13 @@ def test_each_backend_gets_its_own_compile_options():
     fast_gpu = {"xla_gpu_autotune_level": 0}
     deterministic = {"xla_gpu_deterministic_ops": True, "xla_gpu_autotune_level": 0}
     for gpu in ("gpu", "cuda", "rocm"):
-        assert trial_module.group_options("fast", gpu) == fast_gpu
-        assert trial_module.group_options("optimized", gpu, deterministic=True) == deterministic
-        assert trial_module.group_options("fast", gpu, deterministic=True) == deterministic
+        assert xla_options.group_options("fast", gpu) == fast_gpu
+        assert xla_options.group_options("optimized", gpu, deterministic=True) == deterministic
+        assert xla_options.group_options("fast", gpu, deterministic=True) == deterministic
         assert trial_module.init_program(lambda k: k, 4, 100, gpu)[1] == fast_gpu
     for det in (False, True):
-        assert trial_module.group_options("fast", "cpu", det) == trial_module.FAST_COMPILER_OPTIONS
-        assert trial_module.group_options("optimized", "tpu", det) is None
+        assert xla_options.group_options("fast", "cpu", det) == xla_options.FAST_COMPILER_OPTIONS
+        assert xla_options.group_options("optimized", "tpu", det) is None
     assert trial_module.init_program(lambda k: k, 4, 100, "tpu")[1] == {}
 
 
@@ -180,7 +181,7 @@ def test_deterministic_mode_traces_full_precision_matmuls_and_is_recorded(tiny_r
     are the same bits as without it; on a GPU, two deterministic runs are."""
 
     def group_text(trial):  # what Trial.compile lowers
-        with trial_module.matmul_precision(trial.spec):
+        with xla_options.matmul_precision(trial.spec):
             lowered = trial._chunk_jit.lower(trial.abstract_state(), *[trial_module.INDEX] * 2)
         return lowered.as_text()
 

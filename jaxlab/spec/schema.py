@@ -228,7 +228,7 @@ class MetaSpec:
     compiled program (0: enough batches to fill the cluster; 1: no batching).
 
     ``compile``: ``optimized`` (XLA's optimisations; on CPU with LLVM at -O2, which
-    compiles faster than XLA's default -O3 and runs as fast: ``jaxlab.lab.trial``'s
+    compiles faster than XLA's default -O3 and runs as fast: ``jaxlab.lab.xla_options``'s
     ``OPTIMIZED_CPU_OPTIONS``) or ``fast`` (backend optimisation off:
     roughly half the compile time, slower to run; ``dev`` and ``--shrink`` runs use it).
     It is part of the saved spec because the two builds may differ in the last bits.
