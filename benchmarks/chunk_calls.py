@@ -57,10 +57,12 @@ def main() -> None:
 
     def groups() -> float:
         state = jax.block_until_ready(trial.init())
-        t0, pending, size = time.perf_counter(), [], trial.group_size
-        for i in range(0, d.num_chunks, size):
-            state, metrics = trial.dispatch(state, i, min(size, d.num_chunks - i))
+        t0, pending, i = time.perf_counter(), [], 0
+        while i < d.num_chunks:
+            count = trial.group_limit(i)
+            state, metrics = trial.dispatch(state, i, count)
             pending.append(metrics)
+            i += count
         jax.block_until_ready((state, pending))
         return time.perf_counter() - t0
 

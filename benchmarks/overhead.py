@@ -45,6 +45,7 @@ import jaxlab  # noqa: F401  (XLA flags before jax starts)
 from jaxlab.lab.evaluate import make_evaluate
 from jaxlab.lab.session import make_chunk
 from jaxlab.lab.trial import Trial, over_sessions
+from jaxlab.lab.xla_options import cheap_conds
 from jaxlab.runtime.run import train
 from jaxlab.spec import Spec, load_spec
 
@@ -55,13 +56,26 @@ REPEATS = 9  # timed pairs (after one warm-up run a side); the noise here is +-3
 
 def compile_all_chunks(trial: Trial) -> Any:
     """One compiled program running every chunk of ``trial`` (evaluations included) in a
-    ``lax.scan``, state donated: ``program(state) -> (state, stacked metrics)``."""
+    ``lax.scan``, state donated: ``program(state) -> (state, (stacked metrics, the last
+    chunk's or None))``. A short last chunk is cut as the Trial cuts it: masked in the
+    scan on CPU, run after it with its own length elsewhere (``cheap_conds``)."""
     d = trial.derived
     evaluate = make_evaluate(trial.agent, trial.spec) if d.eval_every else None
-    chunk = over_sessions(make_chunk(trial.agent, d, evaluate), trial.num_sessions, (0, None))
+
+    def chunk(updates: int | None = None) -> Any:
+        one = make_chunk(trial.agent, d, evaluate, updates)
+        return over_sessions(one, trial.num_sessions, (0, None))
+
+    short = d.last_chunk_updates < d.updates_per_chunk
+    tail = short and not cheap_conds(trial.platform)
 
     def scan(state: Any) -> Any:
-        return jax.lax.scan(chunk, state, jnp.arange(d.num_chunks, dtype=jnp.int32))
+        indices = jnp.arange(d.num_chunks - tail, dtype=jnp.int32)
+        state, metrics = jax.lax.scan(chunk(d.updates_per_chunk if tail else None), state, indices)
+        if not tail:
+            return state, (metrics, None)
+        state, last = chunk(d.last_chunk_updates)(state, jnp.int32(d.num_chunks - 1))
+        return state, (metrics, last)
 
     lowered = jax.jit(scan, donate_argnums=0).lower(trial.abstract_state())
     return lowered.compile(trial.compiler_options)  # the options the Trial compiles with

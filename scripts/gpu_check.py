@@ -18,6 +18,10 @@ would). Checks, in order:
 - ``minatar``: PPO Breakout-MinAtar, Conv against MLP torso (per-seed convolutions become
   grouped convolutions under vmap);
 - ``dqn_cartpole`` / ``sac_pendulum`` at 1 and 1024 / 256 seeds;
+- ``conds``: the ``lax.cond`` s in one update of a 1-seed DQN, SAC and TD3-on-Brax as
+  traced for this device: none on an accelerator (each would be a host round trip per
+  update or env step), CPU's own where conds are cheap; and whether a run's short last
+  chunk gets its own (tail) program, as it must where conds are not cheap;
 - ``deterministic``: ``meta.deterministic`` reruns, in this process and in another one,
   compared by checkpoint fingerprint.
 
@@ -27,6 +31,7 @@ Exit status 1 when a check fails (an error, a mismatch, driver memory over 1 GiB
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -44,9 +49,13 @@ import jax  # noqa: E402
 
 import jaxlab  # noqa: E402, F401  (XLA flags before jax starts)
 from benchmarks.overhead import bare_runner  # noqa: E402
+from jaxlab.algorithms import get_algorithm  # noqa: E402
+from jaxlab.lab.trial import Trial  # noqa: E402
+from jaxlab.lab.xla_options import cheap_conds  # noqa: E402
 from jaxlab.runtime.checkpoint import fingerprint  # noqa: E402
 from jaxlab.runtime.run import train  # noqa: E402
 from jaxlab.spec import load_spec  # noqa: E402
+from jaxlab.tools.profiling import count_primitive  # noqa: E402
 
 SPECS = REPO / "specs"
 FULL = {
@@ -194,6 +203,33 @@ def check_offpolicy(tag: str, path: str, seeds: int, size: dict[str, Any]) -> No
     emit(tag, seeds=seeds, steps_per_s=f"{rate(s):.4g}", compile_s=f"{s['compile_s']:.1f}", ok=True)
 
 
+def check_conds() -> None:
+    """Each cond would be a host round trip per update on an accelerator (module doc)."""
+    cheap = cheap_conds(jax.default_backend())
+    counts = {}
+    for name, path in (
+        ("dqn", "dqn/dqn_cartpole.yaml"),
+        ("sac", "sac/sac_pendulum.yaml"),
+        ("td3_brax", "td3/td3_brax_inverted_pendulum.yaml"),
+    ):
+        spec = load_spec(SPECS / path, ["meta.max_session=1"], shrink=True)
+        agent = get_algorithm(spec.agent.algorithm.name).make(spec)
+        state = jax.eval_shape(agent.init, jax.ShapeDtypeStruct((2,), jax.numpy.uint32))
+        counts[name] = count_primitive(jax.make_jaxpr(agent.update)(state).jaxpr, "cond")
+    spec = load_spec(SPECS / "dqn/dqn_cartpole.yaml", ["meta.max_session=1"], shrink=True)
+    fpu = spec.derived.frames_per_update  # 3 updates in chunks of 2
+    short = spec.replace(
+        env=dataclasses.replace(spec.env, max_frame=3 * fpu),
+        meta=dataclasses.replace(spec.meta, log_frequency=2 * fpu),
+    )
+    tail = Trial(short).group_limit(0) == 1  # chunk 0 may not take the tail along
+    cpu_counts = {"dqn": 1, "sac": 1, "td3_brax": 2}  # learning_starts; the env restart
+    ok = counts == (cpu_counts if cheap else dict.fromkeys(counts, 0)) and tail != cheap
+    if not ok:
+        FAILED.append("conds")
+    emit("conds", **counts, tail_program=tail, cheap_conds=cheap, ok=ok)
+
+
 def deterministic_fingerprint(seeds: int, size: dict[str, Any]) -> list[int]:
     spec = spec_at("ppo/ppo_cartpole.yaml", seeds, size, "meta.deterministic=true")
     return fingerprint(timed_train(spec)["state"])
@@ -243,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         for seeds in size[f"{tag[:3]}_seeds"]:
             check = lambda t=tag, p=path, s=seeds: check_offpolicy(t, p, s, size)  # noqa: E731
             guarded(tag, check, seeds=seeds)
+    guarded("conds", check_conds)
     guarded(
         "deterministic",
         lambda: check_deterministic(size["ppo_seeds"][-1] if size is SMOKE else 64, size),

@@ -132,8 +132,9 @@ def main() -> None:
 
     chunk_s = timed(lambda: run_chunk(0), args.reps)
     eval_s = None
-    if d.eval_every:  # an evaluating chunk (the last one always is)
-        eval_s = timed(lambda: run_chunk(d.num_chunks - 1), max(1, args.reps // 2))
+    if d.eval_every:  # the first evaluating chunk (the last one always evaluates)
+        evaluating = min(d.eval_every, d.num_chunks) - 1
+        eval_s = timed(lambda: run_chunk(evaluating), max(1, args.reps // 2))
 
     args.trace_dir.mkdir(parents=True, exist_ok=True)
     with jax.profiler.trace(str(args.trace_dir), create_perfetto_trace=True):

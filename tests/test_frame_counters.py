@@ -20,6 +20,7 @@ import pytest
 from jaxlab.algorithms import get_algorithm
 from jaxlab.algorithms.offpolicy import next_step
 from jaxlab.algorithms.skeleton import INT32_MAX, frames_done
+from jaxlab.lab import trial as trial_module
 from jaxlab.lab.session import active_update
 from jaxlab.lab.trial import Trial
 from jaxlab.spec import spec_from_dict
@@ -196,10 +197,12 @@ def test_td3_critic_steps_keep_counting_past_int32_at_the_cap():
     assert not _equal(state.params["actor"], after.params["actor"])
 
 
-def test_a_spec_at_the_max_frame_cap_trains_its_first_and_last_chunks():
+@pytest.mark.parametrize("tail", [False, True], ids=["masked", "tail-program"])
+def test_a_spec_at_the_max_frame_cap_trains_its_first_and_last_chunks(tail, monkeypatch):
     """2**31 - 1 frames at one frame per update: 2,147,484 chunks of 1,000 updates, the last
-    holding 647. Its int32 index sum ``chunk * 1000 + i`` passes 2**31 - 1 at i = 648, which
-    used to wrap negative and train 999 updates there, the counter ending past the cap."""
+    holding 647 (masked as on CPU, or a tail program as on an accelerator). Its int32
+    index sum ``chunk * 1000 + i`` passes 2**31 - 1 at i = 648, which used to wrap
+    negative and train 999 updates there, the counter ending past the cap."""
     algo = {"name": "A2C", "time_horizon": 1, "entropy_coef": {**DECAY, "end_step": INT32_MAX}}
     raw = raw_with(algo, num_envs=1, max_frame=INT32_MAX)
     raw["meta"]["log_frequency"] = 1000
@@ -208,7 +211,9 @@ def test_a_spec_at_the_max_frame_cap_trains_its_first_and_last_chunks():
     d = spec.derived
     assert (d.frames_per_update, d.num_updates, d.updates_per_chunk) == (1, INT32_MAX, 1000)
     assert d.num_chunks == 2_147_484
+    monkeypatch.setattr(trial_module, "cheap_conds", lambda platform: not tail)
     trial = Trial(spec)
+    assert trial.group_limit(d.num_chunks - 2) == (1 if tail else 2)
     state, first = trial.chunk(trial.init(), 0)
     assert first["updates"][0] == 1000 and int(state.update_step[0]) == 1000
     assert np.all(np.isfinite(first["entropy_coef"]))

@@ -11,7 +11,9 @@ import pytest
 
 from tests.conftest import REPO
 
-TAGS = ["device", "driver", "ppo_cartpole", "sync", "minatar", "dqn_cartpole", "sac_pendulum"]
+TAGS = [
+    "device", "driver", "ppo_cartpole", "sync", "minatar", "dqn_cartpole", "sac_pendulum", "conds"
+]  # fmt: skip
 
 
 @pytest.mark.gpu

@@ -300,7 +300,7 @@ def test_one_call_of_several_chunks_equals_the_chunks_one_by_one(tiny_raw):
         assert not np.any(v[:, 3:]), k
     for x, y in zip(jax.tree.leaves(state), jax.tree.leaves(one_by_one), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    with pytest.raises(ValueError, match="count must be in 1..5"):
+    with pytest.raises(ValueError, match="count must be in 1..1 from chunk 4"):
         trial.dispatch(state, 4, 6)
 
 

@@ -40,6 +40,7 @@ from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig, check_replay
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.envs import Env, VecEnvState
+from jaxlab.lab.xla_options import branch
 from jaxlab.memory import Replay
 from jaxlab.networks import QNetwork
 from jaxlab.rl.exploration import epsilon_greedy, greedy
@@ -271,7 +272,7 @@ class DQN(Algorithm):
 
         ready = state.memory.size >= self.cfg.learning_starts
         with jax.named_scope("learn"):
-            state, metrics = jax.lax.cond(ready, self._learn, skip, state, k_learn, lr)
+            state, metrics = branch(ready, self._learn, skip, state, k_learn, lr)
         state = state.replace(
             update_step=state.update_step + 1, key=key, target_params=self._update_target(state)
         )

@@ -28,6 +28,7 @@ from flax import struct
 from jaxlab.algorithms import base
 from jaxlab.algorithms.skeleton import INT32_MAX, Algorithm, AlgorithmConfig, check_replay
 from jaxlab.envs import VecEnvState
+from jaxlab.lab.xla_options import branch
 from jaxlab.memory import Replay
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics, replay_items
 
@@ -190,7 +191,7 @@ class ReplayActorCritic(Algorithm):
         beta = hp.per_beta + (1.0 - hp.per_beta) * progress
         prio = memory.priorities
         with jax.named_scope("learn"):
-            (params, target, opt), prio, metrics = jax.lax.cond(
+            (params, target, opt), prio, metrics = branch(
                 memory.size >= c.learning_starts, self._learn, self._idle,
                 (state.params, state.target, state.opt), prio, memory, k_learn, hp, lrs, beta,
             )  # fmt: skip

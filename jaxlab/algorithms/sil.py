@@ -30,6 +30,7 @@ from flax import struct
 
 from jaxlab.algorithms.base import clipped_step
 from jaxlab.algorithms.onpolicy import ActorCriticOnPolicy, Decide, OnPolicyState
+from jaxlab.lab.xla_options import branch
 from jaxlab.memory import make_replay
 from jaxlab.memory.episodes import EpisodeBuffer, finish_episodes
 from jaxlab.rl import losses
@@ -99,7 +100,7 @@ class SelfImitation(ActorCriticOnPolicy):
                 lambda a, b: jnp.where(ready, a, b), (new_params, new_opt), (params, opt_state)
             )
             priority = aux.pop("sil_advantage") + PRIORITY_FLOOR
-            memory = jax.lax.cond(
+            memory = branch(
                 ready, lambda m: m.update(idx, priority, 0.0, sil.alpha), lambda m: m, memory
             )
             return (params, opt_state, memory), {**aux, "sil_ready": ready.astype(jnp.float32)}

@@ -24,9 +24,11 @@ what every suite needs the same way:
   - ``cached``: an ended env restarts from the initial state it drew at :meth:`reset`,
     as Brax's and Playground's training wrappers do: no reset work at all.
 
-  The restart (resets and the per-env select of the states) runs only on steps where
-  some episode ended (``lax.cond``); once sessions are vmapped the cond is a select and
-  it runs every step, which ``pool`` and ``cached`` keep cheap;
+  The restart (resets and the per-env select of the states) runs, on CPU, only on steps
+  where some episode ended (``lax.cond``); once sessions are vmapped the cond is a select
+  and it runs every step, which ``pool`` and ``cached`` keep cheap. On an accelerator it
+  always runs (a cond there is a host round trip per step:
+  :func:`jaxlab.lab.xla_options.cheap_conds`);
 - episode returns and lengths, and continuous actions clipped to the suite's bounds.
 """
 
@@ -50,6 +52,7 @@ from jaxlab.envs.protocol import (
     VecEnvState,
     end_step,
 )
+from jaxlab.lab.xla_options import branch
 
 RESETS = ("full", "pool", "cached")
 POOL_RATIO = 16  # reset="pool": one fresh initial state per this many envs, each step
@@ -234,14 +237,14 @@ class SuiteEnv:
         return jax.tree.map(lambda x: x[turn], fresh)
 
     def _reset_ended(self, key: jax.Array, done: jax.Array, state: SuiteState, after: tuple):
-        """``after = (states, obs)`` of the step, with the ended envs restarted: only on
-        steps where some episode ended (a ``lax.cond``; under ``vmap`` over sessions it
-        becomes a select and runs every step)."""
+        """``after = (states, obs)`` of the step, with the ended envs restarted: on CPU
+        only on steps where some episode ended (a ``lax.cond``; under ``vmap`` over
+        sessions it becomes a select and runs every step), elsewhere on every step."""
 
         def restart(after: tuple) -> tuple:
             return where_done(done, self._restart(key, done, state), after)
 
-        return jax.lax.cond(done.any(), restart, lambda after: after, after)
+        return branch(done.any(), restart, lambda after: after, after)
 
     def step(
         self, key: jax.Array, state: VecEnvState, action: jax.Array

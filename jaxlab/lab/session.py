@@ -2,9 +2,16 @@
 
 ``init(key) -> state`` comes from the algorithm. :func:`make_chunk` builds the pure chunk
 ``chunk(state, chunk_index) -> (state, metrics)`` that ``lax.scan``s ``updates_per_chunk``
-updates. Updates past ``num_updates`` (only in the last chunk) are skipped with
-``lax.cond`` on the unbatched chunk index (:func:`active_update`), so every chunk has one
-compiled shape and a run trains exactly ``num_updates`` updates.
+updates, and a run trains exactly ``num_updates`` updates, however the last chunk is cut:
+
+- on CPU, updates past ``num_updates`` (only in the last chunk) are skipped with
+  ``lax.cond`` on the unbatched chunk index (:func:`active_update`), so every chunk is one
+  compiled program; that costs nothing measurable there;
+- on an accelerator a cond copies its predicate to the host and waits for it, a round
+  trip per update that would stall the device between 1-3 ms off-policy updates; there
+  every update runs unconditionally, and a short last chunk is a chunk of its own length
+  (``make_chunk(..., updates=Derived.last_chunk_updates)``), which the Trial compiles as
+  a second program (:func:`jaxlab.lab.xla_options.cheap_conds`).
 
 On evaluation chunks (``Derived.is_eval_chunk``) the chunk ends with the deterministic
 evaluation of :mod:`jaxlab.lab.evaluate`, also behind a ``lax.cond`` on the chunk index (so
@@ -59,8 +66,11 @@ def make_chunk(
     agent: Agent,
     derived: Derived,
     evaluate: Callable[[Any, jax.Array], dict[str, jax.Array]] | None = None,
+    updates: int | None = None,
 ) -> Callable[[Any, jax.Array], tuple[Any, dict[str, jax.Array]]]:
-    """The pure chunk for one session.
+    """The pure chunk for one session: ``updates_per_chunk`` updates with those past
+    ``num_updates`` skipped by a cond, or, given ``updates``, that many, all run (module
+    docstring). The metrics' shapes are the same either way.
 
     Returns metrics reduced over the chunk's active updates: episode sums
     (``EPISODE_METRICS``) are summed, every other scalar is averaged, and ``updates`` is
@@ -69,6 +79,7 @@ def make_chunk(
     do not evaluate).
     """
     upc, total = derived.updates_per_chunk, derived.num_updates
+    length = upc if updates is None else updates
     # Jitted so its trace is cached: the shape query below and the cond branch share one.
     update = jax.jit(agent.update)
 
@@ -79,11 +90,14 @@ def make_chunk(
             return s, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
 
         def body(s: Any, i: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
+            if updates is not None:  # every update runs
+                s, metrics = update(s)
+                return s, {**metrics, "active": jnp.bool_(True)}
             active = active_update(chunk_index, i, upc, total)
             s, metrics = jax.lax.cond(active, update, skip, s)
             return s, {**metrics, "active": active}
 
-        state, ms = jax.lax.scan(body, state, jnp.arange(upc))
+        state, ms = jax.lax.scan(body, state, jnp.arange(length))
         active = ms.pop("active").astype(jnp.float32)
         count = active.sum()
         last = jnp.maximum(count.astype(jnp.int32) - 1, 0)  # the last update actually done

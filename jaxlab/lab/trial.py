@@ -15,10 +15,14 @@ vmapped: the session axis is dropped on the way in and put back on the way out
 
 The compiled program runs a *group*: ``count`` consecutive chunks from ``start`` (both
 traced, so any group is the same program) in a ``lax.scan`` over ``group_size`` slots,
-slots past ``count`` skipped by ``lax.cond``. The host loop asks for several log points
-per call when chunks are short: calling the chunk once per log point cost 1.06x (10
-chunks) to 1.23x (39 chunks) the time of one program for all of them (1 seed, PPO
-CartPole), a cost per call, not per update.
+slots past ``count`` skipped by ``lax.cond`` (on an accelerator, a host round trip per
+chunk, not per update). The host loop asks for several log points per call when chunks
+are short: calling the chunk once per log point cost 1.06x (10 chunks) to 1.23x (39
+chunks) the time of one program for all of them (1 seed, PPO CartPole), a cost per call,
+not per update. When ``updates_per_chunk`` does not divide ``num_updates``, the last
+chunk's fewer updates are, on an accelerator (:func:`cheap_conds`), a second
+program, the *tail*, compiled on a background thread while the run trains (the run waits
+for it only if it gets there first); on CPU the group program skips the surplus updates.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from jaxlab.lab.xla_options import (
     DETERMINISTIC_GPU_OPTIONS,
     GPU_PLATFORMS,
     INIT_BATCHED_OPTIONS,
+    cheap_conds,
     fast_options,
     group_options,
     matmul_precision,
@@ -246,6 +251,9 @@ class Trial:
             )
         self.keys = keys
         self._chunk: Any = None
+        self._tail: Any = None  # the short last chunk's program, if any (module docstring)
+        self._tail_job: Future | None = None  # its compile, on the background thread
+        self.tail_wait_s = 0.0  # seconds dispatch waited for that compile
         # Refuse (one line) before compiling when seeds x state (replay) cannot fit.
         shapes = self.abstract_state()
         self.memory_knob = memory_knob(spec, shapes)
@@ -259,32 +267,39 @@ class Trial:
         self.trace_s = time.perf_counter() - built  # tracing init and the chunk
 
     def _build_group(self, spec: Spec) -> None:
-        """Trace the chunk once (for its metric shapes), size the group, wrap the program."""
-        evaluate = make_evaluate(self.agent, spec) if self.derived.eval_every else None
+        """Trace the chunk once (for its metric shapes), size the group, wrap the programs
+        (the group's, and the tail's when the last chunk is short)."""
+        d = self.derived
+        evaluate = make_evaluate(self.agent, spec) if d.eval_every else None
         # Jitted so this trace serves the group program's lowering too (trace cache).
-        one = jax.jit(make_chunk(self.agent, self.derived, evaluate))
+        one = jax.jit(make_chunk(self.agent, d, evaluate))
         shapes = jax.eval_shape(one, one_session(self.abstract_state()), INDEX)[1]
         per_chunk = self.num_sessions * sum(m.size * m.dtype.itemsize for m in shapes.values())
         fit = max(1, GROUP_METRIC_BYTES // max(per_chunk, 1))
-        self.group_size = int(min(GROUP_MAX, self.derived.num_chunks, fit))
-        chunk = over_sessions(
-            make_group(one, self.group_size, shapes), self.per_device, (0, None, None)
-        )
+        self.group_size = int(min(GROUP_MAX, d.num_chunks, fit))
+        self._chunk_jit = self._program(make_group(one, self.group_size, shapes))
+        self._tail_jit = None
+        if d.last_chunk_updates < d.updates_per_chunk and not cheap_conds(self.platform):
+            tail = make_chunk(self.agent, d, evaluate, updates=d.last_chunk_updates)
+            self._tail_jit = self._program(make_group(tail, 1, shapes))
+
+    def _program(self, group: Callable[..., Any]) -> Any:
+        """``group(state, start, count)`` of one session, jitted over the Trial's sessions
+        (sharded over its devices), ``state`` donated."""
+        chunk = over_sessions(group, self.per_device, (0, None, None))
         if self.sharding is None:
-            self._chunk_jit = jax.jit(chunk, donate_argnums=0)
-        else:
-            mesh, seeds, whole = self.sharding.mesh, PartitionSpec("seed"), PartitionSpec()
-            per_device = jax.shard_map(
-                chunk, mesh=mesh, in_specs=(seeds, whole, whole), out_specs=seeds,
-                check_vma=False,
-            )  # fmt: skip
-            replicated = NamedSharding(mesh, whole)
-            self._chunk_jit = jax.jit(
-                per_device,
-                in_shardings=(self.sharding, replicated, replicated),
-                out_shardings=self.sharding,
-                donate_argnums=0,
-            )
+            return jax.jit(chunk, donate_argnums=0)
+        mesh, seeds, whole = self.sharding.mesh, PartitionSpec("seed"), PartitionSpec()
+        per_device = jax.shard_map(
+            chunk, mesh=mesh, in_specs=(seeds, whole, whole), out_specs=seeds, check_vma=False
+        )
+        replicated = NamedSharding(mesh, whole)
+        return jax.jit(
+            per_device,
+            in_shardings=(self.sharding, replicated, replicated),
+            out_shardings=self.sharding,
+            donate_argnums=0,
+        )
 
     def _build_init(self) -> Future:
         """Start building the init program on the background thread, unless started
@@ -343,15 +358,40 @@ class Trial:
     def compile(self, state: Any, with_init: bool = False) -> None:
         """Compile the group program for ``state``'s shapes (a state, or its
         ``jax.ShapeDtypeStruct`` leaves as from :meth:`abstract_state`), ahead of time and
-        once. ``with_init``: :meth:`init` comes next, so build its program meanwhile."""
+        once. ``with_init``: :meth:`init` comes next, so build its program meanwhile. The
+        tail program (module docstring), if any, is then built on the background thread;
+        it needs no memory check of its own: the same arguments, fewer updates, one slot."""
         abstract = all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(state))
+        args = (state if abstract else self.place(state), INDEX, INDEX)
         with matmul_precision(self.spec):
-            lowered = self._chunk_jit.lower(state if abstract else self.place(state), INDEX, INDEX)
+            lowered = self._chunk_jit.lower(*args)
         if with_init:  # overlaps the compile below, which leaves part of a core idle
             self._build_init()
         chunk = lowered.compile(self.compiler_options)
         check_program_fits(chunk, self.state_bytes, self.memory_knob, self.platform)
         self._chunk = chunk
+        self._build_tail(args[0])
+
+    def _build_tail(self, state: Any) -> None:
+        """Start compiling the tail program (if any) for ``state``'s shapes on the
+        background thread, unless started already."""
+        if self._tail_jit is not None and self._tail_job is None:
+            shapes = jax.tree.map(_shape_of, (state, INDEX, INDEX))
+            self._tail_job = _BACKGROUND.submit(self._compile_tail, shapes)
+
+    def _compile_tail(self, shapes: tuple) -> Any:
+        with matmul_precision(self.spec):
+            lowered = self._tail_jit.lower(*shapes)
+        return lowered.compile(self.compiler_options)
+
+    def group_limit(self, first: int) -> int:
+        """The most chunks one :meth:`dispatch` from chunk ``first`` may run: up to
+        ``group_size``, never past the run's end, and a short last chunk (the tail program)
+        only on its own."""
+        last = self.derived.num_chunks - 1
+        if self._tail_jit is None:
+            return min(self.group_size, last + 1 - first)
+        return 1 if first == last else min(self.group_size, last - first)
 
     @property
     def executable(self) -> Any:
@@ -361,16 +401,30 @@ class Trial:
 
     def dispatch(self, state: Any, start: int, count: int = 1) -> tuple[Any, dict[str, jax.Array]]:
         """Start chunks ``start .. start+count-1`` on every session and return at once
-        (JAX dispatches async); ``1 <= count <= group_size``.
+        (JAX dispatches async); ``1 <= count <= group_limit(start)``.
 
         ``state`` is donated: do not use it afterwards. Metrics stay on device, stacked
-        ``[S, group_size, ...]``: slot j is chunk ``start + j``, zeros past ``count``.
+        ``[S, group_size, ...]`` (``[S, 1, ...]`` from the tail program): slot j is chunk
+        ``start + j``, zeros past ``count``.
         """
-        if not 1 <= count <= self.group_size:
-            raise ValueError(f"count must be in 1..{self.group_size}, got {count}")
+        limit = self.group_limit(start)
+        if not 1 <= count <= limit:
+            raise ValueError(f"count must be in 1..{limit} from chunk {start}, got {count}")
         if self._chunk is None:
             self.compile(state)
-        return self._chunk(self.place(state), np.int32(start), np.int32(count))
+        program = self._chunk
+        if self._tail_jit is not None and start == self.derived.num_chunks - 1:
+            program = self._tail_program(state)
+        return program(self.place(state), np.int32(start), np.int32(count))
+
+    def _tail_program(self, state: Any) -> Any:
+        """The tail program, waiting for its compile (counted in ``tail_wait_s``)."""
+        if self._tail is None:
+            self._build_tail(state)  # not started if the group program was set from outside
+            waited = time.perf_counter()
+            self._tail = self._tail_job.result()
+            self.tail_wait_s += time.perf_counter() - waited
+        return self._tail
 
     def chunk(self, state: Any, chunk_index: int) -> tuple[Any, dict[str, np.ndarray]]:
         """Run one chunk on every session; metrics come back as host arrays ``[S]``."""
@@ -381,6 +435,14 @@ class Trial:
         """Frames trained per session once chunk ``chunk_index`` is done."""
         d = self.derived
         return min((chunk_index + 1) * d.updates_per_chunk, d.num_updates) * d.frames_per_update
+
+
+def _shape_of(x: Any) -> Any:
+    """``x``'s shape, dtype, sharding and weak type as a ``jax.ShapeDtypeStruct`` (x itself
+    if one already)."""
+    if isinstance(x, jax.ShapeDtypeStruct):
+        return x
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding, weak_type=x.weak_type)
 
 
 def seed_sharding(

@@ -198,7 +198,7 @@ class Loop:
         """How many chunks the call starting at chunk ``first`` runs (module docstring)."""
         if dev or self.chunk_seconds is None:
             return 1
-        limit = min(self.trial.group_size, self.trial.derived.num_chunks - first)
+        limit = self.trial.group_limit(first)
         limit = min(limit, max(1, int(GROUP_SECONDS / max(self.chunk_seconds, 1e-9))))
         count = 1  # a chunk that evaluates or checkpoints ends the group
         while count < limit and not self.needs_host(first + count - 1):
@@ -230,7 +230,7 @@ class Loop:
         status = "failed"  # how the outputs (their tracker runs) end
         try:
             with self.stop:
-                self.state, self.pending = self.trial.dispatch(self.state, self.first, self.count)
+                self.dispatch()
                 while not self.step():
                     pass
                 self._wait_sync()  # the last checkpoint is written (or its error raised)
@@ -260,7 +260,7 @@ class Loop:
         snapshot = self.snapshot(final or stopping) if sync else None
         if not final and not stopping:
             self.first, self.count = i + 1, self.group_after(i + 1, self.dev)
-            self.state, self.pending = self.trial.dispatch(self.state, self.first, self.count)
+            self.dispatch()
         self._wait_sync()  # the previous sync's events come first
         rows, fps = self.read(first, count, pending)
         if sync:  # after its rows; overlaps the next group's compute
@@ -269,6 +269,15 @@ class Loop:
         if stopping:
             self.stop_by = self.stop.signum if self.stop.signum is not None else self.stop_by
         return final or stopping
+
+    def dispatch(self) -> None:
+        """Start the group ``first..first+count-1``. A wait there for the tail program's
+        compile (:class:`~jaxlab.lab.trial.Trial`) is compile time, not training: the
+        clocks move past it (it is in ``compile_s``, not ``wall_clock_s``)."""
+        waited = self.trial.tail_wait_s
+        self.state, self.pending = self.trial.dispatch(self.state, self.first, self.count)
+        paused = self.trial.tail_wait_s - waited
+        self.t0, self.last = self.t0 + paused, self.last + paused
 
     def snapshot(self, last: bool) -> Any:
         """The state to sync: itself when nothing is dispatched after it, else a copy."""
@@ -304,8 +313,9 @@ class Loop:
     def results(self) -> list[RunResult]:
         """Each Trial's summary (``trial_summary.json``), report and final state."""
         results = []
+        compile_s = self.compile_s + self.trial.tail_wait_s  # a wait for the tail program too
         for out in self.outputs:
-            summary = out.summary(self.frames_done, self.compile_s, self.stop_by, self.trial.init_s)
+            summary = out.summary(self.frames_done, compile_s, self.stop_by, self.trial.init_s)
             (out.run_dir / "trial_summary.json").write_text(json.dumps(summary, indent=2))
             if self.report:
                 write_report_safely(out.run_dir, self.session_graphs)

@@ -313,8 +313,8 @@ class Derived:
     frames_per_update = algorithm's frames per update (PPO: num_envs * time_horizon)
     num_updates       = max_frame // frames_per_update
     updates_per_chunk = max(1, round(log_frequency / frames_per_update))
-    num_chunks        = ceil(num_updates / updates_per_chunk); the last chunk masks the
-                        updates past num_updates, so every chunk has one compiled shape.
+    num_chunks        = ceil(num_updates / updates_per_chunk); the last chunk runs the
+                        last_chunk_updates left (session module docstring).
     eval_every        = max(1, round(eval_frequency / frames per chunk)) chunks (0 = off);
                         the last chunk always evaluates when evaluation is on.
     """
@@ -329,6 +329,11 @@ class Derived:
         if not self.eval_every:
             return False
         return (chunk + 1) % self.eval_every == 0 or chunk == self.num_chunks - 1
+
+    @property
+    def last_chunk_updates(self) -> int:
+        """The updates the last chunk runs: ``updates_per_chunk`` unless fewer are left."""
+        return self.num_updates - (self.num_chunks - 1) * self.updates_per_chunk
 
     @property
     def total_frames(self) -> int:

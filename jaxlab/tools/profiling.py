@@ -183,12 +183,35 @@ def summarize_trace(
     )
 
 
+def count_primitive(jaxpr: Any, name: str) -> int:
+    """Equations of primitive ``name`` (``"cond"``, say) in ``jaxpr`` (a ``Jaxpr``, e.g.
+    ``jax.make_jaxpr(fn)(*args).jaxpr``) and in every jaxpr nested in its equations (scan
+    and cond bodies, inner jits)."""
+
+    def nested(value: Any) -> Any:
+        if hasattr(value, "eqns"):
+            yield value
+        elif hasattr(getattr(value, "jaxpr", None), "eqns"):
+            yield value.jaxpr
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                yield from nested(v)
+
+    total = 0
+    for eqn in jaxpr.eqns:
+        total += eqn.primitive.name == name
+        for value in eqn.params.values():
+            total += sum(count_primitive(sub, name) for sub in nested(value))
+    return total
+
+
 def short_op_name(op_name: str, parts: int = 3) -> str:
     """The last ``parts`` components of an ``op_name`` (where in the model it came from)."""
     return "/".join(op_name.split("/")[-parts:])
 
 
 __all__ = [
+    "count_primitive",
     "PHASES",
     "Instruction",
     "OpTime",
