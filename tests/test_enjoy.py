@@ -95,3 +95,35 @@ def test_enjoy_says_plainly_when_an_env_cannot_be_drawn(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "no GIF: " in out and "cannot draw 'ConstantReward-probe'" in out
     assert only_record(run)["gif"] is None
+
+
+def test_best_holds_the_policy_state_and_plays_as_the_full_checkpoint_of_its_frame(tmp_path):
+    """``best`` holds parameters and normalisers only; enjoy plays it exactly as the full
+    checkpoint of the same frame, and still reads a ``best`` holding the full state (as
+    runs wrote before)."""
+    import shutil
+
+    import jax
+
+    from jaxlab.api import enjoy
+    from jaxlab.lab.trial import Trial
+    from jaxlab.runtime.checkpoint import Checkpointer
+    from tests.conftest import TINY
+
+    sets = ["meta.eval_frequency=64", "meta.checkpoint_frequency=64", "meta.checkpoint_keep=9"]
+    spec = spec_from_dict(TINY, sets)
+    run = train(spec, root=tmp_path, progress=False, report=False).run_dir
+    (step,) = [p for p in (run / "best").iterdir() if p.name.isdigit()]
+    meta = json.loads((step / "meta" / "metadata").read_text())
+    assert meta["contents"] == "policy"
+    frame = int(step.name)
+    played = {which: enjoy(run, checkpoint=which, episodes=3) for which in ("best", str(frame))}
+    assert played["best"]["frame"] == played[str(frame)]["frame"] == frame
+    assert played["best"]["returns"] == played[str(frame)]["returns"]
+
+    full, _ = Checkpointer(run / "checkpoints", keep=9).restore(Trial(spec).abstract_state(), frame)
+    shutil.rmtree(run / "best")
+    legacy = Checkpointer(run / "best", keep=1)
+    legacy.save(frame, jax.device_get(full), {k: v for k, v in meta.items() if k != "contents"})
+    legacy.close()
+    assert enjoy(run, checkpoint="best", episodes=3)["returns"] == played["best"]["returns"]

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
@@ -387,3 +388,31 @@ def test_an_abort_exits_130_in_one_line(tiny_raw, tmp_path, capsys, monkeypatch)
     assert (
         capsys.readouterr().err.strip() == "jaxlab: aborted; checkpoints already on disk are intact"
     )
+
+
+def test_a_fingerprint_taken_on_the_device_equals_the_hosts():
+    """On an accelerator the checkpoint fingerprint is computed where the state is (one
+    compiled program); it must give the host's numpy words for every dtype a state holds.
+    Here both run on this CPU, the device path called directly."""
+    from jaxlab.runtime.checkpoint import _unkeyed, _words_on_device, fingerprint
+
+    rng = np.random.default_rng(0)
+    tree = {
+        "f32": rng.standard_normal((5, 7)).astype(np.float32),
+        "bf16": jnp.asarray(rng.standard_normal(9), jnp.bfloat16),
+        "f16": rng.standard_normal(3).astype(np.float16),
+        "i8": rng.integers(-128, 127, 11).astype(np.int8),
+        "u8": rng.integers(0, 255, (4, 84, 84)).astype(np.uint8),
+        "bool": rng.random(13) > 0.5,
+        "i32": rng.integers(-(2**31), 2**31 - 1, 6).astype(np.int32),
+        "u32": rng.integers(0, 2**32, 2_000_003, dtype=np.uint64).astype(np.uint32),  # wraps
+        "empty": np.zeros((0, 3), np.float32),
+        "scalar": np.float32(2.5),
+        "key": jax.random.key(3),
+    }
+    host = fingerprint(jax.tree.map(np.asarray, {k: v for k, v in tree.items() if k != "key"}))
+    leaves = [_unkeyed(jnp.asarray(x)) for x in jax.tree.leaves(tree)]
+    device = [int(w) for w in jax.device_get(_words_on_device(leaves))]
+    assert device == fingerprint(tree)
+    names = sorted(tree)  # jax.tree.leaves orders a dict by key
+    assert [w for n, w in zip(names, device, strict=True) if n != "key"] == host

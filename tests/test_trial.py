@@ -13,7 +13,7 @@ import pytest
 
 from jaxlab.lab import trial as trial_module
 from jaxlab.lab import xla_options
-from jaxlab.lab.evaluate import EVAL_METRICS
+from jaxlab.lab.evaluate import EVAL_METRICS, policy_state
 from jaxlab.lab.session import session_key
 from jaxlab.lab.trial import Trial, over_sessions
 from jaxlab.runtime import loop as loop_module
@@ -420,27 +420,36 @@ def test_a_snapshot_is_a_copy_in_new_buffers_made_by_one_program():
     assert programs() == before + 1
 
 
-def test_best_and_a_checkpoint_at_the_same_point_copy_the_state_to_the_host_once(
+def test_best_holds_the_policy_state_and_eval_points_copy_only_that(
     tiny_raw, tmp_path, monkeypatch
 ):
-    """The last chunk evaluates (a first ``best``) and checkpoints: one host copy and one
-    fingerprint serve both saves, and both hold the same state."""
-    from jaxlab.runtime import checkpoint as checkpoint_module
+    """``best`` saves parameters and normaliser statistics only (no optimiser, env or
+    replay state), the same values as the checkpoint at the same frame; a sync point that
+    evaluates without checkpointing copies only that much of the state on the device."""
+    copies, copy_state = [], loop_module._copy_state
 
-    copies = []
-    real = checkpoint_module.host_copy
+    def spy(tree):
+        copies.append(type(tree).__name__)
+        return copy_state(tree)
 
-    def counted(state):
-        copies.append(1)
-        return real(state)
-
-    monkeypatch.setattr(checkpoint_module, "host_copy", counted)
-    monkeypatch.setattr(loop_module, "host_copy", counted)
-    run = train(spec_from_dict(tiny_raw), root=tmp_path, progress=False, report=False).run_dir
-    assert len(copies) == 1
-    (last,) = [p for p in (run / "checkpoints").iterdir() if p.name.isdigit()]
+    monkeypatch.setattr(loop_module, "_copy_state", spy)
+    spec = spec_from_dict(tiny_raw, ["meta.eval_frequency=64", "meta.checkpoint_frequency=128"])
+    result = train(spec, root=tmp_path, progress=False, report=False)
+    # chunks 0-3 evaluate (frames 64..256); 1 and 3 checkpoint too; 4 is the last (no copy)
+    assert copies == ["PolicyState", "OnPolicyState", "PolicyState", "OnPolicyState"]
+    run = result.run_dir
     (best,) = [p for p in (run / "best").iterdir() if p.name.isdigit()]
-    prints = [
-        json.loads((p / "meta" / "metadata").read_text())["fingerprint"] for p in (last, best)
-    ]
-    assert last.name == best.name and prints[0] == prints[1]
+    meta = json.loads((best / "meta" / "metadata").read_text())
+    assert meta["contents"] == "policy"
+    policy = policy_state(result.state)
+    assert len(meta["fingerprint"]) == len(jax.tree.leaves(policy))
+    assert len(meta["fingerprint"]) < len(jax.tree.leaves(result.state))
+    trial = Trial(spec)
+    frame = int(best.name)
+    restored, _ = Checkpointer(run / "best", keep=1).restore(
+        policy_state(trial.abstract_state()), frame
+    )
+    state = trial.init()
+    for i in range(frame // 64):  # the run up to that frame, chunk by chunk
+        state, _ = trial.chunk(state, i)
+    assert leaves_equal(jax.device_get(restored), jax.device_get(policy_state(state)))

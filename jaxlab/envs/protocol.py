@@ -90,7 +90,8 @@ class HostBound:
 
 
 def portable(tree: Any) -> Any:
-    """``tree`` (host arrays) with every :class:`HostBound` subtree zeroed."""
+    """``tree`` (host or device arrays) with every :class:`HostBound` subtree zeroed (as
+    host arrays)."""
 
     def zeroed(x: Any) -> Any:
         return jax.tree.map(np.zeros_like, x) if isinstance(x, HostBound) else x

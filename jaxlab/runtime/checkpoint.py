@@ -20,7 +20,6 @@ import logging
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -77,24 +76,61 @@ def _as_u32(x: np.ndarray) -> np.ndarray:
     return x.view(np.uint32)  # 4 bytes; 8 bytes -> two words each, low word first
 
 
-def _host(leaf: Any) -> np.ndarray:
+def _as_u32_on_device(x: jax.Array) -> jax.Array:
+    """:func:`_as_u32` in a jitted program: the same words, in the same order."""
+    x = x.reshape(-1)
+    if x.dtype == jnp.bool_:
+        return x.astype(jnp.uint32)
+    size = x.dtype.itemsize
+    if size in (1, 2):
+        return jax.lax.bitcast_convert_type(x, jnp.uint8 if size == 1 else jnp.uint16).astype(
+            jnp.uint32
+        )
+    return jax.lax.bitcast_convert_type(x, jnp.uint32).reshape(-1)  # 8 bytes: low word first
+
+
+def _unkeyed(leaf: Any) -> Any:
     if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        leaf = jax.random.key_data(leaf)
-    return np.asarray(jax.device_get(leaf))
+        return jax.random.key_data(leaf)
+    return leaf
+
+
+def _on_accelerator(leaf: Any) -> bool:
+    return isinstance(leaf, jax.Array) and any(d.platform != "cpu" for d in leaf.devices())
+
+
+def _word(u: Any, xp: Any) -> Any:
+    """``sum_i (u_i XOR i*c1) * c2 mod 2**32`` XOR ``u.size``, in numpy or jax.numpy."""
+    idx = xp.arange(u.size, dtype=xp.uint32)
+    mixed = (u ^ (idx * xp.uint32(0x9E3779B1))) * xp.uint32(0x85EBCA77)
+    return xp.sum(mixed, dtype=xp.uint32) ^ xp.uint32(u.size)
+
+
+@jax.jit
+def _words_on_device(leaves: list[jax.Array]) -> jax.Array:
+    """:func:`fingerprint` of ``leaves`` computed where they are, ``[len(leaves)]``."""
+    return jnp.stack([_word(_as_u32_on_device(x), jnp) for x in leaves])
 
 
 def fingerprint(tree: Any) -> list[int]:
     """One uint32 per leaf: ``sum_i (bits_i XOR i*c1) * c2 mod 2**32``, XOR the leaf size.
 
-    Position-dependent, so swapped or zeroed values change it. Computed on the host in
-    numpy (uint32 arithmetic wraps mod 2**32), so a save never waits on an XLA compile.
+    Position-dependent, so swapped or zeroed values change it. Leaves on an accelerator
+    are hashed there, by one compiled program (a host pass over a state of many GiB would
+    also need two temporaries its size); the rest on the host in numpy, so a CPU run's
+    save never waits on an XLA compile. The words are the same either way: uint32
+    arithmetic wraps alike, and a sum modulo 2**32 does not depend on its order.
     """
-    out = []
-    for leaf in jax.tree.leaves(tree):
-        u = _as_u32(_host(leaf))
-        idx = np.arange(u.size, dtype=np.uint32)
-        mixed = (u ^ (idx * np.uint32(0x9E3779B1))) * np.uint32(0x85EBCA77)
-        out.append(int(np.sum(mixed, dtype=np.uint32) ^ np.uint32(u.size)))
+    leaves = [_unkeyed(x) for x in jax.tree.leaves(tree)]
+    there = [i for i, x in enumerate(leaves) if _on_accelerator(x)]
+    out: list[int | None] = [None] * len(leaves)
+    if there:
+        words = jax.device_get(_words_on_device([leaves[i] for i in there]))
+        for i, w in zip(there, words, strict=True):
+            out[i] = int(w)
+    for i, leaf in enumerate(leaves):
+        if out[i] is None:
+            out[i] = int(_word(_as_u32(np.asarray(jax.device_get(leaf))), np))
     return out
 
 
@@ -116,21 +152,15 @@ def _with_empty(restored: Any, template: Any) -> Any:
     return jax.tree.unflatten(treedef, full)
 
 
-@dataclass(frozen=True)
-class HostCopy:
-    """A state copied to the host for saving (:func:`host_copy`), with its fingerprint:
-    where ``best`` and a checkpoint are saved at the same point, the state leaves the
-    device, and is hashed, once for both."""
-
-    state: Any
-    fingerprint: list[int]
-
-
-def host_copy(state: Any) -> HostCopy:
+def host_copy(state: Any) -> tuple[Any, list[int]]:
     """``state`` as host arrays, process-bound env state zeroed (:func:`portable`), and
-    its :func:`fingerprint`."""
-    state = portable(jax.device_get(state))
-    return HostCopy(state, fingerprint(state))
+    its :func:`fingerprint`, taken on the accelerator for the leaves that live there
+    (before they leave it), else of the host copy."""
+    state = portable(state)
+    on_device = any(_on_accelerator(_unkeyed(x)) for x in jax.tree.leaves(state))
+    words = fingerprint(state) if on_device else None
+    host = jax.device_get(state)
+    return host, words if words is not None else fingerprint(host)
 
 
 class Checkpointer:
@@ -163,8 +193,8 @@ class Checkpointer:
             )
 
     def save(self, frame: int, state: Any, meta: dict[str, Any]) -> None:
-        """Save ``state`` (device or host arrays, or a :class:`HostCopy` of them) at
-        ``frame``; returns once it is on the host, writing in the background;
+        """Save ``state`` (device or host arrays) at ``frame`` with its
+        :func:`fingerprint`; returns once it is on the host, writing in the background;
         :meth:`restore` returns device arrays again.
 
         The state is copied to the host (numpy) first, one transfer for the tree: Orbax
@@ -173,17 +203,12 @@ class Checkpointer:
         134 ms per save, write included, mostly CPU on Orbax's threads, which on a CPU
         backend competes with training). Restoring reads either alike. Env state bound to
         this process (:class:`~jaxlab.envs.protocol.HostBound`) is saved as zeros."""
-        copy = state if isinstance(state, HostCopy) else host_copy(state)
-        meta = {
-            **meta,
-            "format_version": FORMAT_VERSION,
-            "frame": frame,
-            "fingerprint": copy.fingerprint,
-        }
+        host, words = host_copy(state)
+        meta = {**meta, "format_version": FORMAT_VERSION, "frame": frame, "fingerprint": words}
         saved = self.manager.save(
             frame,
             args=ocp.args.Composite(
-                state=ocp.args.StandardSave(_without_empty(copy.state)),
+                state=ocp.args.StandardSave(_without_empty(host)),
                 meta=ocp.args.JsonSave(meta),
             ),
         )

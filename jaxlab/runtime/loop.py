@@ -37,9 +37,8 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxlab.analysis.report import SESSION_GRAPHS, write_report
-from jaxlab.lab.evaluate import EVAL_METRICS
+from jaxlab.lab.evaluate import EVAL_METRICS, policy_state
 from jaxlab.lab.trial import Trial
-from jaxlab.runtime.checkpoint import host_copy
 from jaxlab.runtime.outputs import TrialOutputs, run_status, take
 from jaxlab.runtime.signals import StopRequest
 
@@ -207,20 +206,18 @@ class Loop:
 
     def sync(self, i: int, frame: int, state: Any, save: bool) -> None:
         """Histograms, ``best`` and (``save``) the checkpoint of every Trial at chunk ``i``
-        (``state``: the copy taken after chunk ``i``). Histograms copy only each Trial's
-        detailed sessions' parameters to the host (:meth:`TrialOutputs.detailed_rows`)."""
+        (``state``: the copy taken after chunk ``i``, only its :class:`PolicyState` unless
+        ``save``). Histograms copy only each Trial's detailed sessions' parameters to the
+        host (:meth:`TrialOutputs.detailed_rows`); ``best`` saves the policy state."""
         for out in self.outputs:
             rows = out.detailed_rows()
             if rows is not None:
                 params = _rows_on_device(state.params, rows.start, rows.stop - rows.start)
                 out.histograms(jax.device_get(params), frame)
-            if out.best is not None and out.derived.is_eval_chunk(i) or save:
-                mine = take(state, out.rows)
-                if save and out.best_score(i) is not None:  # both save: one host copy
-                    mine = host_copy(mine)
-                out.maybe_save_best(i, frame, mine)
-                if save:
-                    out.save(i, frame, mine)
+            if out.best is not None and out.derived.is_eval_chunk(i):
+                out.maybe_save_best(i, frame, take(policy_state(state), out.rows))
+            if save:
+                out.save(i, frame, take(state, out.rows))
 
     def run(self) -> list[RunResult]:
         """Run chunks ``start..num_chunks-1``, or until a stop signal or ``on_chunk``."""
@@ -257,7 +254,7 @@ class Loop:
             self.dev_params, self.dev_before = (self.dev_before, after), after
         # a device copy of the state before the next dispatch donates it (none if nothing
         # follows)
-        snapshot = self.snapshot(final or stopping) if sync else None
+        snapshot = self.snapshot(final or stopping, save) if sync else None
         if not final and not stopping:
             self.first, self.count = i + 1, self.group_after(i + 1, self.dev)
             self.dispatch()
@@ -279,9 +276,12 @@ class Loop:
         paused = self.trial.tail_wait_s - waited
         self.t0, self.last = self.t0 + paused, self.last + paused
 
-    def snapshot(self, last: bool) -> Any:
-        """The state to sync: itself when nothing is dispatched after it, else a copy."""
-        return self.state if last else _copy_state(self.state)
+    def snapshot(self, last: bool, save: bool) -> Any:
+        """What a sync needs of the state: all of it to ``save`` a checkpoint, else its
+        :class:`PolicyState` (``best``, histograms); itself when nothing is dispatched
+        after it, else a device copy (the next dispatch donates the state's buffers)."""
+        part = self.state if save else policy_state(self.state)
+        return part if last else _copy_state(part)
 
     def show(self, first: int, rows: list[list[np.ndarray]], fps: float, final: bool) -> None:
         """Advance the progress bar over the group's chunks and call ``on_chunk`` on each."""

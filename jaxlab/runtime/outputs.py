@@ -28,7 +28,7 @@ import numpy as np
 
 from jaxlab.algorithms.registry import SAMPLE_METRICS
 from jaxlab.envs import resumes_exactly
-from jaxlab.lab.evaluate import EVAL_METRICS
+from jaxlab.lab.evaluate import EVAL_METRICS, POLICY_CONTENTS
 from jaxlab.logging import COLUMNS, SessionWriter, TrialWriter
 from jaxlab.logging.trackers import RunInfo, Trackers
 from jaxlab.logging.writers import FLUSH_SECONDS, write_histograms, write_param_histograms
@@ -275,13 +275,16 @@ class TrialOutputs:
             return score
         return None
 
-    def maybe_save_best(self, i: int, frame: int, state: Any) -> None:
-        """Save ``state`` (this Trial's rows) as ``best`` if the mean eval return improved."""
+    def maybe_save_best(self, i: int, frame: int, policy: Any) -> None:
+        """Save ``policy`` (this Trial's rows of the
+        :class:`~jaxlab.lab.evaluate.PolicyState`) as ``best`` if the mean eval return
+        improved; its metadata says ``"contents": "policy"`` (``enjoy`` reads it)."""
         score = self.best_score(i)
         if score is not None:
             self.host.best_eval, self.host.best_frame = score, frame
             self.flush()  # the rows it was chosen on are on disk before it
-            self.best.save(frame, state, {**self.meta(i), "eval_score": score})
+            meta = {**self.meta(i), "eval_score": score, "contents": POLICY_CONTENTS}
+            self.best.save(frame, policy, meta)
 
     def detailed_rows(self) -> slice | None:
         """The rows of the driver's state holding this Trial's :attr:`detailed` sessions

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from jaxlab.envs import CannotRender, Env, make_env
-from jaxlab.lab.evaluate import make_episodes
+from jaxlab.lab.evaluate import POLICY_CONTENTS, make_episodes, policy_state
 from jaxlab.lab.trial import Trial
 from jaxlab.logging.console import warn
 from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError
@@ -108,15 +108,29 @@ def enjoy(
 
 
 def _restore(run_dir: Path, trial: Trial, checkpoint: str) -> tuple[Any, dict[str, Any]]:
-    """The Trial state and meta of ``--checkpoint`` (read only)."""
+    """The Trial state and meta of ``--checkpoint`` (read only): the full state, or its
+    :class:`~jaxlab.lab.evaluate.PolicyState` where the checkpoint holds only that
+    (``best``; a ``best`` written before it did holds the full state)."""
     ckpt, frame = _select(run_dir, checkpoint)
     try:
         template = trial.abstract_state()
+        if checkpoint == "best" and _holds_policy(ckpt):
+            template = policy_state(template)
         if frame is None:
             return ckpt.restore_latest(template, warn=warn)
         return ckpt.restore(template, frame)
     finally:
         ckpt.close()
+
+
+def _holds_policy(ckpt: Checkpointer) -> bool:
+    """Whether the newest step of ``ckpt`` holds a policy state (an unreadable one: no,
+    and restoring it reports why)."""
+    steps = ckpt.steps()
+    try:
+        return bool(steps) and ckpt.read_meta(steps[-1]).get("contents") == POLICY_CONTENTS
+    except Exception:  # noqa: BLE001 - any storage error: the restore reports it
+        return False
 
 
 def _render(env: Env, result: Any, gif: Path, record: dict[str, Any]) -> None:
