@@ -45,7 +45,7 @@ import jaxlab  # noqa: F401  (XLA flags before jax starts)
 from jaxlab.lab.evaluate import make_evaluate
 from jaxlab.lab.session import make_chunk
 from jaxlab.lab.trial import Trial, over_sessions
-from jaxlab.lab.xla_options import cheap_conds
+from jaxlab.rl.branching import cheap_conds
 from jaxlab.runtime.run import train
 from jaxlab.spec import Spec, load_spec
 

@@ -51,7 +51,7 @@ import jaxlab  # noqa: E402, F401  (XLA flags before jax starts)
 from benchmarks.overhead import bare_runner  # noqa: E402
 from jaxlab.algorithms import get_algorithm  # noqa: E402
 from jaxlab.lab.trial import Trial  # noqa: E402
-from jaxlab.lab.xla_options import cheap_conds  # noqa: E402
+from jaxlab.rl.branching import cheap_conds  # noqa: E402
 from jaxlab.runtime.checkpoint import fingerprint  # noqa: E402
 from jaxlab.runtime.run import train  # noqa: E402
 from jaxlab.spec import load_spec  # noqa: E402

@@ -1,7 +1,7 @@
 """No host round trip per update or env step on an accelerator (issue #28, finding 7).
 
 On an accelerator a ``lax.cond`` on a device value copies its predicate to the host and
-waits for it. CPU keeps its free conds (:func:`jaxlab.lab.xla_options.cheap_conds`); these
+waits for it. CPU keeps its free conds (:func:`jaxlab.rl.branching.cheap_conds`); these
 tests make the programs as an accelerator gets them (``cheap_conds`` false) and check
 that no update or env step sits behind a cond there, that a run's short last chunk is a
 tail program of its own that trains exactly the budget, and that it trains as the CPU's
@@ -19,9 +19,9 @@ import pytest
 
 from jaxlab.algorithms import get_algorithm
 from jaxlab.lab import trial as trial_module
-from jaxlab.lab import xla_options
 from jaxlab.lab.session import make_chunk
 from jaxlab.lab.trial import Trial
+from jaxlab.rl import branching
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.runtime.run import train
 from jaxlab.spec import load_spec, spec_from_dict
@@ -36,7 +36,7 @@ KEY = jax.ShapeDtypeStruct((2,), jnp.uint32)
 def accelerator(monkeypatch):
     """Programs built as on an accelerator, on this CPU."""
     monkeypatch.setattr(trial_module, "cheap_conds", lambda platform: False)
-    monkeypatch.setattr(xla_options, "cheap_conds", lambda platform: False)
+    monkeypatch.setattr(branching, "cheap_conds", lambda platform: False)
 
 
 def chunk_conds(spec, **kwargs) -> int:
@@ -68,7 +68,7 @@ def test_no_update_or_env_step_waits_on_a_cond_on_an_accelerator(path, monkeypat
     spec = load_spec(REPO / "specs" / path, shrink=True)
     assert chunk_conds(spec, updates=2) == CPU_CONDS[path]
     assert chunk_conds(spec) == CPU_CONDS[path] + 1  # + skipping the surplus updates
-    monkeypatch.setattr(xla_options, "cheap_conds", lambda platform: False)
+    monkeypatch.setattr(branching, "cheap_conds", lambda platform: False)
     assert chunk_conds(spec, updates=2) == 0
 
 

@@ -40,9 +40,9 @@ from jaxlab.algorithms.skeleton import Algorithm, AlgorithmConfig, check_replay
 from jaxlab.config.parse import SpecError, require_positive, require_range
 from jaxlab.config.tunable import tunable
 from jaxlab.envs import Env, VecEnvState
-from jaxlab.lab.xla_options import branch
 from jaxlab.memory import Replay
 from jaxlab.networks import QNetwork
+from jaxlab.rl.branching import branch
 from jaxlab.rl.exploration import epsilon_greedy, greedy
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics, replay_items
 from jaxlab.rl.schedules import ScheduleHyper, ScheduleSpec

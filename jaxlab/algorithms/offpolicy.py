@@ -28,8 +28,8 @@ from flax import struct
 from jaxlab.algorithms import base
 from jaxlab.algorithms.skeleton import INT32_MAX, Algorithm, AlgorithmConfig, check_replay
 from jaxlab.envs import VecEnvState
-from jaxlab.lab.xla_options import branch
 from jaxlab.memory import Replay
+from jaxlab.rl.branching import branch
 from jaxlab.rl.rollout import Normalizers, collect, episode_metrics, replay_items
 
 if TYPE_CHECKING:  # type-only: the spec schema composes the algorithms' configs

@@ -30,10 +30,10 @@ from flax import struct
 
 from jaxlab.algorithms.base import clipped_step
 from jaxlab.algorithms.onpolicy import ActorCriticOnPolicy, Decide, OnPolicyState
-from jaxlab.lab.xla_options import branch
 from jaxlab.memory import make_replay
 from jaxlab.memory.episodes import EpisodeBuffer, finish_episodes
 from jaxlab.rl import losses
+from jaxlab.rl.branching import branch
 from jaxlab.rl.rollout import Transition
 
 PRIORITY_FLOOR = 1e-6

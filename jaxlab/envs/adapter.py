@@ -28,7 +28,7 @@ what every suite needs the same way:
   where some episode ended (``lax.cond``); once sessions are vmapped the cond is a select
   and it runs every step, which ``pool`` and ``cached`` keep cheap. On an accelerator it
   always runs (a cond there is a host round trip per step:
-  :func:`jaxlab.lab.xla_options.cheap_conds`);
+  :func:`jaxlab.rl.branching.cheap_conds`);
 - episode returns and lengths, and continuous actions clipped to the suite's bounds.
 """
 
@@ -52,7 +52,7 @@ from jaxlab.envs.protocol import (
     VecEnvState,
     end_step,
 )
-from jaxlab.lab.xla_options import branch
+from jaxlab.rl.branching import branch
 
 RESETS = ("full", "pool", "cached")
 POOL_RATIO = 16  # reset="pool": one fresh initial state per this many envs, each step

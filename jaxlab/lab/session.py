@@ -11,7 +11,7 @@ updates, and a run trains exactly ``num_updates`` updates, however the last chun
   trip per update that would stall the device between 1-3 ms off-policy updates; there
   every update runs unconditionally, and a short last chunk is a chunk of its own length
   (``make_chunk(..., updates=Derived.last_chunk_updates)``), which the Trial compiles as
-  a second program (:func:`jaxlab.lab.xla_options.cheap_conds`).
+  a second program (:func:`jaxlab.rl.branching.cheap_conds`).
 
 On evaluation chunks (``Derived.is_eval_chunk``) the chunk ends with the deterministic
 evaluation of :mod:`jaxlab.lab.evaluate`, also behind a ``lax.cond`` on the chunk index (so

@@ -45,13 +45,13 @@ from jaxlab.lab.xla_options import (
     DETERMINISTIC_GPU_OPTIONS,
     GPU_PLATFORMS,
     INIT_BATCHED_OPTIONS,
-    cheap_conds,
     fast_options,
     group_options,
     matmul_precision,
 )
 from jaxlab.logging.console import warn
 from jaxlab.memory.budget import check_fits, check_program_fits, tree_bytes
+from jaxlab.rl.branching import cheap_conds
 from jaxlab.spec.schema import Spec
 
 # With this many float parameters in all (sessions x parameters per session) in one CPU

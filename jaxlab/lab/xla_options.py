@@ -4,13 +4,11 @@ mode, and the matmul precision they are traced under (``meta.deterministic``).""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 
-if TYPE_CHECKING:  # a leaf module at run time: the env adapter imports it (cheap_conds)
-    from jaxlab.spec.schema import Spec
+from jaxlab.spec.schema import Spec
 
 # XLA options that trade run speed for compile speed on CPU: for the one-off init program
 # (Trial.init) always, and for the group program when ``meta.compile`` is ``fast``.
@@ -68,32 +66,3 @@ def matmul_precision(spec: Spec) -> contextlib.AbstractContextManager:
     if spec.meta.deterministic:
         return jax.default_matmul_precision("highest")
     return contextlib.nullcontext()
-
-
-def cheap_conds(platform: str) -> bool:
-    """Whether a ``lax.cond`` on a device value costs no host round trip on ``platform``.
-
-    On CPU it costs nothing measurable, so programs there skip work behind one (through
-    :func:`branch`, or the session chunk's own cond): the updates past the budget in a
-    run's short last chunk (:mod:`jaxlab.lab.session`), learning before
-    ``learning_starts``, a self-imitation step before its memory holds a batch, and the
-    env restart on steps where no episode ended (:mod:`jaxlab.envs.adapter`). PPO
-    CartPole 5e5 frames ran at 202k env-steps/s with the chunk's cond, 207k and 189k
-    without; DQN CartPole 51k against 50k and 51k. Cutting the short chunk out as a
-    second program instead adds its compile (PPO CartPole 5e4 frames, 4 seeds, cache
-    off: compile 8.3 s against 4.9 s, run 1.0 s either way). On an accelerator a cond
-    copies its predicate to the host and waits for it, per update or per env step inside
-    the training scan, so there the work is done unconditionally (a select, or a tail
-    program of the chunk's own length)."""
-    return platform == "cpu"
-
-
-def branch(pred: jax.Array, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
-    """``lax.cond(pred, true_fn, false_fn, *operands)`` where conds are cheap (on the
-    default backend, :func:`cheap_conds`); elsewhere both branches are computed and the
-    result selected leaf by leaf, which is what ``vmap`` makes of a cond on a per-session
-    predicate anyway. For per-update and per-step choices inside the training scan."""
-    if cheap_conds(jax.default_backend()):
-        return jax.lax.cond(pred, true_fn, false_fn, *operands)
-    taken, other = true_fn(*operands), false_fn(*operands)
-    return jax.tree.map(lambda a, b: jax.numpy.where(pred, a, b), taken, other)
