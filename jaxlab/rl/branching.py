@@ -22,8 +22,9 @@ def cheap_conds(platform: str) -> bool:
     env restart on steps where no episode ended (:mod:`jaxlab.envs.adapter`). PPO
     CartPole 5e5 frames ran at 202k env-steps/s with the chunk's cond, 207k and 189k
     without; DQN CartPole 51k against 50k and 51k. Cutting the short chunk out as a
-    second program instead adds its compile (PPO CartPole 5e4 frames, 4 seeds, cache
-    off: compile 8.3 s against 4.9 s, run 1.0 s either way). On an accelerator a cond
+    second program instead adds its compile (``benchmarks/tail_chunk.py``: PPO CartPole
+    5e4 frames, cache off, compile 8.8 s against 5.4-6.2 s, run 1.0-1.1 s either way).
+    On an accelerator a cond
     copies its predicate to the host and waits for it, per update or per env step inside
     the training scan, so there the work is done unconditionally (a select, or a tail
     program of the chunk's own length)."""
