@@ -10,7 +10,11 @@ masked chunk does.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -141,3 +145,40 @@ def test_a_run_with_a_tail_program_trains_compiles_it_once_and_resumes(
         state, _ = trial.chunk(state, i)
     for x, y in zip(jax.tree.leaves(state), jax.tree.leaves(result.state), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+SHARDED_CHILD = r"""
+import json, sys, tempfile
+import jaxlab
+import jax
+import numpy as np
+from jaxlab.lab import trial
+from jaxlab.runtime.run import train
+from jaxlab.spec import spec_from_dict
+
+trial.cheap_conds = lambda platform: False  # as on an accelerator
+spec = spec_from_dict(json.loads(sys.argv[1]), ["env.max_frame=352"])
+with tempfile.TemporaryDirectory() as root:
+    result = train(spec, root=root, progress=False, report=False)
+state = result.state
+print(json.dumps({
+    "devices": sorted({len(x.sharding.device_set) for x in jax.tree.leaves(state)}),
+    "update_step": np.asarray(state.update_step).tolist(),
+    "frames": result.summary["frames_per_session"],
+    "limits": [trial.Trial(spec).group_limit(i) for i in (0, 5)],  # the tail alone
+}))
+"""
+
+
+def test_a_tail_program_runs_on_a_trial_sharded_over_devices(tiny_raw):
+    """Two sessions over two forced CPU devices (a subprocess: the device count is fixed
+    when jax starts), the last chunk a tail program: it trains every session to the
+    budget, sharded like the group program."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    out = subprocess.run(
+        [sys.executable, "-c", SHARDED_CHILD, json.dumps(tiny_raw)],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"devices": [2], "update_step": [11, 11], "frames": 352, "limits": [5, 1]}

@@ -412,10 +412,10 @@ class Trial:
             raise ValueError(f"count must be in 1..{limit} from chunk {start}, got {count}")
         if self._chunk is None:
             self.compile(state)
-        program = self._chunk
+        program, state = self._chunk, self.place(state)
         if self._tail_jit is not None and start == self.derived.num_chunks - 1:
             program = self._tail_program(state)
-        return program(self.place(state), np.int32(start), np.int32(count))
+        return program(state, np.int32(start), np.int32(count))
 
     def _tail_program(self, state: Any) -> Any:
         """The tail program, waiting for its compile (counted in ``tail_wait_s``)."""
