@@ -43,7 +43,8 @@ def jaxlab_compile_s(
 ) -> dict[str, float]:
     from seed_scaling import jaxlab_spec
 
-    from jaxlab.lab.trial import Trial, default_keys
+    from jaxlab.lab.seeds import default_keys
+    from jaxlab.lab.trial import Trial
     from jaxlab.runtime.run import start
 
     spec = jaxlab_spec(algo, env, seeds, frames, kernel_init)

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxlab  # noqa: F401  (XLA flags before jax starts)
-from jaxlab.lab.trial import Trial, default_keys
+from jaxlab.lab.seeds import default_keys
+from jaxlab.lab.trial import Trial
 from jaxlab.runtime.loop import Loop
 from jaxlab.runtime.run import new_outputs, start
 from jaxlab.spec import load_spec

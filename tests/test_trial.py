@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxlab.lab import seeds, xla_options
 from jaxlab.lab import trial as trial_module
-from jaxlab.lab import xla_options
 from jaxlab.lab.evaluate import EVAL_METRICS, policy_state
 from jaxlab.lab.session import session_key
 from jaxlab.lab.trial import Trial, over_sessions
@@ -400,9 +400,9 @@ def test_a_billion_sessions_are_refused_before_their_keys_exist(tiny_raw, monkey
     from jaxlab.spec import SpecError
 
     spec = spec_from_dict(tiny_raw, ["meta.max_session=1000000000"])
-    monkeypatch.setattr(trial_module, "_keys_program", None)  # calling it would fail
+    monkeypatch.setattr(seeds, "_keys_program", None)  # calling it would fail
     with pytest.raises(SpecError, match=r"^meta\.max_session: the Trial state needs"):
-        trial_module.default_keys(spec)
+        seeds.default_keys(spec)
 
 
 def test_a_snapshot_is_a_copy_in_new_buffers_made_by_one_program():

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 
 from jaxlab.analysis.report import SESSION_GRAPHS
 from jaxlab.lab.batching import check_batchable, stack_hypers
-from jaxlab.lab.trial import Trial, default_keys
+from jaxlab.lab.seeds import default_keys
+from jaxlab.lab.trial import Trial
 from jaxlab.logging import columns_for
 from jaxlab.logging.trackers import require_trackers
 from jaxlab.runtime.checkpoint import Checkpointer
