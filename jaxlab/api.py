@@ -9,7 +9,7 @@ scripts. The CLI (:mod:`jaxlab.cli`) only parses arguments and calls these::
 
 :func:`train`, :func:`resume`, :func:`search` and :func:`enjoy` write the same folders as
 the CLI modes of the same names and return what the CLI prints from: a :class:`Run` (run
-folder, ``trial_summary.json``, each session's ``metrics.csv`` as arrays, final state), a
+folder, ``trial_summary.json``, each session's ``metrics.csv`` rows as arrays, final state), a
 :class:`SearchResult`, or ``enjoy``'s record. Progress bars are off unless
 ``progress=True``. Spec problems raise :class:`~jaxlab.spec.SpecError`, checkpoint
 problems :class:`~jaxlab.runtime.checkpoint.CheckpointError`, misuse :class:`UsageError`.
@@ -65,7 +65,7 @@ class UsageError(ValueError):
 class Run:
     """A Trial's results: what ``train``/``resume`` wrote, read back.
 
-    ``metrics[k]`` is session ``k``'s ``metrics.csv`` as column -> float array (one entry
+    ``metrics[k]`` is session ``k``'s rows of ``metrics.csv`` as column -> float array (one entry
     per log point; empty cells, such as ``eval_return_mean`` off evaluation points, are
     NaN). ``state`` is the final Trial state (leaves ``[sessions, ...]``), None for a run
     read from disk with :meth:`load`.
@@ -88,16 +88,15 @@ class Run:
 
     @classmethod
     def load(cls, run_dir: str | Path, state: Any = None) -> Run:
-        """Read a run folder (``trial_summary.json`` and every ``session_<k>/metrics.csv``)."""
-        from jaxlab.analysis.plots import read_session_csv
-        from jaxlab.analysis.report import session_dirs
+        """Read a run folder (``trial_summary.json`` and its ``metrics.csv``)."""
+        from jaxlab.logging.table import read_curves
 
         run_dir = Path(run_dir)
         summary_path = run_dir / "trial_summary.json"
         if not summary_path.is_file():
             raise FileNotFoundError(f"{run_dir} has no trial_summary.json (not a finished run)")
         summary = json.loads(summary_path.read_text())
-        metrics = tuple(read_session_csv(d / "metrics.csv") for d in session_dirs(run_dir))
+        metrics = tuple(read_curves(run_dir, len(summary.get("final_return_per_session") or ())))
         return cls(run_dir, summary, metrics, state)
 
 

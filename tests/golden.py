@@ -17,12 +17,13 @@ results re-records them in its own commit, saying why:
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from jaxlab.logging.table import read_rows
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 MACHINE_COLUMNS = ("wall_time", "fps")
@@ -34,14 +35,10 @@ LONG_NAME = "ppo_cartpole_5e4"
 
 def record(run: Path) -> dict[str, Any]:
     """The golden record of the finished run folder ``run``."""
-    sessions = sorted(p for p in run.iterdir() if p.name.startswith("session_"))
-    rows = {}
-    for session in sessions:
-        with (session / "metrics.csv").open() as f:
-            rows[session.name] = [
-                {k: v for k, v in row.items() if k not in MACHINE_COLUMNS}
-                for row in csv.DictReader(f)
-            ]
+    rows = {
+        f"session_{k}": [{c: v for c, v in row.items() if c not in MACHINE_COLUMNS} for row in got]
+        for k, got in enumerate(read_rows(run))
+    }
     checkpoints = {}
     for kind in ("checkpoints", "best"):
         for step in sorted((run / kind).iterdir(), key=lambda p: p.name):

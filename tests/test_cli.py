@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -17,6 +16,7 @@ import yaml
 from jaxlab.api import shrunk, use_compile_cache
 from jaxlab.cli import main
 from jaxlab.logging import COLUMNS
+from jaxlab.logging.table import read_rows
 from jaxlab.runtime.loop import DevCheckError, _dev_checks
 from jaxlab.spec import load_spec, parse_spec, shrink
 from tests import golden
@@ -67,7 +67,7 @@ def check_shrink_run(path, tmp_path, capsys):
     assert {"python", "jax", "flax", "optax", "gymnax"} <= set(prov["versions"])
     assert len(prov["session_keys"]) == spec.meta.max_session == 2
     for k in range(2):
-        rows = list(csv.DictReader((run / f"session_{k}" / "metrics.csv").open()))
+        rows = read_rows(run)[k]
         header = tuple(rows[0])  # the common columns, then the algorithm's own metrics
         assert len(rows) == 3 and header[: len(COLUMNS)] == COLUMNS and len(header) > len(COLUMNS)
         learner = [c for c in header[len(COLUMNS) :] if c != "lr"]
@@ -104,7 +104,7 @@ def test_a_rerun_loads_its_compiled_programs_from_the_cache(tmp_path, tiny_raw):
     def run(data):
         cmd = [sys.executable, "-m", "jaxlab", "train", str(path), "--data", str(data)]
         subprocess.run([*cmd, "--no-progress", "--no-report"], env=env, cwd=REPO, check=True)
-        rows = csv.DictReader((only_run(data) / "session_0" / "metrics.csv").open())
+        rows = read_rows(only_run(data))[0]
         return [{k: v for k, v in r.items() if k not in ("wall_time", "fps")} for r in rows]
 
     first = run(tmp_path / "a")

@@ -3,7 +3,6 @@ one replay interface, learning_starts, a tiny training run and spec errors."""
 
 from __future__ import annotations
 
-import csv
 import math
 
 import jax
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from jaxlab.algorithms.dqn import DQN
+from jaxlab.logging.table import read_rows
 from jaxlab.memory import PrioritizedReplay, ReplayBuffer, make_replay
 from jaxlab.rl.td import q_learning_target
 from jaxlab.runtime.run import train
@@ -231,8 +231,7 @@ def test_double_dueling_per_dqn_trains_with_finite_metrics(tmp_path):
     raw["agent"]["net"]["dueling"] = True
     result = train(spec_from_dict(raw), root=tmp_path, progress=False, report=False)
     assert result.summary["status"] == "complete" and not result.summary["diverged_sessions"]
-    with open(result.run_dir / "session_0" / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_rows(result.run_dir)[0]
     assert len(rows) == 3
     last = rows[-1]
     for key in (

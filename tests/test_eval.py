@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +9,7 @@ import numpy as np
 from jaxlab.algorithms.ppo import PPO
 from jaxlab.envs.gymnax_suite import make
 from jaxlab.lab.evaluate import make_episodes
+from jaxlab.logging.table import read_rows
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.runtime.run import format_summary, train
 from jaxlab.spec import spec_from_dict
@@ -25,7 +24,7 @@ def leaves_equal(a, b) -> bool:
 
 
 def rows(run, k):
-    return list(csv.DictReader((run / f"session_{k}" / "metrics.csv").open()))
+    return read_rows(run)[k]
 
 
 def test_episodes_are_cut_at_their_first_end():

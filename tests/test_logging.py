@@ -10,7 +10,7 @@ import numpy as np
 from tensorboardX.proto.event_pb2 import Event, SessionLog
 from tensorboardX.record_writer import RecordWriter, masked_crc32c
 
-from jaxlab.logging import SessionWriter, columns_for
+from jaxlab.logging import SessionLogs, columns_for
 from jaxlab.logging.events import EventFile, histogram_protos
 
 
@@ -89,19 +89,31 @@ def test_histograms_of_many_rows_match_numpy_row_by_row():
 
 
 def test_rows_reach_disk_on_flush_in_order(tmp_path):
+    """Every session's rows go to one metrics.csv; only the first ``detailed`` sessions get
+    TensorBoard scalars (non-finite values skipped); the trackers get every session's."""
     columns = columns_for(["policy_loss"])
-    writer = SessionWriter(tmp_path / "s", columns)
+    logs = SessionLogs(tmp_path, 3, columns, detailed=2, track=3)
     for frame in (10, 20):
-        writer.write({"frame": frame, "return": frame / 10, "policy_loss": 0.5})
-    path = tmp_path / "s" / "metrics.csv"
+        per_session = {"return": np.array([1.0, 2.0, 3.0]) * frame, "policy_loss": np.ones(3)}
+        logs.write({"frame": frame}, per_session)
+    path = tmp_path / "metrics.csv"
     assert list(csv.DictReader(path.open())) == []  # header only until flushed
-    writer.flush()
-    writer.write({"frame": 30, "return": 3.0, "policy_loss": float("nan")})
-    writer.close()
+    logs.flush()
+    logs.write({"frame": 30}, {"return": np.full(3, 3.0), "policy_loss": np.full(3, np.nan)})
+    logs.close()
     rows = list(csv.DictReader(path.open()))
-    assert [r["frame"] for r in rows] == ["10", "20", "30"] and rows[0]["return"] == "1"
-    (tb,) = (tmp_path / "s" / "tb").glob("events.out.tfevents.*")
-    scalar_events = [e for e in read_events(tb) if e.summary.value]
-    assert [e.step for e in scalar_events] == [10, 20, 30]
-    last = {v.tag for v in scalar_events[-1].summary.value}
-    assert "session/return" in last and "session/policy_loss" not in last  # NaN skipped
+    assert [(r["session"], r["frame"]) for r in rows[:4]] == [
+        ("0", "10"), ("1", "10"), ("2", "10"), ("0", "20"),
+    ]  # fmt: skip
+    assert len(rows) == 9 and rows[2]["return"] == "30" and rows[8]["policy_loss"] == "nan"
+    assert not (tmp_path / "session_2").exists()
+    for k in (0, 1):
+        (tb,) = (tmp_path / f"session_{k}" / "tb").glob("events.out.tfevents.*")
+        scalar_events = [e for e in read_events(tb) if e.summary.value]
+        assert [e.step for e in scalar_events] == [10, 20, 30]
+        last = {v.tag for v in scalar_events[-1].summary.value}
+        assert "session/return" in last and "session/policy_loss" not in last  # NaN skipped
+    tracked = logs.take_tracked()
+    assert [[frame for frame, _ in rows] for rows in tracked] == [[10, 20, 30]] * 3
+    assert tracked[2][1][1]["session/return"] == 60.0
+    assert logs.take_tracked() == [[], [], []]

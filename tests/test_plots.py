@@ -15,7 +15,6 @@ from jaxlab.analysis.plots import (
     plot_experiment,
     plot_session,
     plot_trial,
-    read_session_csv,
 )
 
 SINGLE = (960, 600)  # 6.4 x 4 in at 150 dpi
@@ -94,27 +93,6 @@ def test_moving_average_by_hand():
     assert moving_average(np.empty(0), 3).size == 0
     with pytest.raises(ValueError):
         moving_average(y, 0)
-
-
-def test_read_session_csv_round_trip(tmp_path):
-    path = tmp_path / "metrics.csv"
-    path.write_text(
-        "frame,return,eval_return_mean,lr\n"
-        "64,,,0.001\n"
-        "128,21.5,,0.0009\n"
-        "192,nan,30,8e-4\n"
-        "256,40"  # a row cut short by a kill: missing cells are NaN
-    )
-    c = read_session_csv(path)
-    assert list(c) == ["frame", "return", "eval_return_mean", "lr"]
-    np.testing.assert_array_equal(c["frame"], [64, 128, 192, 256])
-    np.testing.assert_array_equal(c["return"], [np.nan, 21.5, np.nan, 40])
-    np.testing.assert_array_equal(c["eval_return_mean"], [np.nan, np.nan, 30, np.nan])
-    np.testing.assert_allclose(c["lr"], [1e-3, 9e-4, 8e-4, np.nan])
-    assert all(v.dtype == np.float64 for v in c.values())
-    header_only = tmp_path / "empty.csv"
-    header_only.write_text("frame,return\n")
-    assert read_session_csv(header_only)["return"].shape == (0,)
 
 
 def test_session_figure_has_one_panel_row_per_two_metric_columns(trial, tmp_path):

@@ -7,7 +7,6 @@ to an uninterrupted one: final Trial state and every metric column except wall-c
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ import yaml
 
 from jaxlab.cli import main
 from jaxlab.lab.trial import Trial
-from jaxlab.logging.writers import truncate_csv
+from jaxlab.logging.table import read_rows, truncate_table
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.runtime.run import train
 from jaxlab.runtime.signals import StopRequest
@@ -41,7 +40,7 @@ def leaves_equal(a, b) -> bool:
 
 
 def rows(run: Path, k: int) -> list[dict]:
-    return list(csv.DictReader((run / f"session_{k}" / "metrics.csv").open()))
+    return read_rows(run)[k]
 
 
 def untimed(table: list[dict]) -> list[dict]:
@@ -229,7 +228,7 @@ def test_a_run_killed_before_its_first_checkpoint_trains_again_in_place(tiny_raw
         shutil.rmtree(step)
     shutil.rmtree(run / "best")
     (run / "trial_summary.json").unlink()
-    truncate_csv(run / "session_0" / "metrics.csv", 64)
+    truncate_table(run / "metrics.csv", 64)
     assert main(["train", str(run), "--no-progress", "--no-report"]) == 0
     assert "no checkpoint under" in capsys.readouterr().err
     assert_same_run(run, ref.run_dir, 2)
@@ -345,20 +344,6 @@ def test_rerun_at_another_sha_warns_with_the_checkout_command(tiny_raw, tmp_path
     err = capsys.readouterr().err
     assert "this rerun may not reproduce exactly" in err
     assert "git checkout 0123456789abcdef0123456789abcdef01234567" in err
-
-
-def test_truncate_csv_keeps_rows_up_to_the_frame_and_drops_a_torn_last_row(tmp_path):
-    path = tmp_path / "metrics.csv"
-    path.write_text("frame,return,lr\n64,1.5,0.1\n128,2.5,0.1\n192,3.5,0.1\n256,4")
-    assert truncate_csv(path, 192) == ("frame", "return", "lr")
-    assert path.read_text().splitlines() == [
-        "frame,return,lr",
-        "64,1.5,0.1",
-        "128,2.5,0.1",
-        "192,3.5,0.1",
-    ]
-    truncate_csv(path, 100)
-    assert path.read_text().splitlines() == ["frame,return,lr", "64,1.5,0.1"]
 
 
 def test_first_signal_sets_the_stop_flag_and_a_second_one_aborts():

@@ -23,6 +23,7 @@ from jaxlab.cli import main
 from jaxlab.experiment.driver import plan_groups, require_optuna
 from jaxlab.experiment.plan import PLAN, ExperimentPlan
 from jaxlab.lab.batching import NotBatchable
+from jaxlab.logging.table import read_rows
 from jaxlab.runtime.lock import LOCK_NAME
 from jaxlab.runtime.run import train, train_batch
 from jaxlab.spec import SpecError, spec_from_dict
@@ -199,8 +200,7 @@ def test_optuna_missing_is_a_one_line_error(monkeypatch):
 
 
 def csv_rows(run, k):
-    with open(run / f"session_{k}" / "metrics.csv") as f:
-        return list(csv.DictReader(f))
+    return read_rows(run)[k]
 
 
 def files(run):
@@ -411,7 +411,7 @@ def test_a_search_listens_on_loopback_only_and_sigterm_stops_it_like_ctrl_c(tiny
                             cwd=REPO, env=env)  # fmt: skip
     try:
         deadline = time.monotonic() + 240
-        while not list(tmp_path.glob("d/*/trial_000/session_0/metrics.csv")):
+        while not list(tmp_path.glob("d/*/trial_000/metrics.csv")):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.5)
         time.sleep(2)  # past the first rows: the trial is training

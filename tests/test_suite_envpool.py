@@ -18,6 +18,7 @@ from jaxlab.cli import main
 from jaxlab.envs import check_env, envpool_suite, make_env, resumed_params
 from jaxlab.envs.protocol import CannotRender
 from jaxlab.lab.trial import Trial
+from jaxlab.logging.table import read_rows
 from jaxlab.rl.rollout import Transition, episode_metrics
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec import SpecError, load_spec, spec_from_dict
@@ -296,10 +297,7 @@ def test_a_resumed_run_restarts_its_episodes_and_says_so(tmp_path, monkeypatch):
     resumed = json.loads((run / "provenance.json").read_text())["resumes"]
     assert [r["env_seed"] for r in resumed] == [fresh] and fresh != saved["env"]["params"]["seed"]
     assert made and made[-1] == fresh  # the pools the resumed run trained on
-    frames = [
-        int(r.split(",")[0])
-        for r in (run / "session_0" / "metrics.csv").read_text().splitlines()[1:]
-    ]
+    frames = [int(r["frame"]) for r in read_rows(run)[0]]
     assert frames == [32, 64, 96, 128]
     assert json.loads((run / "trial_summary.json").read_text())["frames_per_session"] == 128
 

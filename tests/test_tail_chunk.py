@@ -25,6 +25,7 @@ from jaxlab.algorithms import get_algorithm
 from jaxlab.lab import trial as trial_module
 from jaxlab.lab.session import make_chunk
 from jaxlab.lab.trial import Trial
+from jaxlab.logging.table import read_rows
 from jaxlab.rl import branching
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.runtime.run import train
@@ -134,8 +135,8 @@ def test_a_run_with_a_tail_program_trains_compiles_it_once_and_resumes(
     summary = result.summary
     assert summary["status"] == "complete" and summary["frames_per_session"] == 352
     assert np.all(np.asarray(result.state.update_step) == 11)
-    rows = (result.run_dir / "session_0" / "metrics.csv").read_text().splitlines()
-    assert [r.split(",")[0] for r in rows[1:]] == ["64", "128", "192", "256", "320", "352"]
+    rows = read_rows(result.run_dir)[0]
+    assert [r["frame"] for r in rows] == ["64", "128", "192", "256", "320", "352"]
     # From its checkpoint at frame 256 (chunk 3), chunks 4 and 5 (the tail) give the run's
     # final state bit for bit.
     trial = Trial(spec)

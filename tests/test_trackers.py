@@ -9,7 +9,6 @@ format, LevelDB's log (32 KiB blocks of CRC-checked chunks) of ``Record`` protos
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import struct
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 from jaxlab.cli import main
+from jaxlab.logging.table import read_rows
 from jaxlab.runtime.run import train
 from jaxlab.spec import SpecError, spec_from_dict
 
@@ -43,8 +43,7 @@ def tiny_run(tiny_raw: dict, root: Path, loggers: str, **kwargs) -> Path:
 
 
 def csv_rows(run: Path, k: int) -> list[dict[str, str]]:
-    with (run / f"session_{k}" / "metrics.csv").open() as f:
-        return list(csv.DictReader(f))
+    return read_rows(run)[k]
 
 
 def expected(rows: list[dict[str, str]], timing: bool = True) -> dict[int, dict[str, float]]:
@@ -207,6 +206,26 @@ def test_mlflow_runs_hold_the_params_and_every_metric_history(tiny_raw, tmp_path
             assert same(history[frame], values), frame
     assert json.loads(trial.data.params["session_keys"]) == prov["session_keys"]
     assert "trial/return_mean" in trial.data.metrics
+
+
+def test_only_detailed_sessions_get_a_run_and_the_trial_run_aggregates_all(tiny_raw, tmp_path):
+    """At thousands of seeds a run per session would cost more than training: the first
+    ``meta.detailed_sessions`` get their own run; the Trial's run averages every session."""
+    sets = ["meta.loggers=[csv, mlflow]", "meta.max_session=3", "meta.detailed_sessions=1"]
+    spec = spec_from_dict(tiny_raw, [*FAST, *sets])
+    run = train(spec, root=tmp_path, progress=False, report=False).run_dir
+    client, saved = mlflow_client(run)
+    (session,) = saved["session_runs"]
+    experiment = client.get_run(session).info.experiment_id
+    assert len(client.search_runs([experiment])) == 2  # session_0's and the Trial's
+    assert client.get_run(session).info.run_name == "session_0"
+    assert sorted(by_frame(mlflow_history(client, session))) == [64, 128, 192, 256, 320]
+    means = dict(mlflow_history(client, saved["trial"])["trial/return_mean"])
+    for frame, value in means.items():
+        returns = [float(r["return"]) for k in range(3) for r in csv_rows(run, k)
+                   if int(r["frame"]) == frame and r["return"] != "nan"]  # fmt: skip
+        assert value == pytest.approx(sum(returns) / len(returns), rel=1e-5)
+    assert means and set(means) <= {64, 128, 192, 256, 320}
 
 
 # ---- resume ------------------------------------------------------------------------------

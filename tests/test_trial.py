@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 
@@ -16,6 +15,7 @@ from jaxlab.lab import trial as trial_module
 from jaxlab.lab.evaluate import EVAL_METRICS, policy_state
 from jaxlab.lab.session import session_key
 from jaxlab.lab.trial import Trial, over_sessions
+from jaxlab.logging.table import read_rows
 from jaxlab.runtime import loop as loop_module
 from jaxlab.runtime.checkpoint import FORMAT_VERSION, Checkpointer
 from jaxlab.runtime.run import train
@@ -265,10 +265,7 @@ def test_grouped_calls_write_what_one_chunk_per_call_writes(tiny_raw, tmp_path, 
     for x, y in zip(jax.tree.leaves(a.state), jax.tree.leaves(b.state), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     for k in range(2):
-        rows = [
-            list(csv.DictReader((r.run_dir / f"session_{k}" / "metrics.csv").open()))
-            for r in (a, b)
-        ]
+        rows = [read_rows(r.run_dir)[k] for r in (a, b)]
         assert len(rows[0]) == len(rows[1]) == 10
         for x, y in zip(*rows, strict=True):
             timing = ("wall_time", "fps")
@@ -389,8 +386,8 @@ def test_a_failed_checkpoint_save_fails_the_run(tiny_raw, tmp_path, monkeypatch)
     with pytest.raises(OSError, match="No space left"):
         train(spec, root=tmp_path, progress=False, report=False)
     assert len(saves) == 1  # the loop stopped at the first failed save
-    (run,) = [p for p in tmp_path.rglob("session_0") if p.is_dir()]
-    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    (run,) = [p.parent for p in tmp_path.rglob("session_0") if p.is_dir()]
+    rows = read_rows(run)[0]
     assert rows and int(rows[-1]["frame"]) >= saves[0]
 
 

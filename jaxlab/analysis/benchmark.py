@@ -28,8 +28,6 @@ from jaxlab.analysis.benchmark_plots import (
     plot_improvement,
     plot_profiles,
 )
-from jaxlab.analysis.plots import read_session_csv
-from jaxlab.analysis.report import session_dirs
 from jaxlab.analysis.stats import (
     aggregate_estimates,
     iqm_ci,
@@ -37,6 +35,7 @@ from jaxlab.analysis.stats import (
     performance_profiles,
     probability_of_improvement,
 )
+from jaxlab.logging.table import read_curves
 from jaxlab.spec.suite import Band, Reference, bands_of, published_of, references_of
 
 COLUMNS = (
@@ -52,7 +51,7 @@ def _trial(folder: Path, planned: dict[str, Any], status: str) -> dict[str, Any]
     path = folder / "trial_summary.json"
     if status == "complete" and path.is_file():
         out["summary"] = json.loads(path.read_text())
-        out["curves"] = [read_session_csv(d / "metrics.csv") for d in session_dirs(folder)]
+        out["curves"] = read_curves(folder)
     return out
 
 

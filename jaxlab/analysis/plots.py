@@ -1,4 +1,4 @@
-"""Paper-ready figures of a run, drawn from its ``session_<k>/metrics.csv`` files.
+"""Paper-ready figures of a run, drawn from its ``metrics.csv`` (:mod:`jaxlab.logging.table`).
 
 A session's log is read into :data:`Curves` (column name -> float array, NaN where a cell
 was empty). :func:`plot_session` draws return vs frames over one small panel per loss or
@@ -15,7 +15,6 @@ directories, and returns its path.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,7 +31,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, MaxNLocator, NullFormatter
 
-Curves = dict[str, np.ndarray]
+from jaxlab.logging.table import Curves, to_float
 
 LOSSES = ("policy_loss", "value_loss", "q_loss", "actor_loss", "critic_loss", "loss")
 EXPLORATION = ("entropy", "epsilon", "temperature", "alpha", "clip_frac", "approx_kl", "lr")
@@ -47,29 +46,6 @@ _TITLES = {"lr": "learning rate", "clip_frac": "clip fraction", "approx_kl": "ap
 _EVAL = {"fmt": "o", "ms": 4, "color": "C1", "elinewidth": 1, "capsize": 2.5, "zorder": 3}
 _EVAL_LINE = {"color": "C1", "marker": "o", "ms": 3.5, "lw": 1.3, "zorder": 3}
 _SCATTER = {"cmap": "viridis", "s": 40, "edgecolors": "0.2", "linewidths": 0.5, "zorder": 3}
-
-
-def read_session_csv(path: str | Path) -> Curves:
-    """One ``metrics.csv`` as column -> float array; empty or unparsable cells are NaN.
-
-    Rows without a numeric ``frame`` are dropped; a row cut short by a kill gets NaN cells.
-    """
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = list(reader.fieldnames or [])
-        if "frame" not in columns:
-            raise ValueError(f"{path}: no 'frame' column")
-        rows = [[_float(row.get(c)) for c in columns] for row in reader]
-    table = np.array(rows, dtype=float).reshape(len(rows), len(columns))
-    table = table[np.isfinite(table[:, columns.index("frame")])]
-    return {c: table[:, i].copy() for i, c in enumerate(columns)}
-
-
-def _float(cell: Any) -> float:
-    try:
-        return math.nan if cell is None or cell == "" or isinstance(cell, bool) else float(cell)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def moving_average(y: np.ndarray, window: int) -> np.ndarray:
@@ -331,7 +307,7 @@ def plot_experiment(
     Trials without a finite score, or without a value for the hyperparameter, are skipped.
     Up to three panels a row; one colorbar for all.
     """
-    scores = np.array([_float(r.get(score)) for r in rows], dtype=float)
+    scores = np.array([to_float(r.get(score)) for r in rows], dtype=float)
     scored = np.isfinite(scores)
     finite = scores[scored]
     norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0.0, 1.0))

@@ -1,7 +1,7 @@
 """Retro reports: every metric and plot of a run rebuilt from what it saved, no training.
 
-``python -m jaxlab report data/<run>`` reads ``spec.yaml``, ``provenance.json`` and each
-``session_<k>/metrics.csv``, and writes ``trial_metrics.json`` plus ``graphs/`` (a session
+``python -m jaxlab report data/<run>`` reads ``spec.yaml``, ``provenance.json`` and
+``metrics.csv`` (every session's rows; older runs' ``session_<k>/metrics.csv`` too), and writes ``trial_metrics.json`` plus ``graphs/`` (a session
 graph for each of the first ``meta.detailed_sessions`` sessions, at most
 :data:`SESSION_GRAPHS`, and the trial graph, which draws every session). It works on
 finished and interrupted runs alike (sessions may have different lengths). An Experiment
@@ -23,13 +23,9 @@ import yaml
 from jaxlab.algorithms import get_algorithm
 from jaxlab.analysis.baselines import random_baseline
 from jaxlab.analysis.metrics import experiment_table, trial_metrics
-from jaxlab.analysis.plots import (
-    plot_experiment,
-    plot_session,
-    plot_trial,
-    read_session_csv,
-)
+from jaxlab.analysis.plots import plot_experiment, plot_session, plot_trial
 from jaxlab.config.parse import build, flatten, varied_keys
+from jaxlab.logging.table import Curves, has_rows, read_curves, row_sources
 from jaxlab.spec import SpecError
 from jaxlab.spec.schema import EnvSpec
 
@@ -42,12 +38,14 @@ SESSION_GRAPHS = 8
 
 
 def is_run(path: Path) -> bool:
-    return (path / "spec.yaml").is_file() and (path / "session_0" / "metrics.csv").is_file()
+    return (path / "spec.yaml").is_file() and has_rows(path)
 
 
-def session_dirs(run_dir: Path) -> list[Path]:
-    found = [p for p in run_dir.glob("session_*") if p.name.split("_")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("_")[-1]))
+def run_curves(run_dir: Path, raw_spec: dict[str, Any]) -> list[Curves]:
+    """Each session's curves of ``run_dir`` (:func:`jaxlab.logging.table.read_curves`),
+    one per session of the spec's ``meta.max_session`` even before its first row."""
+    sessions = (raw_spec.get("meta") or {}).get("max_session")
+    return read_curves(run_dir, sessions if isinstance(sessions, int) else None)
 
 
 def grad_steps_per_frame(raw_spec: dict[str, Any]) -> float | None:
@@ -68,7 +66,7 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     """Spec, provenance, status and each session's curves of a run directory."""
     run_dir = Path(run_dir)
     if not is_run(run_dir):
-        raise FileNotFoundError(f"{run_dir} is not a jaxlab run (no spec.yaml/session_0)")
+        raise FileNotFoundError(f"{run_dir} is not a jaxlab run (no spec.yaml/metrics.csv)")
     raw = yaml.safe_load((run_dir / "spec.yaml").read_text())
     prov_path = run_dir / "provenance.json"
     prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
@@ -76,7 +74,7 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     status = "running or killed"
     if summary_path.is_file():
         status = json.loads(summary_path.read_text()).get("status", "complete")
-    sessions = [read_session_csv(d / "metrics.csv") for d in session_dirs(run_dir)]
+    sessions = run_curves(run_dir, raw)
     return {"dir": run_dir, "spec": raw, "provenance": prov, "status": status, "sessions": sessions}
 
 
@@ -141,7 +139,7 @@ def current_metrics(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "trial_metrics.json"
     if not path.is_file():
         return None
-    sources = [run_dir / "spec.yaml", *run_dir.glob("session_*/metrics.csv")]
+    sources = [run_dir / "spec.yaml", *row_sources(run_dir)]
     if any(src.stat().st_mtime_ns > path.stat().st_mtime_ns for src in sources):
         return None
     return json.loads(path.read_text())

@@ -1,6 +1,7 @@
-"""Logging: CSV/TensorBoard writers per session and the Trial's TensorBoard aggregates, and
-the experiment trackers fed from them (W&B, MLflow: :mod:`jaxlab.logging.trackers`)."""
+"""Logging: every session's rows in the Trial's ``metrics.csv``, TensorBoard for the first
+sessions and the Trial's aggregates, and the experiment trackers fed from them (W&B,
+MLflow: :mod:`jaxlab.logging.trackers`)."""
 
-from jaxlab.logging.writers import COLUMNS, SessionWriter, TrialWriter, columns_for
+from jaxlab.logging.writers import COLUMNS, SessionLogs, TrialWriter, columns_for
 
-__all__ = ["COLUMNS", "SessionWriter", "TrialWriter", "columns_for"]
+__all__ = ["COLUMNS", "SessionLogs", "TrialWriter", "columns_for"]

@@ -3,13 +3,14 @@
 ``meta.loggers`` lists where a Trial's scalars go (:data:`LOGGERS`): ``csv`` (always
 listed: ``metrics.csv`` is what reports, resume and :class:`jaxlab.api.Run` read),
 ``tensorboard``, ``wandb`` and ``mlflow``. A tracker gets the rows the CSV/TensorBoard
-writers already buffer (:class:`jaxlab.logging.writers.SessionWriter`), handed over on the
+writers already buffer (:class:`jaxlab.logging.writers.SessionLogs`), handed over on the
 host each time the Trial's outputs flush (before every checkpoint, at the end and every
 ``FLUSH_SECONDS``): nothing runs per env step. Tags are TensorBoard's (``session/<column>``,
 ``trial/<key>_mean``, ``trial/<key>_std``, ``trial/diverged_sessions``), step = frame.
 
-**Runs.** Each session is a tracker run, and the Trial is one more, holding the aggregates
-``tb_trial/`` holds.
+**Runs.** Each of the first ``meta.detailed_sessions`` sessions is a tracker run (at
+thousands of seeds a run per session would cost more than training), and the Trial is one
+more, holding the aggregates over every session that ``tb_trial/`` holds.
 
 * W&B: project ``$WANDB_PROJECT``, else the spec name; ``group`` = the run folder's name;
   ``job_type`` ``session`` (runs ``session_<k>``) or ``trial`` (run ``trial``). W&B runs
@@ -95,19 +96,22 @@ class RunInfo:
     """What every tracker run records. ``name``: the spec's (W&B project, MLflow
     experiment); ``group``: the run folder's name; ``config``: the flat spec
     (``spec.<key>``), git SHA/dirty flag and ``random_seed``; ``session_keys``: each
-    session's PRNG key as ``provenance.json`` records it (None where it records none)."""
+    session's PRNG key as ``provenance.json`` records it (None where it records none);
+    ``tracked``: how many sessions (the first ones) get a run of their own."""
 
     name: str
     group: str
     config: dict[str, Any]
     session_keys: list[Any]
+    tracked: int
 
     @classmethod
     def of(
-        cls, spec: dict[str, Any], run_dir: Path, prov: dict[str, Any], sessions: int
-    ) -> RunInfo:
-        """From the resolved spec (``Spec.to_dict()``), the run's provenance and its
-        number of sessions."""
+        cls, spec: dict[str, Any], run_dir: Path, prov: dict[str, Any], sessions: int,
+        tracked: int | None = None,
+    ) -> RunInfo:  # fmt: skip
+        """From the resolved spec (``Spec.to_dict()``), the run's provenance, its number
+        of sessions and how many of them get their own run (``tracked``; all: None)."""
         config = {f"spec.{k}": v for k, v in flatten(spec).items()}
         config.update(
             git_sha=prov.get("git_sha"),
@@ -116,7 +120,7 @@ class RunInfo:
         )
         keys = list(prov.get("session_keys") or [])
         keys = keys if len(keys) == sessions else [None] * sessions
-        return cls(spec["name"], run_dir.name, config, keys)
+        return cls(spec["name"], run_dir.name, config, keys, min(sessions, tracked or sessions))
 
     def trial_config(self) -> dict[str, Any]:
         return {**self.config, "session_keys": self.session_keys}
@@ -152,7 +156,7 @@ class Trackers:
         names = [n for n in loggers if n in PACKAGES]
         if not names:
             return None
-        path, sessions = run_dir / TRACKERS_FILE, len(info.session_keys)
+        path, sessions = run_dir / TRACKERS_FILE, info.tracked
         saved = json.loads(path.read_text()) if path.is_file() else {}
         if saved.get("sessions") != sessions:  # another Trial's runs: start new ones
             saved = {}
@@ -228,7 +232,7 @@ class WandbTracker:
         state = saved or {
             "project": os.environ.get("WANDB_PROJECT") or info.name,
             "group": info.group,
-            **_run_ids(len(info.session_keys)),
+            **_run_ids(info.tracked),
         }
         settings = wandb.Settings(
             silent=True, console="off", x_disable_stats=True, x_disable_meta=True,
@@ -362,7 +366,7 @@ def _mlflow_runs(client: Any, experiment: str, run_dir: Path, info: RunInfo) -> 
             run_name=f"session_{k}",
             tags={**tags, "jaxlab.role": "session", "mlflow.parentRunId": trial},
         ).info.run_id
-        for k in range(len(info.session_keys))
+        for k in range(info.tracked)
     ]
     return {"trial": trial, "session_runs": sessions}
 

@@ -1,37 +1,37 @@
-"""Host-side metric sinks: one CSV per session, a TensorBoard event stream for each of the
-first ``meta.detailed_sessions`` (:func:`jaxlab.runtime.outputs.session_writers`).
+"""Host-side metric sinks: every session's rows in the Trial's ``metrics.csv``
+(:mod:`jaxlab.logging.table`), a TensorBoard event stream for each of the first
+``meta.detailed_sessions`` (:class:`SessionLogs`) and the Trial's aggregates
+(:class:`TrialWriter`).
 
-Rows and events are buffered in memory and appended to disk on :meth:`SessionWriter.flush`
+Rows and events are buffered in memory and appended to disk on :meth:`SessionLogs.flush`
 (the host loop flushes before every checkpoint, at the end, and every
 :data:`FLUSH_SECONDS` in between; see :class:`jaxlab.runtime.outputs.TrialOutputs`). Every row a
 checkpoint covers is on disk before that checkpoint exists, so a kill loses only rows a
-resume would discard anyway. No file handle or thread is held per session, so a Trial of
-thousands of sessions costs one buffer each.
+resume would discard anyway. No file handle or thread is held per session, and a log point
+costs one formatted block, not a Python row per session.
 
-Resuming at frame ``F`` keeps the CSV rows with ``frame <= F`` (rows written after the
+Resuming at frame ``F`` keeps the rows with ``frame <= F`` (rows written after the
 checkpoint are dropped; training re-creates them) and starts TensorBoard with
 ``purge_step = F + 1``, which tells TensorBoard to discard the older stream's events past
 ``F``. The history then continues with no duplicated and no missing log points.
 
 Without ``tensorboard`` in ``meta.loggers`` no event stream is written. With a tracker
-listed (``wandb``, ``mlflow``), each writer also keeps the scalars of the rows written since
-the last :meth:`SessionWriter.take_tracked`, which the Trial's outputs hand to the trackers
+listed (``wandb``, ``mlflow``), the scalars of the tracked sessions' rows written since the
+last :meth:`SessionLogs.take_tracked` are kept, and the Trial's outputs hand them to the trackers
 when they flush (:mod:`jaxlab.logging.trackers`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
-from tensorboardX.proto.summary_pb2 import HistogramProto
 
 from jaxlab.logging.events import EventFile, histogram_protos
+from jaxlab.logging.table import MetricsTable
 
 # Seconds between flushes of the buffered rows when no checkpoint comes sooner.
 FLUSH_SECONDS = 10.0
@@ -77,79 +77,79 @@ class _Tracking:
         return rows
 
 
-class SessionWriter(_Tracking):
-    """One row per log point for ``metrics.csv`` and the same scalars for TensorBoard
-    (``tb/``; none with ``tensorboard=False``), buffered until :meth:`flush`. ``track``:
-    also keep each row's scalars for the trackers (:meth:`take_tracked`)."""
+class SessionLogs:
+    """Every session's log of a Trial in ``run_dir``: all rows in one ``metrics.csv``
+    (:class:`jaxlab.logging.table.MetricsTable`), TensorBoard scalars and histograms for
+    the first ``detailed`` sessions (``session_<k>/tb``), and the scalars of the first
+    ``track`` sessions kept for the trackers (:meth:`take_tracked`). ``blank``: the
+    columns left empty where not finite (evaluation's, on chunks that do not evaluate)."""
 
     def __init__(
         self,
-        directory: Path,
+        run_dir: Path,
+        sessions: int,
         columns: tuple[str, ...] = COLUMNS,
         resume_frame: int | None = None,
         *,
-        tensorboard: bool = True,
-        track: bool = False,
+        detailed: int = 0,
+        track: int = 0,
+        blank: tuple[str, ...] = (),
     ) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / "metrics.csv"
-        self.columns = columns
-        self._rows = io.StringIO()
-        if resume_frame is None:
-            with open(self.path, "w", newline="") as f:
-                csv.writer(f).writerow(columns)
-        else:
-            self.columns = truncate_csv(self.path, resume_frame)
-        self._csv = csv.DictWriter(self._rows, fieldnames=self.columns, extrasaction="ignore")
+        self.table = MetricsTable(run_dir, columns, sessions, resume_frame, blank)
+        self.columns = self.table.columns
         purge = None if resume_frame is None else resume_frame + 1
-        self._tb = EventFile(directory / "tb", purge_step=purge) if tensorboard else None
-        self.tracked: Tracked | None = [] if track else None
+        self.events = [
+            EventFile(run_dir / f"session_{k}" / "tb", purge_step=purge) for k in range(detailed)
+        ]
+        self.tracked: list[Tracked] = [[] for _ in range(track)]
 
-    def write(self, row: dict[str, Any]) -> None:
-        self._csv.writerow({k: _fmt(row.get(k)) for k in self.columns})
-        if self._tb is None and self.tracked is None:
-            return
+    def write(self, shared: dict[str, Any], per_session: dict[str, np.ndarray]) -> None:
+        """One log point: ``shared`` values (``frame``, ...) and ``[S]`` arrays (the
+        table's :func:`~jaxlab.logging.table.format_block`)."""
+        self.table.write(shared, per_session)
+        frame = int(shared["frame"])
+        for k in range(max(len(self.events), len(self.tracked))):
+            scalars = self._scalars(shared, per_session, k)
+            if k < len(self.events):
+                self.events[k].scalars(scalars, frame)
+            if k < len(self.tracked):
+                self.tracked[k].append((frame, scalars))
+
+    def _scalars(self, shared: dict[str, Any], per_session: dict[str, Any], k: int) -> dict:
+        """Session ``k``'s finite values past ``frame``, tagged ``session/<column>``."""
         scalars = {}
         for key in self.columns[1:]:
-            value = row.get(key)
+            value = per_session[key][k] if key in per_session else shared.get(key)
             if value is not None and math.isfinite(float(value)):
                 scalars[f"session/{key}"] = float(value)
-        if self._tb is not None:
-            self._tb.scalars(scalars, int(row["frame"]))
-        if self.tracked is not None:
-            self.tracked.append((int(row["frame"]), scalars))
+        return scalars
 
-    def histogram(self, tag: str, histo: HistogramProto | None, frame: int) -> None:
-        """A TensorBoard histogram (one row of :func:`histogram_protos`); None: nothing."""
-        if self._tb is not None:
-            self._tb.histogram(tag, histo, frame)
+    def histograms(self, tag: str, values: Any, frame: int) -> None:
+        """Histogram ``tag`` of session k's ``values[k]`` for each detailed session k."""
+        detailed = values[: len(self.events)]
+        for events, histo in zip(self.events, histogram_protos(detailed), strict=True):
+            events.histogram(tag, histo, frame)
+
+    def param_histograms(self, params: Any, frame: int) -> None:
+        """One histogram per parameter array (``params/<path>``) per detailed session;
+        leaves ``[detailed, ...]``."""
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+            name = "/".join(str(getattr(k, "key", k)) for k in path)
+            self.histograms(f"params/{name}", leaf, frame)
+
+    def take_tracked(self) -> list[Tracked]:
+        """Each tracked session's ``(frame, scalars)`` written since the last call."""
+        rows, self.tracked = self.tracked, [[] for _ in self.tracked]
+        return rows
 
     def flush(self) -> None:
         """Append the buffered rows to ``metrics.csv`` and the events to TensorBoard."""
-        text = self._rows.getvalue()
-        if text:
-            with open(self.path, "a", newline="") as f:
-                f.write(text)
-            self._rows.seek(0)
-            self._rows.truncate()
-        if self._tb is not None:
-            self._tb.flush()
+        self.table.flush()
+        for events in self.events:
+            events.flush()
 
     def close(self) -> None:
         self.flush()
-
-
-def write_histograms(writers: list[SessionWriter], tag: str, values: Any, frame: int) -> None:
-    """Histogram ``tag`` of session k's ``values[k]`` into ``writers[k]``, for all at once."""
-    for writer, histo in zip(writers, histogram_protos(values), strict=True):
-        writer.histogram(tag, histo, frame)
-
-
-def write_param_histograms(writers: list[SessionWriter], params: Any, frame: int) -> None:
-    """One histogram per parameter array (``params/<path>``) per session; leaves ``[S, ...]``."""
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        name = "/".join(str(getattr(k, "key", k)) for k in path)
-        write_histograms(writers, f"params/{name}", leaf, frame)
 
 
 class TrialWriter(_Tracking):
@@ -157,7 +157,7 @@ class TrialWriter(_Tracking):
 
     Diverged sessions are left out of the aggregates; ``trial/diverged_sessions`` counts them.
     ``tensorboard=False``: no event stream; ``track``: keep them for the trackers, as
-    :class:`SessionWriter` does.
+    :class:`SessionLogs` does.
     """
 
     KEYS = ("return", "eval_return_mean", "episode_length", "entropy", "policy_loss", "value_loss")
@@ -196,31 +196,3 @@ class TrialWriter(_Tracking):
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
-
-
-def truncate_csv(path: Path, frame: int) -> tuple[str, ...]:
-    """Keep the header and the rows with ``frame <= frame`` (atomic rewrite); returns columns."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = tuple(reader.fieldnames or COLUMNS)
-        # A row cut short by a kill mid-write has missing fields (None): dropped too.
-        rows = [
-            r
-            for r in reader
-            if None not in r.values() and r["frame"] and int(float(r["frame"])) <= frame
-        ]
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
-    return columns
-
-
-def _fmt(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return value

@@ -6,11 +6,12 @@ loop state (:class:`HostState`) saved with each checkpoint. The driver loop
 ``search`` batches K hyperparameter settings into one compiled program, each reading its
 own rows ``rows`` of the combined state and metrics.
 
-``meta.loggers`` decides what is written besides ``metrics.csv``: TensorBoard's event files
+Every session's rows go to one ``<run>/metrics.csv`` (:mod:`jaxlab.logging.table`).
+``meta.loggers`` decides what is written besides it: TensorBoard's event files
 and the experiment trackers (:mod:`jaxlab.logging.trackers`), which get each flush's rows
 and are closed with the Trial's status (:func:`run_status`, or ``failed``). Only the first
 ``meta.detailed_sessions`` sessions (:func:`detailed_sessions`) get their own TensorBoard
-scalars and histograms; every session writes its ``metrics.csv`` rows and counts in the
+scalars and histograms; every session has its rows in ``metrics.csv`` and counts in the
 Trial's aggregates (``tb_trial``).
 """
 
@@ -29,9 +30,9 @@ import numpy as np
 from jaxlab.algorithms.registry import SAMPLE_METRICS
 from jaxlab.envs import resumes_exactly
 from jaxlab.lab.evaluate import EVAL_METRICS, POLICY_CONTENTS
-from jaxlab.logging import COLUMNS, SessionWriter, TrialWriter
+from jaxlab.logging import COLUMNS, SessionLogs, TrialWriter
 from jaxlab.logging.trackers import RunInfo, Trackers
-from jaxlab.logging.writers import FLUSH_SECONDS, write_histograms, write_param_histograms
+from jaxlab.logging.writers import FLUSH_SECONDS
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.spec.schema import Spec
 
@@ -88,25 +89,16 @@ class HostState:
         return asdict(self)
 
 
-def write_rows(
-    writers: list[SessionWriter],
-    metrics: dict[str, np.ndarray],
-    per_session: dict[str, np.ndarray],
-    **common: float,
-) -> np.ndarray:
-    """Write one log row per session; returns the chunk's mean episode return ``[S]``."""
+def session_columns(metrics: dict[str, np.ndarray], diverged: np.ndarray) -> dict[str, np.ndarray]:
+    """One log point's per-session columns ``[S]``: the chunk's metrics as float64, the
+    mean ``return`` and ``episode_length`` of the episodes that ended in it, the
+    ``episodes`` count and the ``diverged`` flag as integers."""
     ret, length = episode_means(metrics)
-    for k, writer in enumerate(writers):
-        row: dict[str, Any] = {key: float(v[k]) for key, v in metrics.items()}
-        for key in EVAL_METRICS:  # blank, not "nan", on chunks that do not evaluate
-            if key in row and not np.isfinite(row[key]):
-                row[key] = None
-        row.update(common)
-        row.update({key: v[k] for key, v in per_session.items()})
-        row.update({"return": float(ret[k]), "episode_length": float(length[k])})
-        row["episodes"] = int(metrics["ep_count"][k])
-        writer.write(row)
-    return ret
+    columns = {key: np.asarray(v, np.float64) for key, v in metrics.items()}
+    columns.update({"return": ret, "episode_length": length})
+    columns["episodes"] = np.asarray(metrics["ep_count"]).astype(np.int64)
+    columns["diverged"] = diverged.astype(np.int64)
+    return columns
 
 
 def run_status(stop: int | str | None) -> str:
@@ -123,7 +115,7 @@ def open_trackers(
     """The trackers ``meta.loggers`` lists for a Trial of ``sessions``, continuing those
     of ``run_dir/trackers.json`` (``prov``: the run's provenance; its git SHA and session
     keys go in their config)."""
-    info = RunInfo.of(spec.to_dict(), run_dir, prov, sessions)
+    info = RunInfo.of(spec.to_dict(), run_dir, prov, sessions, tracked_sessions(spec, sessions))
     return Trackers.open(spec.meta.loggers, run_dir, info)
 
 
@@ -136,7 +128,13 @@ def detailed_sessions(spec: Spec, sessions: int) -> int:
     return max(0, min(spec.meta.detailed_sessions, sessions))
 
 
-def session_writers(
+def tracked_sessions(spec: Spec, sessions: int) -> int:
+    """How many of a Trial's ``sessions`` (the first ``meta.detailed_sessions``) get a
+    tracker run of their own; the Trial's run has the aggregates of all."""
+    return max(0, min(spec.meta.detailed_sessions, sessions))
+
+
+def session_logs(
     spec: Spec,
     run_dir: Path,
     sessions: int,
@@ -144,16 +142,14 @@ def session_writers(
     *,
     resume_frame: int | None = None,
     track: bool = False,
-) -> list[SessionWriter]:
-    """Session k's writer in ``run_dir/session_<k>``: TensorBoard for the first
-    :func:`detailed_sessions` sessions, rows kept for the trackers when ``track``."""
-    tb = detailed_sessions(spec, sessions)
-    return [
-        SessionWriter(
-            run_dir / f"session_{k}", columns, resume_frame, tensorboard=k < tb, track=track
-        )
-        for k in range(sessions)
-    ]
+) -> SessionLogs:
+    """The sessions' rows in ``run_dir/metrics.csv``, TensorBoard for the first
+    :func:`detailed_sessions` sessions, and when ``track`` the scalars of the first
+    :func:`tracked_sessions` kept for the trackers."""
+    return SessionLogs(
+        run_dir, sessions, columns, resume_frame, detailed=detailed_sessions(spec, sessions),
+        track=tracked_sessions(spec, sessions) if track else 0, blank=EVAL_METRICS,
+    )  # fmt: skip
 
 
 def take(tree: Any, rows: slice | None) -> Any:
@@ -176,7 +172,7 @@ class TrialOutputs:
         spec: Spec,
         run_dir: Path,
         git_sha: str | None,
-        writers: list[SessionWriter],
+        logs: SessionLogs | None,
         ckpt: Checkpointer,
         host: HostState,
         *,
@@ -186,10 +182,10 @@ class TrialOutputs:
         trackers: Trackers | None = None,
     ) -> None:
         self.spec, self.run_dir, self.git_sha = spec, run_dir, git_sha
-        self.writers, self.ckpt, self.host, self.rows = writers, ckpt, host, rows
+        self.logs, self.ckpt, self.host, self.rows = logs, ckpt, host, rows
         self.derived = spec.derived
         self.num_sessions = len(host.final_returns)
-        self.detailed = min(detailed_sessions(spec, self.num_sessions), len(writers))
+        self.detailed = len(logs.events) if logs is not None else 0
         self.extra = extra or {}
         self.trackers = trackers
         self.trial_tb = TrialWriter(
@@ -205,8 +201,8 @@ class TrialOutputs:
 
     def flush(self) -> None:
         """Put every buffered CSV row and TensorBoard event on disk; the rows to the trackers."""
-        for writer in self.writers:
-            writer.flush()
+        if self.logs is not None:
+            self.logs.flush()
         self.trial_tb.flush()
         self._track()
         self._flushed = time.monotonic()
@@ -214,7 +210,7 @@ class TrialOutputs:
     def _track(self) -> None:
         """Hand the rows written since the last call to the trackers, if any."""
         if self.trackers is not None:
-            sessions = [writer.take_tracked() for writer in self.writers]
+            sessions = self.logs.take_tracked() if self.logs is not None else []
             self.trackers.log(sessions, self.trial_tb.take_tracked())
 
     def meta(self, chunk: int) -> dict[str, Any]:
@@ -231,9 +227,9 @@ class TrialOutputs:
         metrics = dict(metrics)
         for key in SAMPLE_METRICS:
             if key in metrics:
-                values, d = metrics.pop(key), self.detailed
-                if d:
-                    write_histograms(self.writers[:d], key, values[:d], frame)
+                values = metrics.pop(key)
+                if self.detailed:
+                    self.logs.histograms(key, values, frame)
         for k in np.flatnonzero(metrics.pop("nonfinite") > 0):
             if host.diverged_at[k] is None:
                 host.diverged_at[k] = frame
@@ -243,14 +239,11 @@ class TrialOutputs:
                     file=sys.stderr,
                 )
         diverged = host.diverged
-        ret = write_rows(
-            self.writers,
-            metrics,
-            {"diverged": diverged.astype(int)},
-            frame=frame,
-            wall_time=host.wall_time,
-            fps=fps,
-        )
+        per_session = session_columns(metrics, diverged)
+        shared = {"frame": frame, "wall_time": host.wall_time, "fps": fps}
+        if self.logs is not None:
+            self.logs.write(shared, per_session)
+        ret = per_session["return"]
         for k in np.flatnonzero(np.isfinite(ret)):
             host.final_returns[k] = float(ret[k])
         self.trial_tb.write({**metrics, "return": ret}, diverged, frame)
@@ -298,7 +291,7 @@ class TrialOutputs:
         """Parameter histograms of the :attr:`detailed` sessions (``params``: their rows,
         :meth:`detailed_rows`, on the host; leaves ``[detailed, ...]``)."""
         if self.detailed:
-            write_param_histograms(self.writers[: self.detailed], params, frame)
+            self.logs.param_histograms(params, frame)
 
     def save(self, i: int, frame: int, state: Any) -> None:
         """Checkpoint ``state`` (this Trial's rows) after chunk ``i``, rows flushed first."""
@@ -311,8 +304,8 @@ class TrialOutputs:
         self.ckpt.close()
         if self.best is not None:
             self.best.close()
-        for writer in self.writers:
-            writer.close()
+        if self.logs is not None:
+            self.logs.close()
         if self.trackers is not None:
             try:
                 self._track()

@@ -35,11 +35,12 @@ from jaxlab.config.parse import flatten
 from jaxlab.envs import resumed_params, resumes_exactly
 from jaxlab.lab.trial import Trial
 from jaxlab.logging.console import warn
+from jaxlab.logging.table import TABLE
 from jaxlab.logging.trackers import require_trackers
 from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError, NoCheckpoint
 from jaxlab.runtime.lock import locked
 from jaxlab.runtime.loop import ChunkHook, Loop, RunResult, write_report_safely
-from jaxlab.runtime.outputs import HostState, TrialOutputs, open_trackers, session_writers
+from jaxlab.runtime.outputs import HostState, TrialOutputs, open_trackers, session_logs
 from jaxlab.runtime.provenance import git_info
 from jaxlab.runtime.run import train
 from jaxlab.spec import SpecError, load_spec, spec_from_dict
@@ -195,6 +196,12 @@ def _resume(
         summary = finished_summary(run_dir, prov, spec, ckpt, host, frame, report)
         print(f"jaxlab: {run_dir} already finished at frame {frame:,}; nothing to resume")
         return RunResult(run_dir, summary, state)
+    if not (run_dir / TABLE).is_file():
+        ckpt.close()
+        raise CheckpointError(
+            f"{run_dir} keeps its rows in session_<k>/metrics.csv (a jaxlab from before the "
+            "one-file metrics.csv wrote it); resume it with the git SHA in provenance.json"
+        )
     print(f"jaxlab: resuming {run_dir} from frame {frame:,}", file=sys.stderr, flush=True)
     entry = {}
     if not resumes_exactly(spec.env.name):
@@ -205,12 +212,10 @@ def _resume(
     trial.compile(state)
     compile_s = trial.trace_s + time.perf_counter() - t0  # as train counts it
     trackers = open_trackers(spec, run_dir, prov, trial.num_sessions)  # trackers.json's runs
-    writers = session_writers(
+    logs = session_logs(
         spec, run_dir, trial.num_sessions, resume_frame=frame, track=trackers is not None
     )
-    out = TrialOutputs(
-        spec, run_dir, sha, writers, ckpt, host, resume_frame=frame, trackers=trackers
-    )
+    out = TrialOutputs(spec, run_dir, sha, logs, ckpt, host, resume_frame=frame, trackers=trackers)
     if out.best is not None:  # a best saved after the checkpoint belongs to the rolled-back part
         out.best.prune_after(frame)
     loop = Loop(
@@ -220,7 +225,10 @@ def _resume(
     return loop.run()[0]
 
 
-STALE = ("checkpoints", "best", "graphs", "trial_summary.json", "trial_metrics.json", "error.txt")
+STALE = (
+    "checkpoints", "best", "graphs", TABLE, "trial_summary.json", "trial_metrics.json",
+    "error.txt",
+)  # fmt: skip
 
 
 def start_over(
@@ -270,7 +278,7 @@ def finished_summary(
         summary = json.loads(done.read_text())
         ckpt.close()
         return summary
-    out = TrialOutputs(spec, run_dir, prov.get("git_sha"), [], ckpt, host)
+    out = TrialOutputs(spec, run_dir, prov.get("git_sha"), None, ckpt, host)
     summary = out.summary(frame, 0.0, None)
     out.close()
     done.write_text(json.dumps(summary, indent=2))

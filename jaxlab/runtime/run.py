@@ -21,7 +21,7 @@ from jaxlab.logging.trackers import require_trackers
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.runtime.lock import locked
 from jaxlab.runtime.loop import ChunkHook, Loop, RunResult
-from jaxlab.runtime.outputs import HostState, TrialOutputs, open_trackers, session_writers
+from jaxlab.runtime.outputs import HostState, TrialOutputs, open_trackers, session_logs
 from jaxlab.runtime.provenance import make_run_dir, write_provenance
 from jaxlab.spec.schema import Spec
 
@@ -111,12 +111,12 @@ def new_outputs(
 ) -> TrialOutputs:
     """The outputs of setting ``k`` of ``count`` trained by ``trial`` (rows ``k*S..``,
     S = the sessions of ``keys``) in the new ``run_dir``: provenance, trackers, session
-    writers and checkpointer."""
+    logs and checkpointer."""
     sessions = int(keys.shape[0])
     prov = write_provenance(spec, run_dir, keys)
     trackers = open_trackers(spec, run_dir, prov, sessions)
     columns = columns_for(trial.metric_names())
-    writers = session_writers(spec, run_dir, sessions, columns, track=trackers is not None)
+    logs = session_logs(spec, run_dir, sessions, columns, track=trackers is not None)
     ckpt = Checkpointer(
         run_dir / "checkpoints",
         keep=spec.meta.checkpoint_keep,
@@ -126,7 +126,7 @@ def new_outputs(
     extra = {"batch": {"settings": count, "index": k}} if count > 1 else {}
     host = HostState.fresh(sessions)
     return TrialOutputs(
-        spec, run_dir, prov["git_sha"], writers, ckpt, host, rows=rows, extra=extra,
+        spec, run_dir, prov["git_sha"], logs, ckpt, host, rows=rows, extra=extra,
         trackers=trackers,
     )  # fmt: skip
 
