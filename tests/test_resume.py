@@ -7,6 +7,7 @@ to an uninterrupted one: final Trial state and every metric column except wall-c
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ import yaml
 
 from jaxlab.cli import main
 from jaxlab.lab.trial import Trial
-from jaxlab.logging.table import read_rows, truncate_table
+from jaxlab.logging.table import read_curves, read_rows, truncate_table
 from jaxlab.runtime.checkpoint import Checkpointer
 from jaxlab.runtime.run import train
 from jaxlab.runtime.signals import StopRequest
@@ -256,6 +257,35 @@ def test_checkpoint_whose_data_no_longer_matches_its_fingerprint_is_rejected(
     assert main(["train", str(run), "--no-progress", "--no-report"]) == 0
     err = capsys.readouterr().err
     assert "frame 320" in err and "fingerprint" in err and "falling back to frame 256" in err
+
+
+def test_a_run_with_per_session_metrics_files_reports_but_does_not_resume(
+    tiny_raw, tmp_path, capsys
+):
+    """Runs written before the one-file metrics.csv kept session_<k>/metrics.csv: reports
+    still read them; a resume is refused in one line and leaves every file as it was."""
+    run = tiny_run(tiny_raw, tmp_path).run_dir
+    shutil.rmtree(run / "checkpoints" / "320")
+    (run / "trial_summary.json").unlink()
+    for k, session in enumerate(read_rows(run)):
+        with (run / f"session_{k}" / "metrics.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(session[0]))
+            writer.writeheader()
+            writer.writerows(session)
+    curves = read_curves(run)
+    (run / "metrics.csv").unlink()
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert main(["train", str(run), "--no-progress", "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err  # one line (after a dirty checkout's warning, if any)
+    assert "keeps its rows in session_<k>/metrics.csv" in err.splitlines()[-1]
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "run.lock"}
+    assert after == {p: b for p, b in before.items() if p.name != "run.lock"}
+    for old, new in zip(curves, read_curves(run), strict=True):
+        assert old.keys() == new.keys()
+        assert all(np.array_equal(old[c], new[c], equal_nan=True) for c in old)
+    assert main(["report", str(run), "--no-plots"]) == 0
+    assert json.loads((run / "trial_metrics.json").read_text())["frames_per_session"] == [320] * 2
 
 
 def test_checkpoint_format_version_is_checked(tiny_raw, tmp_path, capsys):
