@@ -17,8 +17,8 @@ checkpoint are dropped; training re-creates them) and starts TensorBoard with
 
 Without ``tensorboard`` in ``meta.loggers`` no event stream is written. With a tracker
 listed (``wandb``, ``mlflow``), the scalars of the tracked sessions' rows written since the
-last :meth:`SessionLogs.take_tracked` are kept, and the Trial's outputs hand them to the trackers
-when they flush (:mod:`jaxlab.logging.trackers`).
+last :meth:`SessionLogs.take_tracked` are kept, and the Trial's outputs hand them to the
+trackers when they flush (:mod:`jaxlab.logging.trackers`).
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ class SessionLogs:
                 self.tracked[k].append((frame, scalars))
 
     def _scalars(self, shared: dict[str, Any], per_session: dict[str, Any], k: int) -> dict:
-        """Session ``k``'s finite values past ``frame``, tagged ``session/<column>``."""
+        """Session ``k``'s finite values (every column but ``frame``), tagged
+        ``session/<column>``."""
         scalars = {}
         for key in self.columns[1:]:
             value = per_session[key][k] if key in per_session else shared.get(key)
