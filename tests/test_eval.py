@@ -111,3 +111,22 @@ def test_a_diverging_session_is_flagged_and_the_others_are_unharmed(tiny_raw, tm
     assert [r["diverged"] for r in rows(bad.run_dir, 1)] == ["1"] * 5
     assert [r["diverged"] for r in rows(bad.run_dir, 0)] == ["0"] * 5
     assert "session 1 DIVERGED" in format_summary(s)
+
+
+def test_the_summary_of_thousands_of_sessions_names_eight_and_sums_up_the_rest():
+    finals = [float(k) for k in range(2048)]
+    summary = {
+        "spec_name": "big", "final_return_mean": 1023.5, "final_return_std": 591.2,
+        "final_return_min": 0.0, "final_return_max": 2047.0,
+        "final_return_per_session": finals, "sessions": 2048,
+        "diverged_sessions": list(range(10, 30)), "diverged_at_frame": [64] * 2048,
+        "frames_per_session": 640, "wall_clock_s": 1.0, "compile_s": 1.0, "fps_total": 1e6,
+        "best_eval_return": None,
+    }  # fmt: skip
+    text = format_summary(summary)
+    first = text.splitlines()[0]
+    assert "[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, ... 2040 more; min 0.0, max 2047.0]" in first
+    assert len(first) < 300 and len(text.splitlines()) == 1 + 8 + 1
+    assert text.splitlines()[-1] == "... and 12 more diverged sessions (trial_summary.json)"
+    none_ended = {**summary, "final_return_mean": None, "final_return_per_session": [None] * 9}
+    assert "[n/a, n/a, n/a, n/a, n/a, n/a, n/a, n/a, ... 1 more]" in format_summary(none_ended)

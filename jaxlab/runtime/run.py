@@ -157,11 +157,23 @@ def start(trial: Trial, specs: list[Spec], state_fn: Any = None) -> tuple[Any, f
     return state, trial.trace_s + time.perf_counter() - setup_start
 
 
+# Sessions named one by one in the end-of-run summary; past them it gives the range.
+SHOWN_SESSIONS = 8
+
+
 def format_summary(summary: dict[str, Any]) -> str:
-    """The one-paragraph summary printed at the end of a run."""
+    """The one-paragraph summary printed at the end of a run: per-session returns and
+    diverged sessions are listed for the first :data:`SHOWN_SESSIONS` (thousands of seeds
+    would fill the screen), then summed up."""
     mean, std = summary["final_return_mean"], summary["final_return_std"]
     ret = "n/a (no episode ended)" if mean is None else f"{mean:.2f} ± {std:.2f}"
-    per = ", ".join("n/a" if r is None else f"{r:.1f}" for r in summary["final_return_per_session"])
+    finals = summary["final_return_per_session"]
+    per = ", ".join("n/a" if r is None else f"{r:.1f}" for r in finals[:SHOWN_SESSIONS])
+    if len(finals) > SHOWN_SESSIONS:
+        per += f", ... {len(finals) - SHOWN_SESSIONS} more"
+        if mean is not None:
+            low, high = summary["final_return_min"], summary["final_return_max"]
+            per += f"; min {low:.1f}, max {high:.1f}"
     healthy = summary["sessions"] - len(summary["diverged_sessions"])
     text = (
         f"trial {summary['spec_name']}: final return {ret} over {healthy} sessions "
@@ -174,7 +186,10 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"; best eval return {summary['best_eval_return']:.2f} "
             f"at frame {summary['best_eval_frame']:,}"
         )
-    for k in summary["diverged_sessions"]:
+    diverged = summary["diverged_sessions"]
+    for k in diverged[:SHOWN_SESSIONS]:
         at = summary["diverged_at_frame"][k]
         text += f"\nsession {k} DIVERGED (non-finite) by frame {at:,}; excluded from the statistics"
+    if len(diverged) > SHOWN_SESSIONS:
+        text += f"\n... and {len(diverged) - SHOWN_SESSIONS} more diverged sessions (trial_summary.json)"
     return text
