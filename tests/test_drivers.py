@@ -21,15 +21,9 @@ import pytest
 import yaml
 
 from jaxlab.experiment import devices, worker
-from jaxlab.experiment.devices import (
-    GIB,
-    card_bytes_of,
-    idle_gpu_warning,
-    keep_off_accelerator,
-    memory_fraction,
-    visible_card_bytes,
-)
+from jaxlab.experiment.devices import GIB, idle_gpu_warning, keep_off_accelerator, memory_fraction
 from jaxlab.experiment.plan import ExperimentPlan
+from jaxlab.memory.cards import mib_values, visible_card_bytes
 from tests.conftest import REPO, TINY
 
 # Run first in each probe: records jax_platforms when JAX's backend starts, and
@@ -202,8 +196,8 @@ def test_a_worker_sharing_a_gpu_leaves_a_gib_of_its_share_for_its_cuda_context()
 
 
 def test_a_workers_card_size_comes_from_nvidia_smi_for_its_visible_gpu(tmp_path, monkeypatch):
-    assert card_bytes_of("81559\n40960\n") == 40960 * 2**20  # the smallest card
-    assert card_bytes_of("[N/A]\n") is None and card_bytes_of("") is None
+    assert mib_values("81559\n40960\n") == [81559, 40960]
+    assert mib_values("[N/A]\n") == [] and mib_values("") == []
     monkeypatch.setenv("PATH", str(tmp_path))
     assert shutil.which("nvidia-smi") is None and visible_card_bytes() is None
     smi = tmp_path / "nvidia-smi"  # a fake one that records its arguments

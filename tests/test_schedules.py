@@ -10,7 +10,7 @@ import pytest
 
 from jaxlab.config.parse import build
 from jaxlab.memory import ReplayBuffer, check_fits, tree_bytes
-from jaxlab.memory.budget import check_program_fits, program_bytes
+from jaxlab.memory.budget import available_bytes, check_program_fits, program_bytes
 from jaxlab.rl.schedules import ScheduleSpec
 from jaxlab.spec import SpecError
 
@@ -133,3 +133,39 @@ def test_the_compiled_program_and_a_checkpoint_copy_must_fit_too() -> None:
     check_program_fits(program, 4 * mib, "x", "gpu", free=roomy, host_free=(4 * mib, "host"))
     with pytest.raises(SpecError, match=r"a checkpoint copies the 4.0 MiB state to the host"):
         check_program_fits(program, 4 * mib, "x", "gpu", free=roomy, host_free=(mib, "host RAM"))
+
+
+class FakeGpu:
+    """A GPU as ``available_bytes`` sees it: its platform, kind and allocator stats."""
+
+    platform, device_kind = "gpu", "NVIDIA H100 80GB HBM3"
+
+    def __init__(self, **stats: int) -> None:
+        self.stats = stats
+
+    def memory_stats(self) -> dict[str, int]:
+        return self.stats
+
+
+def test_a_gpus_free_memory_counts_what_other_processes_took(tmp_path, monkeypatch):
+    """JAX's limit is set when its backend starts; nvidia-smi sees the card now. What is
+    free is the smaller of the allocator's room and the card's free memory plus the unused
+    part of this process's own pool."""
+    gib = 2**30
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")
+    growing = FakeGpu(bytes_limit=75 * gib, bytes_in_use=5 * gib, pool_bytes=6 * gib)
+    assert available_bytes(growing) == (70 * gib, "NVIDIA H100 80GB HBM3 (gpu)")  # no smi
+    smi = tmp_path / "nvidia-smi"  # a fake: 10 GiB and 30 GiB free on the two cards
+    smi.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\necho 10240\necho 30720\n')
+    smi.chmod(0o755)
+    # Not pre-allocated: others left 10 GiB, and 1 GiB of the pool is unused.
+    assert available_bytes(growing)[0] == 11 * gib
+    assert (tmp_path / "args").read_text().split() == [
+        "--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i", "1,3",
+    ]  # fmt: skip
+    # Pre-allocated: the pool is this process's already, whatever else the card holds.
+    preallocated = FakeGpu(bytes_limit=75 * gib, bytes_in_use=5 * gib, pool_bytes=75 * gib)
+    assert available_bytes(preallocated)[0] == 70 * gib
+    # An allocator that does not report its pool: its limit alone, as before.
+    assert available_bytes(FakeGpu(bytes_limit=75 * gib, bytes_in_use=5 * gib))[0] == 70 * gib

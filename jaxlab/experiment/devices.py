@@ -16,9 +16,6 @@ GPUs idle (``meta.search_resources.gpu: 0``, the default).
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import subprocess
 
 from jaxlab.logging.console import warn
 
@@ -74,30 +71,6 @@ def memory_fraction(gpu_share: float, card_bytes: int | None) -> float:
     share = gpu_share * card
     usable = max(share - CONTEXT_BYTES, share / 2)
     return math.floor(usable / card * 1000) / 1000
-
-
-def card_bytes_of(smi_out: str) -> int | None:
-    """The smallest card's memory from ``nvidia-smi --query-gpu=memory.total
-    --format=csv,noheader,nounits`` output (MiB per line); None if it holds none."""
-    mibs = [int(line.strip()) for line in smi_out.splitlines() if line.strip().isdigit()]
-    return min(mibs) * 2**20 if mibs else None
-
-
-def visible_card_bytes() -> int | None:
-    """The memory of the GPU this process was given (Ray sets ``CUDA_VISIBLE_DEVICES``),
-    from ``nvidia-smi``, without starting JAX's GPU backend; None if unknown."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
-    cmd = [smi, "--query-gpu=memory.total", "--format=csv,noheader,nounits"]
-    first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
-    if first:
-        cmd += ["-i", first]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return card_bytes_of(out)
 
 
 def idle_gpu_warning(resources: dict[str, float], cluster_gpus: float) -> str | None:

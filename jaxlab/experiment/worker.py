@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from jaxlab.experiment.devices import memory_fraction, visible_card_bytes
+from jaxlab.experiment.devices import memory_fraction
 from jaxlab.experiment.plan import ExperimentPlan
+from jaxlab.memory.cards import visible_card_bytes
 from jaxlab.runtime.errors import write_error
 from jaxlab.spec.schema import Spec, parse_spec
 from jaxlab.spec.search import apply_setting

@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from jaxlab.config.parse import SpecError
+from jaxlab.memory.cards import visible_free_bytes
 
 HEADROOM = 2.0
 
@@ -33,14 +34,23 @@ def tree_bytes(tree: Any) -> int:
 
 
 def available_bytes(device: jax.Device | None = None) -> tuple[int, str]:
-    """Free memory of ``device`` (default: the first local device) and a name for it: an
-    accelerator's allocator limit less what is in use (other processes' memory is outside
-    that limit already), else (CPU, or an allocator that gives no limit) host RAM."""
+    """Free memory of ``device`` (default: the first local device) and a name for it.
+
+    An accelerator: its allocator's limit less what is in use. On a GPU, also at most what
+    ``nvidia-smi`` finds free on the card plus the unused part of this process's own pool
+    (``pool_bytes - bytes_in_use``): memory other processes took after JAX set its limit
+    (JAX's pool not pre-allocated, or a card shared with other runs) is not there to use.
+    CPU, or an allocator that gives no limit: host RAM.
+    """
     device = device or jax.local_devices()[0]
     if device.platform != "cpu":
         stats = device.memory_stats() or {}
         if "bytes_limit" in stats:
-            free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+            in_use = stats.get("bytes_in_use", 0)
+            free = stats["bytes_limit"] - in_use
+            card_free = visible_free_bytes() if device.platform == "gpu" else None
+            if card_free is not None and "pool_bytes" in stats:
+                free = min(free, card_free + max(0, stats["pool_bytes"] - in_use))
             return int(free), f"{device.device_kind} ({device.platform})"
     return host_available_bytes()
 
