@@ -169,3 +169,7 @@ def test_a_gpus_free_memory_counts_what_other_processes_took(tmp_path, monkeypat
     assert available_bytes(preallocated)[0] == 70 * gib
     # An allocator that does not report its pool: its limit alone, as before.
     assert available_bytes(FakeGpu(bytes_limit=75 * gib, bytes_in_use=5 * gib))[0] == 70 * gib
+    # One that gives no limit at all: the fuller card's free memory, not host RAM.
+    assert available_bytes(FakeGpu())[0] == 10 * gib
+    (tmp_path / "nvidia-smi").unlink()
+    assert available_bytes(FakeGpu())[1] == "host RAM"  # nothing else to go by

@@ -39,19 +39,24 @@ def available_bytes(device: jax.Device | None = None) -> tuple[int, str]:
     An accelerator: its allocator's limit less what is in use. On a GPU, also at most what
     ``nvidia-smi`` finds free on the card plus the unused part of this process's own pool
     (``pool_bytes - bytes_in_use``): memory other processes took after JAX set its limit
-    (JAX's pool not pre-allocated, or a card shared with other runs) is not there to use.
-    CPU, or an allocator that gives no limit: host RAM.
+    (JAX's pool not pre-allocated, or a card shared with other runs) is not there to use;
+    with an allocator that gives no limit (``XLA_PYTHON_CLIENT_ALLOCATOR=platform``), what
+    ``nvidia-smi`` finds free. CPU, or an accelerator nothing says more of: host RAM.
     """
     device = device or jax.local_devices()[0]
-    if device.platform != "cpu":
-        stats = device.memory_stats() or {}
-        if "bytes_limit" in stats:
-            in_use = stats.get("bytes_in_use", 0)
-            free = stats["bytes_limit"] - in_use
-            card_free = visible_free_bytes() if device.platform == "gpu" else None
-            if card_free is not None and "pool_bytes" in stats:
-                free = min(free, card_free + max(0, stats["pool_bytes"] - in_use))
-            return int(free), f"{device.device_kind} ({device.platform})"
+    if device.platform == "cpu":
+        return host_available_bytes()
+    name = f"{device.device_kind} ({device.platform})"
+    stats = device.memory_stats() or {}
+    card_free = visible_free_bytes() if device.platform == "gpu" else None
+    if "bytes_limit" in stats:
+        in_use = stats.get("bytes_in_use", 0)
+        free = stats["bytes_limit"] - in_use
+        if card_free is not None and "pool_bytes" in stats:
+            free = min(free, card_free + max(0, stats["pool_bytes"] - in_use))
+        return int(free), name
+    if card_free is not None:
+        return card_free, name
     return host_available_bytes()
 
 
