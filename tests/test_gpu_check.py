@@ -30,3 +30,17 @@ def test_the_gpu_check_runs_every_check_in_smoke_mode():
     assert fields["deterministic"]["cross_process_equal"] == "True"
     assert fields["total"]["failed"] == "none"
     assert float(fields["ppo_cartpole"]["steps_per_s"]) > 0
+
+
+def test_jax_pins_pins_the_installed_jax_whatever_pip_freeze_prints():
+    """The constraint file for installing extras beside a CUDA jax: one ``name==version``
+    per installed jax package, read from its metadata (a ``jax @ file://`` install too)."""
+    import jax
+    import jaxlib
+
+    out = subprocess.run(
+        [sys.executable, "scripts/jax_pins.py"], capture_output=True, text=True, cwd=REPO,
+        check=True,
+    ).stdout.split()  # fmt: skip
+    assert out[:2] == [f"jax=={jax.__version__}", f"jaxlib=={jaxlib.__version__}"]
+    assert all(line.count("==") == 1 and line.startswith("jax") for line in out)
