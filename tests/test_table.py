@@ -98,9 +98,12 @@ def test_numbers_read_back_exactly(tmp_path):
 
 
 def test_readers_drop_a_row_torn_by_a_kill_and_unparsable_cells_are_nan(tmp_path):
-    (tmp_path / "metrics.csv").write_text("session,frame,return\n0,64,1\n1,64,oops\n0,128,2\n1,12")
+    rows = ["0,64,1", "1,64,oops", "0,128,2", "1e12,128,3", "-1,128,3", "x,128,3"]
+    (tmp_path / "metrics.csv").write_text("session,frame,return\n" + "\n".join(rows) + "\n1,12")
+    # a damaged session cell names no session (1e12 would be a trillion empty curves)
     assert [len(r) for r in read_rows(tmp_path)] == [2, 1]
     curves = read_curves(tmp_path)
+    assert len(curves) == 2
     np.testing.assert_array_equal(curves[1]["return"], [np.nan])
     np.testing.assert_array_equal(curves[0]["frame"], [64, 128])
 

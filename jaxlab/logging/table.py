@@ -194,7 +194,9 @@ def _split_sessions(frame: Any, at_least: int) -> list[Curves]:
     names = [c for c in frame.columns if c != SESSION]
     table = frame[names].to_numpy(float)
     session = frame[SESSION].to_numpy(float)
-    ok = np.isfinite(session) & np.isfinite(table[:, names.index("frame")])
+    # A damaged cell cannot name a session past the rows there are (nor a negative one).
+    ok = (session >= 0) & (session < max(at_least, len(session)))
+    ok &= np.isfinite(table[:, names.index("frame")])
     table, session = table[ok], session[ok].astype(np.int64)
     order = np.argsort(session, kind="stable")
     table = table[order]
@@ -212,11 +214,14 @@ def read_rows(run_dir: Path) -> list[list[dict[str, str]]]:
     table = run_dir / TABLE
     if not table.is_file():
         return [list(csv.DictReader(p.open(newline=""))) for p in _legacy_files(run_dir)]
+    lines = list(csv.DictReader(io.StringIO(_terminated(table).decode())))
     rows: list[list[dict[str, str]]] = []
-    for row in csv.DictReader(io.StringIO(_terminated(table).decode())):
-        k = int(row.pop(SESSION))
-        rows.extend([] for _ in range(len(rows), k + 1))
-        rows[k].append(row)
+    for row in lines:
+        k = row.pop(SESSION)
+        if not k.isdigit() or int(k) >= len(lines):  # a damaged cell: no session's row
+            continue
+        rows.extend([] for _ in range(len(rows), int(k) + 1))
+        rows[int(k)].append(row)
     return rows
 
 
