@@ -2,8 +2,8 @@
 
 ``python -m jaxlab train data/<run>/`` rebuilds the Trial from ``data/<run>/spec.yaml``
 and the session keys in ``provenance.json``, restores the newest checkpoint that loads
-and verifies (falling back past corrupt ones, see :mod:`jaxlab.runtime.checkpoint`), cuts each
-session's CSV/TensorBoard history back to that frame and runs the remaining chunks. The
+and verifies (falling back past corrupt ones, see :mod:`jaxlab.runtime.checkpoint`), cuts the
+``metrics.csv`` rows and TensorBoard history back to that frame and runs the remaining chunks. The
 whole state (parameters, optimizer, env states, normalisers, RNG keys, counters) and the
 host loop state come back, so an interrupted run ends bit-identical to an uninterrupted
 one on the same machine and code. The exception: envs whose state lives outside jax
