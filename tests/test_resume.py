@@ -288,6 +288,28 @@ def test_a_run_with_per_session_metrics_files_reports_but_does_not_resume(
     assert json.loads((run / "trial_metrics.json").read_text())["frames_per_session"] == [320] * 2
 
 
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [("delete", "has no metrics.csv to continue"), ("header", "metrics.csv is damaged")],
+)
+def test_a_run_whose_metrics_table_is_gone_or_damaged_is_refused_in_one_line(
+    tiny_raw, tmp_path, capsys, damage, message
+):
+    run = tiny_run(tiny_raw, tmp_path).run_dir
+    shutil.rmtree(run / "checkpoints" / "320")
+    (run / "trial_summary.json").unlink()
+    if damage == "delete":
+        (run / "metrics.csv").unlink()
+    else:
+        (run / "metrics.csv").write_text("garbage\n1,2\n")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "run.lock"}
+    assert main(["train", str(run), "--no-progress", "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and message in err.splitlines()[-1]
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "run.lock"}
+    assert after == before  # provenance.json gets no resume entry
+
+
 def test_checkpoint_format_version_is_checked(tiny_raw, tmp_path, capsys):
     run = tiny_run(tiny_raw, tmp_path).run_dir
     for step in (run / "checkpoints").glob("[0-9]*"):

@@ -126,7 +126,7 @@ def test_truncate_keeps_rows_up_to_the_frame_and_drops_a_torn_last_row(tmp_path)
 def test_a_file_without_session_and_frame_is_refused(tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_text("frame,return\n64,1\n")
-    with pytest.raises(ValueError, match="not a metrics table"):
+    with pytest.raises(ValueError, match="header names no session and frame columns"):
         truncate_table(path, 64)
 
 

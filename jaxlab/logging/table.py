@@ -113,15 +113,33 @@ class MetricsTable:
             self._buffer = io.StringIO()
 
 
+def resume_problem(run_dir: Path) -> str | None:
+    """Why ``run_dir``'s rows cannot be continued (None when they can): no table (a run
+    written before it keeps per-session files), or a header without ``session``/``frame``."""
+    path = run_dir / TABLE
+    if not path.is_file():
+        if _legacy_files(run_dir):
+            return (
+                "keeps its rows in session_<k>/metrics.csv (a jaxlab from before the one-file "
+                "metrics.csv wrote it); resume it with the git SHA in provenance.json"
+            )
+        return "has no metrics.csv to continue; train its spec.yaml again"
+    with open(path, "rb") as f:
+        names = f.readline().decode(errors="replace").rstrip("\r\n").split(",")
+    if SESSION not in names or "frame" not in names:
+        return "metrics.csv is damaged (its header names no session and frame columns)"
+    return None
+
+
 def truncate_table(path: Path, frame: int) -> tuple[str, ...]:
     """Cut ``path`` after its last row with ``frame <= frame``; returns its columns (bar
     ``session``). Rows are in frame order, so the cut is one ``truncate`` after the kept
     prefix; a row torn by a kill (unterminated, or short of cells) ends the prefix too."""
+    problem = resume_problem(path.parent)
+    if problem is not None:
+        raise ValueError(f"{path.parent} {problem}")
     with open(path, "rb+") as f:
-        header = f.readline()
-        names = header.decode().rstrip("\r\n").split(",")
-        if SESSION not in names or "frame" not in names:
-            raise ValueError(f"{path}: not a metrics table (no session/frame columns)")
+        names = f.readline().decode().rstrip("\r\n").split(",")
         at, keep = names.index("frame"), f.tell()
         for line in iter(f.readline, b""):
             cells = line.split(b",")

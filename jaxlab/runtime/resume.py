@@ -35,7 +35,7 @@ from jaxlab.config.parse import flatten
 from jaxlab.envs import resumed_params, resumes_exactly
 from jaxlab.lab.trial import Trial
 from jaxlab.logging.console import warn
-from jaxlab.logging.table import TABLE
+from jaxlab.logging.table import TABLE, resume_problem
 from jaxlab.logging.trackers import require_trackers
 from jaxlab.runtime.checkpoint import Checkpointer, CheckpointError, NoCheckpoint
 from jaxlab.runtime.lock import locked
@@ -196,12 +196,10 @@ def _resume(
         summary = finished_summary(run_dir, prov, spec, ckpt, host, frame, report)
         print(f"jaxlab: {run_dir} already finished at frame {frame:,}; nothing to resume")
         return RunResult(run_dir, summary, state)
-    if not (run_dir / TABLE).is_file():
+    problem = resume_problem(run_dir)
+    if problem is not None:
         ckpt.close()
-        raise CheckpointError(
-            f"{run_dir} keeps its rows in session_<k>/metrics.csv (a jaxlab from before the "
-            "one-file metrics.csv wrote it); resume it with the git SHA in provenance.json"
-        )
+        raise CheckpointError(f"{run_dir} {problem}")
     print(f"jaxlab: resuming {run_dir} from frame {frame:,}", file=sys.stderr, flush=True)
     entry = {}
     if not resumes_exactly(spec.env.name):
