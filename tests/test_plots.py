@@ -162,3 +162,23 @@ def test_no_pyplot_figures_leak(trial, tmp_path):
     before = len(plt.get_fignums())
     plot_trial(trial, tmp_path / "t.png", title="t")
     assert len(plt.get_fignums()) == before
+
+
+def test_sessions_are_one_faint_collection_and_a_lone_point_gets_a_marker():
+    """Thousands of sessions are one artist (8192 separate lines took 15 s to draw)."""
+    from matplotlib.figure import Figure
+
+    from jaxlab.analysis.plots import _faint_sessions
+
+    x = np.arange(4.0)
+    smooth = [(x, x), (x, -x), (x, np.array([np.nan, 2.0, np.nan, np.nan])), (x, x * np.nan)]
+    ax = Figure().add_subplot()
+    _faint_sessions(ax, smooth, "sessions")
+    (collection,) = ax.collections
+    assert collection.get_label() == "sessions" and len(collection.get_paths()) == 2
+    (lone,) = ax.lines
+    assert lone.get_marker() == "o" and list(lone.get_xdata()) == [1.0]
+    assert lone.get_label().startswith("_")  # the collection carries the legend entry
+    only_lone = Figure().add_subplot()
+    _faint_sessions(only_lone, smooth[2:], "sessions")
+    assert not only_lone.collections and only_lone.lines[0].get_label() == "sessions"

@@ -27,6 +27,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
+from matplotlib.collections import LineCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, MaxNLocator, NullFormatter
@@ -126,6 +127,27 @@ def _line(ax: Axes, x: np.ndarray, y: np.ndarray, **kw: Any) -> bool:
     if ok.any():
         ax.plot(x[ok], y[ok], **kw)
     return bool(ok.any())
+
+
+def _faint_sessions(ax: Axes, smooth: Sequence[tuple[np.ndarray, np.ndarray]], label: str | None):
+    """Every session's curve, faint, as one :class:`LineCollection`: one artist, so drawing
+    and the legend's placement stay fast at thousands of sessions (8192 separate lines took
+    15 s). A session with a single finite point gets a marker."""
+    style = {"alpha": 0.3, "zorder": 2}
+    curves, lone = [], []
+    for x, y in smooth:
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.sum() > 1:
+            curves.append(np.column_stack([x[ok], y[ok]]))
+        elif ok.any():
+            lone.append((x[ok][0], y[ok][0]))
+    if curves:
+        ax.add_collection(LineCollection(curves, colors="C0", linewidths=0.8, label=label, **style))
+        ax.autoscale_view()
+    if lone:
+        lone_label = None if curves else label
+        xs, ys = np.array(lone).T
+        ax.plot(xs, ys, ls="none", marker="o", color="C0", label=lone_label, **style)
 
 
 def _aligned(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -235,10 +257,8 @@ def plot_trial(
     with _figure(WIDTH, HEIGHT) as fig:
         ax = fig.add_subplot()
         smooth, n = _smoothed(sessions, window), len(sessions)
-        labelled = n == 1  # one session: the bold line is the session itself
-        for x, y in smooth:
-            label = None if labelled else "sessions"
-            labelled |= _line(ax, x, y, color="C0", lw=0.8, alpha=0.3, label=label)
+        # one session: the bold line is the session itself, so no "sessions" entry
+        _faint_sessions(ax, smooth, None if n == 1 else "sessions")
         label = f"mean ± std ({n} sessions)" if n > 1 else f"moving average ({window})"
         drawn = _band(ax, smooth, color="C0", label=label)
         ex, ey = _aligned([(s["frame"], _get(s, "eval_return_mean")) for s in sessions])
