@@ -64,19 +64,6 @@ def columns_for(metric_names: Any) -> tuple[str, ...]:
 Tracked = list[tuple[int, dict[str, float]]]
 
 
-class _Tracking:
-    """Rows kept for the trackers: ``tracked`` is a list when tracking, else None."""
-
-    tracked: Tracked | None = None
-
-    def take_tracked(self) -> Tracked:
-        """The ``(frame, scalars)`` written since the last call (empty when not tracking)."""
-        rows = self.tracked or []
-        if rows:
-            self.tracked = []
-        return rows
-
-
 class SessionLogs:
     """Every session's log of a Trial in ``run_dir``: all rows in one ``metrics.csv``
     (:class:`jaxlab.logging.table.MetricsTable`), TensorBoard scalars and histograms for
@@ -153,7 +140,7 @@ class SessionLogs:
         self.flush()
 
 
-class TrialWriter(_Tracking):
+class TrialWriter:
     """Trial aggregates to ``<run>/tb_trial``: across-session mean/std of each scalar.
 
     Diverged sessions are left out of the aggregates; ``trial/diverged_sessions`` counts them.
@@ -189,6 +176,13 @@ class TrialWriter(_Tracking):
             self._tb.scalars(scalars, frame)
         if self.tracked is not None:
             self.tracked.append((int(frame), scalars))
+
+    def take_tracked(self) -> Tracked:
+        """The ``(frame, scalars)`` written since the last call (empty when not tracking)."""
+        rows = self.tracked or []
+        if rows:
+            self.tracked = []
+        return rows
 
     def flush(self) -> None:
         if self._tb is not None:

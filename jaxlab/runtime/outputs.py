@@ -123,9 +123,7 @@ def detailed_sessions(spec: Spec, sessions: int) -> int:
     """How many of a Trial's ``sessions`` (the first ones) write their own TensorBoard
     scalars and histograms: ``meta.detailed_sessions`` of them, none without
     ``tensorboard`` in ``meta.loggers``."""
-    if "tensorboard" not in spec.meta.loggers:
-        return 0
-    return max(0, min(spec.meta.detailed_sessions, sessions))
+    return tracked_sessions(spec, sessions) if "tensorboard" in spec.meta.loggers else 0
 
 
 def tracked_sessions(spec: Spec, sessions: int) -> int:

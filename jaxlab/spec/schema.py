@@ -241,10 +241,9 @@ class MetaSpec:
     where wandb is not installed).
 
     ``detailed_sessions``: how many sessions (the first ones) get their own graphs,
-    TensorBoard scalars, parameter histograms and tracker runs (W&B, MLflow); every
-    session still has its rows in the run's one ``metrics.csv`` and counts in the Trial's
-    aggregates. At thousands of seeds the per-session graphs, event files and tracker runs
-    would cost more host time than training.
+    TensorBoard scalars, histograms and tracker runs; every session has its rows in
+    ``metrics.csv`` and counts in the Trial's aggregates (at thousands of seeds, files and
+    runs per session would cost more host time than training).
 
     ``deterministic``: build the programs so that a rerun on a GPU gives the same bits:
     XLA's deterministic ops, no autotuning, float32 matmuls at full precision (not TF32).
