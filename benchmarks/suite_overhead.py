@@ -1,10 +1,11 @@
 """Env-suite adapter overhead: the adapter's batched step against the suite's own step.
 
-    python benchmarks/suite_overhead.py [--envs 64] [--steps 200] [--repeats 5]
-        [--suites brax playground craftax jumanji navix xminigrid] [--out bench_out/]
+    python benchmarks/suite_overhead.py [--envs 64] [--steps 200] [--repeats 5] [--out DIR]
+        [--suites brax playground craftax jumanji jumanji-maze navix xminigrid]
 
-For one cheap env per suite (``CASES``), three programs over the same random actions,
-each ``jit(lax.scan(...))`` over ``--steps`` steps of ``--envs`` envs:
+For one cheap env per suite, and Jumanji's Maze (``CASES``: its reset generates a maze),
+three programs over the same random actions, each ``jit(lax.scan(...))`` over ``--steps``
+steps of ``--envs`` envs:
 
 * **own**: the suite's own batched, auto-resetting step, as the suite ships it
   (:func:`own_step`): Brax's ``training.wrap`` (episode and auto-reset wrappers, reset to
@@ -52,6 +53,7 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "playground": ("playground/CartpoleBalance", {"impl": "jax"}),
     "craftax": ("craftax/Craftax-Classic-Symbolic-v1", {}),
     "jumanji": ("jumanji/Snake-v1", {}),
+    "jumanji-maze": ("jumanji/Maze-v0", {}),  # a costly reset: generating a maze
     "navix": ("navix/Navix-Empty-5x5-v0", {}),
     "xminigrid": ("xminigrid/MiniGrid-Empty-5x5", {}),
 }
@@ -171,7 +173,7 @@ def measure(suite: str, envs: int, steps: int, repeats: int) -> dict:
     actions = random_actions(env, jax.random.PRNGKey(2), steps)
     args = {"raw": (state, actions), "adapter": (state, actions)}
     args["own"] = (jax.random.PRNGKey(0), jax.vmap(env.env_action)(actions))
-    fns = {"own": own_program(*own_step(suite, name, env)), **programs(env)}
+    fns = {"own": own_program(*own_step(name.split("/")[0], name, env)), **programs(env)}
     best, compile_s = {}, {}
     for kind, fn in fns.items():
         start = time.perf_counter()

@@ -26,8 +26,13 @@ what every suite needs the same way:
 
   The restart (resets and the per-env select of the states) runs, on CPU, only on steps
   where some episode ended (``lax.cond``); once sessions are vmapped the cond is a select
-  and it runs every step, which ``pool`` and ``cached`` keep cheap. On an accelerator it
-  always runs (a cond there is a host round trip per step:
+  and it runs every step, which ``pool`` and ``cached`` keep cheap. A suite whose reset
+  costs many steps (Jumanji: generating a maze) sets ``restart_ended_only``: in ``full``
+  mode on CPU it resets only the ended envs, ``ceil(N / 16)`` per round of a
+  ``while_loop`` (no round when none ended), the same states as the batched reset. Where
+  the reset is cheap the loop costs more than it saves: the loop carries the whole state
+  (navix's render cache included) and copies it. On an accelerator the restart of all
+  ``N`` always runs (a cond or a loop test there is a host round trip per step:
   :func:`jaxlab.rl.branching.cheap_conds`);
 - episode returns and lengths, and continuous actions clipped to the suite's bounds.
 """
@@ -52,7 +57,7 @@ from jaxlab.envs.protocol import (
     VecEnvState,
     end_step,
 )
-from jaxlab.rl.branching import branch
+from jaxlab.rl.branching import branch, cheap_conds
 
 RESETS = ("full", "pool", "cached")
 POOL_RATIO = 16  # reset="pool": one fresh initial state per this many envs, each step
@@ -152,6 +157,14 @@ def where_done(done: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(pick, new, old)
 
 
+def _set_rows(old: jax.Array, rows: jax.Array, new: jax.Array, n: int) -> jax.Array:
+    """``old [n, ...]`` with ``old[rows[j]] = new[j]`` (rows ``>= n`` dropped); a leaf
+    that is not per env (MJX-warp's buffers) stays ``old``, as in :func:`where_done`."""
+    if old.ndim == 0 or old.shape[0] != n:
+        return old
+    return old.at[rows].set(new, mode="drop")
+
+
 def _one_more(out: tuple, nxt: tuple) -> tuple:
     """One more action repeat: ``nxt`` unless ``out`` already ended its episode (then
     ``out`` stays); rewards are summed."""
@@ -171,6 +184,7 @@ class SuiteEnv:
     max_episode_steps: int = 1000
     action_repeat: int = 1
     reset_mode: str = "full"
+    restart_ended_only: bool = False  # full mode on CPU: reset only the ended envs
     params: Any = None  # nothing traced: suite options are fixed when the env is built
 
     # ------------------------------------------------------------------ suite hooks
@@ -238,13 +252,36 @@ class SuiteEnv:
 
     def _reset_ended(self, key: jax.Array, done: jax.Array, state: SuiteState, after: tuple):
         """``after = (states, obs)`` of the step, with the ended envs restarted: on CPU
-        only on steps where some episode ended (a ``lax.cond``; under ``vmap`` over
-        sessions it becomes a select and runs every step), elsewhere on every step."""
+        only on steps where some episode ended (a ``lax.cond``, which under ``vmap`` over
+        sessions becomes a select and runs every step; or only the ended envs, with
+        ``restart_ended_only``: :meth:`_restart_ended`), elsewhere on every step."""
+        cpu = cheap_conds(jax.default_backend())
+        if self.reset_mode == "full" and self.restart_ended_only and cpu:
+            return self._restart_ended(key, done, state.current, after)
 
         def restart(after: tuple) -> tuple:
             return where_done(done, self._restart(key, done, state), after)
 
         return branch(done.any(), restart, lambda after: after, after)
+
+    def _restart_ended(self, key: jax.Array, done: jax.Array, current: Any, after: tuple):
+        """``restart_one(keys[i], current[i])`` for each ended env ``i`` only,
+        ``ceil(N / POOL_RATIO)`` of them per round of a ``while_loop`` (no round when none
+        ended), written over its row of ``after``: the rows the batched reset of all ``N``
+        envs (:meth:`_restart`) would give, at the cost of the envs that ended."""
+        n = self.num_envs
+        keys, size = jax.random.split(key, n), -(-n // POOL_RATIO)
+
+        def one_round(carry: tuple) -> tuple:
+            left, after = carry
+            rows = jnp.nonzero(left, size=size, fill_value=n)[0]  # n: no env (dropped)
+            take = jnp.minimum(rows, n - 1)
+            ended = jax.tree.map(lambda x: x[take], current)
+            fresh = jax.vmap(self.restart_one)(keys[take], ended)
+            after = jax.tree.map(lambda a, f: _set_rows(a, rows, f, n), after, fresh)
+            return left.at[rows].set(False, mode="drop"), after
+
+        return jax.lax.while_loop(lambda carry: carry[0].any(), one_round, (done, after))[1]
 
     def step(
         self, key: jax.Array, state: VecEnvState, action: jax.Array

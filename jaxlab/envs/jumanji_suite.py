@@ -90,6 +90,10 @@ def _action_spec(spec: Any, mask: tuple[int, ...] | None) -> tuple[ActionSpec, A
 class JumanjiEnv(SuiteEnv):
     """``num_envs`` copies of one Jumanji env (see the module docstring)."""
 
+    # Jumanji's resets generate problems (a maze, a snake and its fruit): restarting all
+    # envs on every step an episode ended made PPO Maze 20x slower (benchmarks/RESULTS.md).
+    restart_ended_only = True
+
     def __init__(self, env_id: str, num_envs: int, params: dict[str, Any]) -> None:
         kwargs = dict(params)
         keys = kwargs.pop("obs_keys", None)
