@@ -60,7 +60,7 @@ from jaxlab.envs.protocol import (
 from jaxlab.rl.branching import branch, cheap_conds
 
 RESETS = ("full", "pool", "cached")
-POOL_RATIO = 16  # reset="pool": one fresh initial state per this many envs, each step
+POOL_RATIO = 16  # reset="pool": one fresh state per this many envs (and one restart round)
 
 
 def check_reset(value: Any) -> str | None:
