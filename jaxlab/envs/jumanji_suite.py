@@ -91,7 +91,7 @@ class JumanjiEnv(SuiteEnv):
     """``num_envs`` copies of one Jumanji env (see the module docstring)."""
 
     # Jumanji's resets generate problems (a maze, a snake and its fruit): restarting all
-    # envs on every step an episode ended made PPO Maze 20x slower (benchmarks/RESULTS.md).
+    # envs on every step an episode ended made PPO on Maze 5x slower (benchmarks/RESULTS.md).
     restart_ended_only = True
 
     def __init__(self, env_id: str, num_envs: int, params: dict[str, Any]) -> None:
