@@ -40,13 +40,18 @@ def rollout(env, key: jax.Array) -> tuple:
 
 def both_ways(env, keys: jax.Array, monkeypatch) -> tuple:
     """The rollouts of ``keys [S]`` (vmapped) with the ended-only restart, then with the
-    batched restart of all envs (what an accelerator runs, under the CPU's cond)."""
-    run = jax.jit(jax.vmap(lambda k: rollout(env, k)))
-    ended_only = run(keys)
+    batched restart of all envs (what an accelerator runs, under the CPU's cond), and how
+    many more ``while_loop``s the first program holds than the second."""
+
+    def run(keys: jax.Array) -> tuple:
+        rollouts = jax.vmap(lambda k: rollout(env, k))
+        return jax.jit(rollouts)(keys), str(jax.make_jaxpr(rollouts)(keys)).count("while[")
+
+    ended_only, loops = run(keys)
     with monkeypatch.context() as patch:
         patch.setattr(adapter, "cheap_conds", lambda platform: False)
-        every_env = jax.jit(jax.vmap(lambda k: rollout(env, k)))(keys)
-    return ended_only, every_env
+        every_env, batched_loops = run(keys)
+    return ended_only, every_env, loops - batched_loops
 
 
 @pytest.mark.parametrize(("name", "params"), CASES)
@@ -54,7 +59,8 @@ def test_restarting_only_the_ended_envs_matches_restarting_every_env(name, param
     env = make_env(EnvSpec(name=name, num_envs=ENVS, params=params))
     assert env.reset_mode == "full" and env.restart_ended_only
     keys = jax.random.split(jax.random.PRNGKey(7), SESSIONS)
-    ended_only, every_env = both_ways(env, keys, monkeypatch)
+    ended_only, every_env, more_loops = both_ways(env, keys, monkeypatch)
+    assert more_loops == 1  # the rounds' loop: the ended-only restart is what ran
     for got, want in zip(jax.tree.leaves(ended_only), jax.tree.leaves(every_env), strict=True):
         np.testing.assert_array_equal(got, want)
     ends = np.asarray(ended_only[1][1]).sum(axis=-1)  # [S, STEPS]
