@@ -67,14 +67,15 @@ def bench(tmp_path_factory):
     return result.exp_dir, result.summary
 
 
-def session_scores(exp_dir, label):
-    """The final returns of every session of a row's Trials, from their own summaries."""
+def session_scores(exp_dir, label, key="final_return_per_session"):
+    """``key`` (final returns, or last evaluations) of every session of a row's Trials,
+    from their own summaries."""
     scores = []
     for seed in (1, 2):
         summary = json.loads(
             (exp_dir / f"{label}__CartPole-v1__seed{seed}" / "trial_summary.json").read_text()
         )
-        scores += summary["final_return_per_session"]
+        scores += summary[key]
     return np.array(scores, float)
 
 
@@ -95,10 +96,21 @@ def test_a_benchmark_runs_every_row_and_seed_and_writes_its_table(bench):
         scores = session_scores(exp_dir, label)
         assert row["sessions"] == 4 and row["trials"] == 2  # 2 seeds x 2 sessions (shrunk)
         assert row["final_return_mean"] == pytest.approx(scores.mean())
+        evals = session_scores(exp_dir, label, "eval_return_per_session")
+        assert evals.shape == (4,) and np.isfinite(evals).all()  # the last chunk evaluates
+        assert row["final_eval_mean"] == pytest.approx(evals.mean())
+        assert row["final_eval_std"] == pytest.approx(evals.std())
         point, (low, high) = rliable_iqm(scores)
         assert (row["iqm"], row["iqm_ci_low"], row["iqm_ci_high"]) == (point, low, high)
     md = (exp_dir / "benchmark.md").read_text()
     assert "| PPO | CartPole-v1 |" in md and "| REINFORCE | CartPole-v1 |" in md
+    assert "| final eval (mean ± std) |" in md
+    ppo = rows["PPO"]
+
+    def shown(v):  # the table's numbers: 3 decimals under 10, else 1
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:,.1f}"
+
+    assert f"| {shown(ppo['final_eval_mean'])} ± {shown(ppo['final_eval_std'])} |" in md
     assert "498.9" in md and "SLM Lab v5" in md  # the published return beside ours
     csv_rows = (exp_dir / "benchmark.csv").read_text().strip().splitlines()
     assert len(csv_rows) == 3 and csv_rows[0].startswith("algorithm,env,trials,sessions")

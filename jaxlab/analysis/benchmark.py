@@ -1,7 +1,10 @@
 """The benchmark report: one row per (algorithm label, env) over all its Trials' sessions.
 
 Scores are each session's final training return (the mean return of the episodes that
-ended in its last log chunk). A row pools the sessions of its Trials (one per random
+ended in the last log chunk where any ended). Beside it, a row gives the sessions' last
+greedy evaluation (the final chunk always evaluates when ``meta.eval_frequency`` is set):
+where an episode outlasts a log chunk, the final return can be that of an episode begun
+long before, and the evaluation shows the final policy from fresh starts. A row pools the sessions of its Trials (one per random
 seed): mean ± std, and the IQM with its 95% bootstrap CI (rliable). Across envs, scores
 are normalised by the env's random-policy return and the suite's reference score
 (:func:`jaxlab.analysis.stats.normalise`) and aggregated per algorithm over the envs it
@@ -40,7 +43,8 @@ from jaxlab.spec.suite import Band, Reference, bands_of, published_of, reference
 
 COLUMNS = (
     "algorithm", "env", "trials", "sessions", "final_return_mean", "final_return_std",
-    "iqm", "iqm_ci_low", "iqm_ci_high", "frames_per_session", "env_steps_per_s",
+    "iqm", "iqm_ci_low", "iqm_ci_high", "final_eval_mean", "final_eval_std",
+    "frames_per_session", "env_steps_per_s",
     "compile_s", "wall_clock_s", "status", "band_low", "band_high", "in_band", "git_sha",
 )  # fmt: skip
 
@@ -64,6 +68,7 @@ def _row(label: str, env: str, trials: list[dict[str, Any]]) -> dict[str, Any]:
     """The table row of one (label, env) from its Trials (finished or not)."""
     done = [t["summary"] for t in trials if t["summary"] is not None]
     scores = [r for s in done for r in s["final_return_per_session"] if r is not None]
+    evals = [e for s in done for e in s.get("eval_return_per_session", []) if e is not None]
     counts: dict[str, int] = defaultdict(int)
     for t in trials:
         counts[t["status"]] += 1
@@ -76,6 +81,8 @@ def _row(label: str, env: str, trials: list[dict[str, Any]]) -> dict[str, Any]:
         "final_return_mean": float(np.mean(scores)) if scores else None,
         "final_return_std": float(np.std(scores)) if scores else None,
         **iqm_ci(scores),
+        "final_eval_mean": float(np.mean(evals)) if evals else None,
+        "final_eval_std": float(np.std(evals)) if evals else None,
         "frames_per_session": done[0]["frames_per_session"] if done else None,
         "env_steps_per_s": _mean([s.get("fps_total") for s in done]),
         "compile_s": _mean([s.get("compile_s") for s in done]),
@@ -239,11 +246,12 @@ def format_markdown(
         f"{platform.processor() or ''}".rstrip()
         + ".",
         "Final return: each session's mean training return over the episodes that ended in "
-        "its last log chunk; IQM with its 95% stratified-bootstrap CI (rliable) over every "
-        "session of the row's Trials.",
+        "the last log chunk where any ended; IQM with its 95% stratified-bootstrap CI "
+        "(rliable) over every session of the row's Trials. Final eval: each session's "
+        "greedy evaluation at its last frame, from fresh starts (n/a: no evaluation).",
         "",
-        "| algorithm | env | final return (mean ± std) | IQM [95% CI] | sessions | frames / session | env-steps/s | compile s | status | git |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| algorithm | env | final return (mean ± std) | IQM [95% CI] | final eval (mean ± std) | sessions | frames / session | env-steps/s | compile s | status | git |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ci = f"{_num(r['iqm'])} [{_num(r['iqm_ci_low'])}, {_num(r['iqm_ci_high'])}]"
@@ -251,8 +259,11 @@ def format_markdown(
             band = f"{_num(r['band_low'])}, {_num(r['band_high']) if r['band_high'] is not None else '∞'}"
             ci += f" {'in' if r['in_band'] else '**OUTSIDE**'} band [{band}]"
         mean = f"{_num(r['final_return_mean'])} ± {_num(r['final_return_std'])}"
+        ev = "n/a"
+        if r["final_eval_mean"] is not None:
+            ev = f"{_num(r['final_eval_mean'])} ± {_num(r['final_eval_std'])}"
         lines.append(
-            f"| {r['algorithm']} | {r['env']} | {mean} | {ci} | {r['sessions']} | "
+            f"| {r['algorithm']} | {r['env']} | {mean} | {ci} | {ev} | {r['sessions']} | "
             f"{_num(r['frames_per_session'], 0)} | {_num(r['env_steps_per_s'], 0)} | "
             f"{_num(r['compile_s'], 2)} | {r['status']} | {r['git_sha']} |"
         )
