@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,6 +137,25 @@ def test_report_rebuilds_a_benchmarks_table_and_graphs(bench, capsys):
     assert (exp_dir / "benchmark.md").is_file() and (exp_dir / "graphs" / "aggregate.png").is_file()
     rebuilt = json.loads((exp_dir / "benchmark.json").read_text())
     assert [r["iqm"] for r in rebuilt["rows"]] == [r["iqm"] for r in summary["rows"]]
+
+
+def test_a_row_whose_trials_never_evaluated_shows_no_eval(bench, tmp_path, capsys):
+    """A row without evaluations (``meta.eval_frequency`` 0) has no final eval: None in
+    the JSON and CSV, ``n/a`` in the table; the other row keeps its own."""
+    exp_dir, summary = bench
+    copy = tmp_path / exp_dir.name
+    shutil.copytree(exp_dir, copy)
+    for path in copy.glob("REINFORCE__*/trial_summary.json"):
+        trial = json.loads(path.read_text())
+        path.write_text(json.dumps({**trial, "eval_return_per_session": [None, None]}))
+    assert cli.main(["report", str(copy)]) == 0
+    capsys.readouterr()
+    rows = {r["algorithm"]: r for r in json.loads((copy / "benchmark.json").read_text())["rows"]}
+    assert rows["REINFORCE"]["final_eval_mean"] is None is rows["REINFORCE"]["final_eval_std"]
+    before = next(r for r in summary["rows"] if r["algorithm"] == "PPO")
+    assert rows["PPO"]["final_eval_mean"] == before["final_eval_mean"] is not None
+    line = next(x for x in (copy / "benchmark.md").read_text().splitlines() if "| REINFORCE |" in x)
+    assert line.split(" | ")[4] == "n/a"
 
 
 def test_a_row_outside_its_recorded_band_is_named(bench):

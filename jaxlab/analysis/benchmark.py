@@ -4,13 +4,14 @@ Scores are each session's final training return (the mean return of the episodes
 ended in the last log chunk where any ended). Beside it, a row gives the sessions' last
 greedy evaluation (the final chunk always evaluates when ``meta.eval_frequency`` is set):
 where an episode outlasts a log chunk, the final return can be that of an episode begun
-long before, and the evaluation shows the final policy from fresh starts. A row pools the sessions of its Trials (one per random
-seed): mean ± std, and the IQM with its 95% bootstrap CI (rliable). Across envs, scores
-are normalised by the env's random-policy return and the suite's reference score
-(:func:`jaxlab.analysis.stats.normalise`) and aggregated per algorithm over the envs it
-completed: IQM, median, mean, optimality gap, performance profiles, and the probability
-of improvement between algorithms on the envs they share. Writes ``benchmark.md``,
-``benchmark.csv``, ``benchmark.json`` and ``graphs/`` into the benchmark folder.
+long before, and the evaluation shows the final policy from fresh starts. A row pools
+the sessions of its Trials (one per random seed): mean ± std, and the IQM with its 95%
+bootstrap CI (rliable). Across envs, scores are normalised by the env's random-policy
+return and the suite's reference score (:func:`jaxlab.analysis.stats.normalise`) and
+aggregated per algorithm over the envs it completed: IQM, median, mean, optimality gap,
+performance profiles, and the probability of improvement between algorithms on the envs
+they share. Writes ``benchmark.md``, ``benchmark.csv``, ``benchmark.json`` and
+``graphs/`` into the benchmark folder.
 """
 
 from __future__ import annotations
